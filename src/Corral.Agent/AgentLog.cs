@@ -1,0 +1,91 @@
+using System.Globalization;
+using System.Text;
+
+namespace Corral.Agent;
+
+/// <summary>
+/// The worker's side of the error log: Gunicorn's line format
+/// ("[2024-01-01 12:00:00 +0000] [PID] [INFO] text"), to --error-logfile or stderr. Reopened on USR1.
+/// </summary>
+public sealed class AgentLog
+{
+    private static readonly string[] Levels = ["debug", "info", "warning", "error", "critical"];
+
+    private readonly string? _path;
+    private readonly int _minLevel;
+    private readonly object _gate = new();
+    private TextWriter _writer;
+
+    public AgentLog(string? path, string level)
+    {
+        _path = path is null or "-" ? null : path;
+        _minLevel = Math.Max(0, Array.IndexOf(Levels, level));
+        _writer = Open();
+    }
+
+    public void Debug(string text) => Write(0, text);
+    public void Info(string text) => Write(1, text);
+    public void Warning(string text) => Write(2, text);
+    public void Error(string text) => Write(3, text);
+
+    public void Reopen()
+    {
+        lock (_gate)
+        {
+            if (_path is null)
+            {
+                return;
+            }
+            var old = _writer;
+            _writer = Open();
+            old.Dispose();
+        }
+    }
+
+    private TextWriter Open()
+    {
+        if (_path is null)
+        {
+            return Console.Error;
+        }
+        var stream = new FileStream(_path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
+        return new StreamWriter(stream, new UTF8Encoding(false)) { AutoFlush = true };
+    }
+
+    private void Write(int level, string text)
+    {
+        if (level < _minLevel)
+        {
+            return;
+        }
+        var line = Format(DateTimeOffset.Now, Environment.ProcessId, Levels[level], text);
+        lock (_gate)
+        {
+            try
+            {
+                _writer.WriteLine(line);
+                _writer.Flush();
+            }
+            catch (IOException)
+            {
+                // A full disk or a closed stderr must not take the worker down.
+            }
+            catch (ObjectDisposedException)
+            {
+            }
+        }
+    }
+
+    /// <summary>One error-log line, Gunicorn's layout.</summary>
+    public static string Format(DateTimeOffset time, int pid, string level, string text) =>
+        string.Create(CultureInfo.InvariantCulture,
+            $"[{time:yyyy-MM-dd HH:mm:ss} {FormatOffset(time.Offset)}] [{pid}] [{level.ToUpperInvariant()}] {text}");
+
+    /// <summary>strftime's %z: +0000, -0700.</summary>
+    public static string FormatOffset(TimeSpan offset)
+    {
+        var sign = offset < TimeSpan.Zero ? '-' : '+';
+        var abs = offset.Duration();
+        return string.Create(CultureInfo.InvariantCulture, $"{sign}{abs.Hours:00}{abs.Minutes:00}");
+    }
+}

@@ -1,0 +1,49 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Corral.Agent;
+
+/// <summary>
+/// What the master tells a worker, passed as JSON in the <see cref="EnvironmentVariable"/> environment
+/// variable. The master builds it from its settings; the agent only reads it.
+/// </summary>
+public sealed class AgentOptions
+{
+    public const string EnvironmentVariable = "CORRAL_AGENT";
+
+    /// <summary>Inherited listening sockets (file descriptor numbers), one Kestrel endpoint each.</summary>
+    public int[] ListenFds { get; set; } = [];
+
+    /// <summary>Display names of the listeners, same order as <see cref="ListenFds"/>.</summary>
+    public string[] ListenNames { get; set; } = [];
+
+    /// <summary>The worker's end of the control channel (a unix socketpair).</summary>
+    public int ControlFd { get; set; } = -1;
+
+    public string WorkerClass { get; set; } = "async";
+    public int Threads { get; set; } = 1;
+    public int WorkerConnections { get; set; } = 1000;
+    public double KeepAlive { get; set; } = 2;
+    public double GracefulTimeout { get; set; } = 30;
+
+    /// <summary>Requests after which the worker asks to be recycled (jitter already applied); 0 = never.</summary>
+    public long MaxRequests { get; set; }
+
+    public int LimitRequestLine { get; set; } = 4094;
+    public int LimitRequestFields { get; set; } = 100;
+    public int LimitRequestFieldSize { get; set; } = 8190;
+
+    public string? AccessLogFile { get; set; }
+    public string AccessLogFormat { get; set; } = "";
+    public string? ErrorLogFile { get; set; }
+    public string LogLevel { get; set; } = "info";
+
+    public string ToJson() => JsonSerializer.Serialize(this, AgentJsonContext.Default.AgentOptions);
+
+    public static AgentOptions FromJson(string json) =>
+        JsonSerializer.Deserialize(json, AgentJsonContext.Default.AgentOptions)
+        ?? throw new InvalidOperationException($"{EnvironmentVariable} holds no options");
+}
+
+[JsonSerializable(typeof(AgentOptions))]
+internal sealed partial class AgentJsonContext : JsonSerializerContext;

@@ -1,0 +1,63 @@
+using System.Globalization;
+
+namespace Corral.Agent;
+
+/// <summary>
+/// The control channel between master and worker: one line of text per message over an inherited
+/// unix socketpair. Worker to master only; the master speaks to workers with signals, as Gunicorn's does.
+/// </summary>
+public static class Protocol
+{
+    /// <summary>Kestrel listens on every inherited socket: the worker can take requests.</summary>
+    public const string Ready = "ready";
+
+    /// <summary>"hb SERVED INFLIGHT BUSY_MS": sent from the thread pool at least every second.</summary>
+    public const string Heartbeat = "hb";
+
+    /// <summary>"error TEXT": the worker cannot boot (or is about to die); TEXT is one line.</summary>
+    public const string Error = "error";
+
+    /// <summary>The worker has served --max-requests: start my successor, then stop me.</summary>
+    public const string Recycle = "recycle";
+
+    public static readonly TimeSpan HeartbeatInterval = TimeSpan.FromMilliseconds(500);
+
+    public static string FormatHeartbeat(long served, int inFlight, long busyMs) =>
+        string.Create(CultureInfo.InvariantCulture, $"{Heartbeat} {served} {inFlight} {busyMs}");
+
+    public static string FormatError(string text) =>
+        Error + " " + text.ReplaceLineEndings(" | ").Trim();
+
+    /// <summary>Parses one line; unknown or malformed lines yield <c>null</c> (and are ignored by the master).</summary>
+    public static Message? Parse(string line)
+    {
+        if (line == Ready)
+        {
+            return new Message(MessageKind.Ready);
+        }
+        if (line == Recycle)
+        {
+            return new Message(MessageKind.Recycle);
+        }
+        if (line.StartsWith(Error + " ", StringComparison.Ordinal))
+        {
+            return new Message(MessageKind.Error, Text: line[(Error.Length + 1)..]);
+        }
+        if (line.StartsWith(Heartbeat + " ", StringComparison.Ordinal))
+        {
+            var parts = line.Split(' ');
+            if (parts.Length == 4
+                && long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var served)
+                && int.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out var inFlight)
+                && long.TryParse(parts[3], NumberStyles.None, CultureInfo.InvariantCulture, out var busyMs))
+            {
+                return new Message(MessageKind.Heartbeat, served, inFlight, busyMs);
+            }
+        }
+        return null;
+    }
+}
+
+public enum MessageKind { Ready, Heartbeat, Error, Recycle }
+
+public sealed record Message(MessageKind Kind, long Served = 0, int InFlight = 0, long BusyMs = 0, string? Text = null);
