@@ -4,7 +4,7 @@ using System.Text;
 namespace Corral.Agent;
 
 /// <summary>
-/// The worker's side of the error log: Gunicorn's line format
+/// The error log of the master and of the workers: Gunicorn's line format
 /// ("[2024-01-01 12:00:00 +0000] [PID] [INFO] text"), to --error-logfile or stderr. Reopened on USR1.
 /// </summary>
 public sealed class AgentLog
@@ -27,6 +27,7 @@ public sealed class AgentLog
     public void Info(string text) => Write(1, text);
     public void Warning(string text) => Write(2, text);
     public void Error(string text) => Write(3, text);
+    public void Critical(string text) => Write(4, text);
 
     public void Reopen()
     {

@@ -1,0 +1,140 @@
+using System.Net;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+
+namespace Corral.Agent;
+
+/// <summary>
+/// Decides when a worker may take the next connection off the shared listening socket. A worker that
+/// may not take one simply does not call accept(2): the connection waits in the kernel's queue for an
+/// idle worker, which is what makes sync workers send every connection to a free worker and lets
+/// draining workers lose nothing.
+/// </summary>
+public sealed class AdmissionGate
+{
+    private readonly SemaphoreSlim? _connections;
+    private readonly SemaphoreSlim? _requests;
+    private readonly int _requestCapacity;
+    private TaskCompletionSource _requestSlotFreed = NewSignal();
+
+    private AdmissionGate(int connectionCapacity, int requestCapacity)
+    {
+        if (connectionCapacity > 0)
+        {
+            _connections = new SemaphoreSlim(connectionCapacity, connectionCapacity);
+        }
+        if (requestCapacity > 0)
+        {
+            _requests = new SemaphoreSlim(requestCapacity, requestCapacity);
+            _requestCapacity = requestCapacity;
+        }
+    }
+
+    /// <summary>
+    /// sync: one connection at a time (and one request on it). gthread: N requests at once, and no
+    /// accept while all N run. async: up to --worker-connections connections.
+    /// </summary>
+    public static AdmissionGate For(AgentOptions o) => o.WorkerClass switch
+    {
+        "sync" => new AdmissionGate(connectionCapacity: 1, requestCapacity: 0),
+        "gthread" => new AdmissionGate(connectionCapacity: 0, requestCapacity: Math.Max(1, o.Threads)),
+        _ => new AdmissionGate(connectionCapacity: Math.Max(1, o.WorkerConnections), requestCapacity: 0),
+    };
+
+    public bool LimitsRequests => _requests is not null;
+
+    /// <summary>Waits until this worker may accept one more connection; the slot is held until <see cref="ReleaseConnection"/>.</summary>
+    public async ValueTask AcquireConnectionAsync(CancellationToken ct)
+    {
+        if (_connections is not null)
+        {
+            await _connections.WaitAsync(ct).ConfigureAwait(false);
+        }
+        while (_requests is not null && _requests.CurrentCount == 0)
+        {
+            var signal = Volatile.Read(ref _requestSlotFreed);
+            if (_requests.CurrentCount > 0)
+            {
+                break;
+            }
+            await signal.Task.WaitAsync(ct).ConfigureAwait(false);
+        }
+    }
+
+    public void ReleaseConnection() => _connections?.Release();
+
+    public ValueTask EnterRequestAsync()
+    {
+        if (_requests is null)
+        {
+            return ValueTask.CompletedTask;
+        }
+        return _requests.Wait(0) ? ValueTask.CompletedTask : new ValueTask(_requests.WaitAsync());
+    }
+
+    public void ExitRequest()
+    {
+        if (_requests is null)
+        {
+            return;
+        }
+        _requests.Release();
+        if (_requests.CurrentCount == 1 || _requestCapacity == 1)
+        {
+            Interlocked.Exchange(ref _requestSlotFreed, NewSignal()).TrySetResult();
+        }
+    }
+
+    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+}
+
+/// <summary>Kestrel's socket transport, with accept(2) held back by the <see cref="AdmissionGate"/>.</summary>
+internal sealed class GatedListenerFactory(SocketTransportFactory inner, AdmissionGate gate)
+    : IConnectionListenerFactory, IConnectionListenerFactorySelector
+{
+    public bool CanBind(EndPoint endpoint) => true;
+
+    public async ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
+    {
+        var listener = await inner.BindAsync(endpoint, cancellationToken).ConfigureAwait(false);
+        return new GatedListener(listener, gate);
+    }
+
+    private sealed class GatedListener(IConnectionListener inner, AdmissionGate gate) : IConnectionListener
+    {
+        public EndPoint EndPoint => inner.EndPoint;
+
+        public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
+        {
+            try
+            {
+                await gate.AcquireConnectionAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return null;
+            }
+            ConnectionContext? connection;
+            try
+            {
+                connection = await inner.AcceptAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                gate.ReleaseConnection();
+                throw;
+            }
+            if (connection is null)
+            {
+                gate.ReleaseConnection();
+                return null;
+            }
+            connection.ConnectionClosed.Register(static g => ((AdmissionGate)g!).ReleaseConnection(), gate);
+            return connection;
+        }
+
+        public ValueTask UnbindAsync(CancellationToken cancellationToken = default) => inner.UnbindAsync(cancellationToken);
+
+        public ValueTask DisposeAsync() => inner.DisposeAsync();
+    }
+}

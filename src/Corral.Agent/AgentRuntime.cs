@@ -1,0 +1,169 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+
+namespace Corral.Agent;
+
+/// <summary>
+/// Everything the agent does in a worker that needs no ASP.NET Core type: read the options, open the
+/// control channel, heartbeat from the thread pool, handle signals, and watch for the app's host.
+/// </summary>
+internal static class AgentRuntime
+{
+    private const int SigUsr1 = 10;
+
+    private static AgentOptions? s_options;
+    private static ControlChannel? s_control;
+    private static Timer? s_heartbeat;
+    private static readonly List<PosixSignalRegistration> s_signals = [];
+    private static int s_hostTaken;
+    private static volatile bool s_ready;
+
+    public static AgentOptions Options => s_options ?? throw new InvalidOperationException("corral agent not started");
+    public static AgentLog Log { get; private set; } = null!;
+    public static RequestStats Stats { get; } = new();
+
+    /// <summary>Called by the startup hook. Outside corral (no options) it does nothing at all.</summary>
+    public static void Start()
+    {
+        var json = Environment.GetEnvironmentVariable(AgentOptions.EnvironmentVariable);
+        if (string.IsNullOrEmpty(json))
+        {
+            return;
+        }
+        // Child processes the app starts must not think they are corral workers.
+        Environment.SetEnvironmentVariable(AgentOptions.EnvironmentVariable, null);
+        Environment.SetEnvironmentVariable("DOTNET_STARTUP_HOOKS", null);
+
+        s_options = AgentOptions.FromJson(json);
+        Log = new AgentLog(s_options.ErrorLogFile, s_options.LogLevel);
+        s_control = new ControlChannel(s_options.ControlFd);
+        s_control.WatchForClose(OnMasterGone);
+
+        AppDomain.CurrentDomain.UnhandledException += (_, e) =>
+        {
+            var text = e.ExceptionObject is Exception ex ? $"{ex.GetType().FullName}: {ex.Message}" : "unhandled exception";
+            ReportError(s_ready ? text : "the app failed to start: " + text);
+        };
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            if (!s_ready && Volatile.Read(ref s_hostTaken) == 0)
+            {
+                ReportError("the app exited without building an ASP.NET Core host (corral runs ASP.NET Core apps built on the generic host: WebApplication.CreateBuilder or Host.CreateDefaultBuilder)");
+            }
+            Log.Info($"Worker exiting (pid: {Environment.ProcessId})");
+        };
+
+        // Gunicorn's worker signals: INT and QUIT stop at once, TERM drains (the host's own handler
+        // does that), USR1 reopens the log files.
+        s_signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGQUIT, QuickExit));
+        s_signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGINT, QuickExit));
+        s_signals.Add(PosixSignalRegistration.Create((PosixSignal)SigUsr1, ctx =>
+        {
+            ctx.Cancel = true;
+            Log.Reopen();
+            AccessLogWriter.Current?.Reopen();
+        }));
+
+        // A System.Threading.Timer fires on the thread pool: a starved or deadlocked pool falls silent,
+        // and the master's --timeout notices.
+        s_heartbeat = new Timer(_ => SendHeartbeat(), null, TimeSpan.Zero, Protocol.HeartbeatInterval);
+
+        DiagnosticListener.AllListeners.Subscribe(new HostObserver());
+    }
+
+    public static void SendHeartbeat()
+    {
+        var (served, inFlight, busyMs) = Stats.Snapshot();
+        s_control?.Send(Protocol.FormatHeartbeat(served, inFlight, busyMs));
+    }
+
+    public static void ReportReady()
+    {
+        s_ready = true;
+        s_control?.Send(Protocol.Ready);
+    }
+
+    public static void ReportRecycle() => s_control?.Send(Protocol.Recycle);
+
+    public static void ReportError(string text)
+    {
+        Log?.Error(text);
+        s_control?.Send(Protocol.FormatError(text));
+    }
+
+    /// <summary>True for the first host only: an app that builds several hosts gets corral on the first.</summary>
+    public static bool TryClaimHost() => Interlocked.Exchange(ref s_hostTaken, 1) == 0;
+
+    /// <summary>Boot failures found while taking over the host: say why, then stop the process.</summary>
+    public static void FailBoot(string text)
+    {
+        ReportError(text);
+        Environment.Exit(3);
+    }
+
+    private static void QuickExit(PosixSignalContext ctx)
+    {
+        ctx.Cancel = true;
+        Log.Info($"Worker exiting (pid: {Environment.ProcessId})");
+        AccessLogWriter.Current?.Flush();
+        // Not Environment.Exit: the host's ProcessExit handler would wait for a graceful stop.
+        Native.Exit(0);
+    }
+
+    private static void OnMasterGone()
+    {
+        Log.Warning("Master is gone, stopping worker");
+        HostControl.StopApplication?.Invoke();
+        // If the app has no host yet, or the stop hangs, leave anyway.
+        Thread.Sleep(TimeSpan.FromSeconds(Math.Max(1, Options.GracefulTimeout)));
+        Native.Exit(0);
+    }
+
+    private sealed class HostObserver : IObserver<DiagnosticListener>, IObserver<KeyValuePair<string, object?>>
+    {
+        public void OnNext(DiagnosticListener listener)
+        {
+            if (listener.Name == "Microsoft.Extensions.Hosting")
+            {
+                listener.Subscribe(this);
+            }
+        }
+
+        public void OnNext(KeyValuePair<string, object?> evt)
+        {
+            if (evt.Key == "HostBuilding" && evt.Value is not null)
+            {
+                if (!TryClaimHost())
+                {
+                    return;
+                }
+                try
+                {
+                    HostTakeover.Apply(evt.Value);
+                }
+                catch (Exception ex) when (ex is FileNotFoundException or TypeLoadException or InvalidCastException)
+                {
+                    FailBoot($"cannot take over the app's host: {ex.Message} (is it an ASP.NET Core app?)");
+                }
+            }
+            else if (evt.Key == "HostBuilt" && evt.Value is not null)
+            {
+                HostTakeover.Verify(evt.Value);
+            }
+        }
+
+        public void OnCompleted()
+        {
+        }
+
+        public void OnError(Exception error)
+        {
+        }
+    }
+}
+
+/// <summary>Set by the takeover once the host exists: how the agent asks the app to stop gracefully.</summary>
+internal static class HostControl
+{
+    public static Action? StopApplication { get; set; }
+}

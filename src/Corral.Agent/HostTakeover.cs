@@ -1,0 +1,143 @@
+using System.Reflection;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Corral.Agent;
+
+/// <summary>
+/// Takes over the app's host while it is built (the hosting diagnostics event "HostBuilding", the
+/// hook the framework's own test host uses): Kestrel listens on corral's inherited sockets only,
+/// with corral's limits, behind corral's admission gate and outermost middleware.
+/// </summary>
+internal static class HostTakeover
+{
+    public static void Apply(object hostBuilder)
+    {
+        var builder = (IHostBuilder)hostBuilder;
+        var options = AgentRuntime.Options;
+        builder.ConfigureServices((_, services) => Configure(services, options));
+    }
+
+    /// <summary>Once built: the host must run Kestrel, or corral has nothing to serve with.</summary>
+    public static void Verify(object host)
+    {
+        var services = ((IHost)host).Services;
+        var server = services.GetService<IServer>();
+        if (server is null)
+        {
+            AgentRuntime.FailBoot("the app's host has no web server: corral runs ASP.NET Core web apps (WebApplication or ConfigureWebHostDefaults), not plain generic-host services");
+        }
+        else if (server.GetType().FullName?.Contains("Kestrel", StringComparison.Ordinal) != true)
+        {
+            AgentRuntime.FailBoot($"the app uses the server {server.GetType().FullName}; corral serves through Kestrel only");
+        }
+    }
+
+    private static void Configure(IServiceCollection services, AgentOptions options)
+    {
+        var gate = AdmissionGate.For(options);
+        SizeThreadPool(options);
+
+        services.AddSingleton(options);
+        services.AddSingleton(gate);
+        services.AddSingleton(AgentRuntime.Stats);
+        services.AddSingleton<CorralMiddleware>();
+        // First in the list = outermost in the pipeline: before anything the app or the framework adds.
+        services.Insert(0, ServiceDescriptor.Singleton<IStartupFilter, CorralStartupFilter>());
+        services.AddHostedService<CorralLifetime>();
+
+        // Registered last, so Kestrel tries it first (it walks the transport factories in reverse).
+        services.AddSingleton<IConnectionListenerFactory>(sp => new GatedListenerFactory(
+            new SocketTransportFactory(sp.GetRequiredService<IOptions<SocketTransportOptions>>(), sp.GetRequiredService<ILoggerFactory>()),
+            gate));
+
+        services.PostConfigure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(options.GracefulTimeout));
+        services.PostConfigure<KestrelServerOptions>(k => ConfigureKestrel(k, options));
+    }
+
+    private static void ConfigureKestrel(KestrelServerOptions kestrel, AgentOptions options)
+    {
+        var overridden = new List<string>();
+        // Endpoints the app declared in code (ListenAnyIP, Listen, ...) go: corral owns the sockets.
+        var codeBacked = typeof(KestrelServerOptions).GetProperty("CodeBackedListenOptions", BindingFlags.Instance | BindingFlags.NonPublic);
+        if (codeBacked?.GetValue(kestrel) is System.Collections.IList list && list.Count > 0)
+        {
+            foreach (var item in list)
+            {
+                overridden.Add(item?.ToString() ?? "?");
+            }
+            list.Clear();
+        }
+        // Endpoints from configuration ("Kestrel:Endpoints") go too: an empty configuration replaces them.
+        var configured = kestrel.ConfigurationLoader?.Configuration.GetSection("Endpoints").GetChildren().Select(c => c["Url"]).OfType<string>().ToList() ?? [];
+        overridden.AddRange(configured);
+        kestrel.Configure(new ConfigurationBuilder().Build(), reloadOnChange: false);
+
+        foreach (var fd in options.ListenFds)
+        {
+            kestrel.ListenHandle((ulong)fd);
+        }
+
+        var limits = kestrel.Limits;
+        limits.KeepAliveTimeout = options.KeepAlive > 0 ? TimeSpan.FromSeconds(options.KeepAlive) : TimeSpan.FromMilliseconds(1);
+        limits.MaxRequestLineSize = options.LimitRequestLine > 0 ? options.LimitRequestLine + 2 : 1024 * 1024;
+        limits.MaxRequestHeaderCount = options.LimitRequestFields > 0 ? options.LimitRequestFields : 10_000;
+        if (options.LimitRequestFieldSize > 0 && options.LimitRequestFields > 0)
+        {
+            limits.MaxRequestHeadersTotalSize = Math.Max(limits.MaxRequestHeadersTotalSize,
+                (int)Math.Min(int.MaxValue, (long)options.LimitRequestFields * (options.LimitRequestFieldSize + 2)));
+        }
+
+        var urls = Environment.GetEnvironmentVariable("ASPNETCORE_URLS") ?? Environment.GetEnvironmentVariable("DOTNET_URLS");
+        if (!string.IsNullOrEmpty(urls))
+        {
+            overridden.Add(urls);
+        }
+        if (overridden.Count > 0)
+        {
+            AgentRuntime.Log.Info($"Overriding the app's own URLs and Kestrel endpoints ({string.Join(", ", overridden)}): serving on corral's listeners ({string.Join(", ", options.ListenNames)})");
+        }
+    }
+
+    /// <summary>
+    /// Blocking handlers need threads, not just connections: raise the pool's minimum so that the
+    /// worker class's concurrency is real from the first request (the pool otherwise adds a thread
+    /// about every 0.5 s once its minimum is busy).
+    /// </summary>
+    private static void SizeThreadPool(AgentOptions options)
+    {
+        var wanted = options.WorkerClass switch
+        {
+            "sync" => 0,
+            "gthread" => options.Threads,
+            _ => Math.Min(options.WorkerConnections, 256),
+        };
+        ThreadPool.GetMinThreads(out var workers, out var io);
+        var target = wanted + Environment.ProcessorCount;
+        if (wanted > 0 && workers < target)
+        {
+            ThreadPool.SetMinThreads(target, io);
+        }
+    }
+}
+
+/// <summary>Reports "ready" once Kestrel listens, and lets the agent stop the app gracefully.</summary>
+internal sealed class CorralLifetime(IHostApplicationLifetime lifetime) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        HostControl.StopApplication = lifetime.StopApplication;
+        lifetime.ApplicationStarted.Register(AgentRuntime.ReportReady);
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}

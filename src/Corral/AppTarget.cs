@@ -1,0 +1,107 @@
+using System.Diagnostics;
+
+namespace Corral;
+
+/// <summary>How to start the user's app: `dotnet APP.dll`, or its apphost executable.</summary>
+public sealed record AppTarget(string FileName, string[] Arguments, string DisplayPath, string WorkingDirectory)
+{
+    public sealed class AppException(string message, int exitCode) : Exception(message)
+    {
+        public int ExitCode { get; } = exitCode;
+    }
+
+    /// <summary>
+    /// A .dll runs with the dotnet host, an executable runs as it is; a .csproj (or a folder holding
+    /// exactly one) is built in Release first and its output runs. Errors are one line: exit 2 for a bad
+    /// path, 1 for a failed build.
+    /// </summary>
+    public static AppTarget Resolve(string app, Action<string> log)
+    {
+        var path = Path.GetFullPath(app);
+        if (Directory.Exists(path))
+        {
+            var projects = Directory.GetFiles(path, "*.csproj");
+            path = projects.Length switch
+            {
+                1 => projects[0],
+                0 => throw new AppException($"APP {app}: the folder holds no .csproj (give a built .dll, an apphost or a project)", 2),
+                _ => throw new AppException($"APP {app}: the folder holds {projects.Length} projects; name the .csproj", 2),
+            };
+        }
+        if (!File.Exists(path))
+        {
+            throw new AppException($"APP {app}: no such file", 2);
+        }
+        if (path.EndsWith(".csproj", StringComparison.OrdinalIgnoreCase))
+        {
+            path = Build(path, log);
+        }
+        if (path.EndsWith(".dll", StringComparison.OrdinalIgnoreCase))
+        {
+            var runtimeConfig = Path.ChangeExtension(path, ".runtimeconfig.json");
+            if (!File.Exists(runtimeConfig))
+            {
+                throw new AppException($"APP {app}: {Path.GetFileName(path)} has no {Path.GetFileName(runtimeConfig)} beside it: it is a library, not a built app", 2);
+            }
+            return new AppTarget(DotnetHost(), [path], path, Path.GetDirectoryName(path)!);
+        }
+        if ((File.GetUnixFileMode(path) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) == 0)
+        {
+            throw new AppException($"APP {app}: not a .dll, a .csproj or an executable", 2);
+        }
+        return new AppTarget(path, [], path, Path.GetDirectoryName(path)!);
+    }
+
+    /// <summary>The dotnet host that runs corral, else the one on PATH.</summary>
+    public static string DotnetHost()
+    {
+        var self = Environment.ProcessPath;
+        if (self is not null && Path.GetFileNameWithoutExtension(self) == "dotnet")
+        {
+            return self;
+        }
+        var root = Environment.GetEnvironmentVariable("DOTNET_ROOT");
+        if (root is not null && File.Exists(Path.Combine(root, "dotnet")))
+        {
+            return Path.Combine(root, "dotnet");
+        }
+        return "dotnet";
+    }
+
+    private static string Build(string project, Action<string> log)
+    {
+        log($"Building {project} (Release)");
+        var psi = new ProcessStartInfo(DotnetHost())
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in new[] { "build", project, "-c", "Release", "--nologo", "-v", "q", "-clp:NoSummary", "-p:UseSharedCompilation=false", "--disable-build-servers", "-getProperty:TargetPath" })
+        {
+            psi.ArgumentList.Add(a);
+        }
+        psi.Environment["MSBUILDDISABLENODEREUSE"] = "1";
+        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        using var p = Process.Start(psi) ?? throw new AppException($"cannot start dotnet to build {project}", 1);
+        var stderr = p.StandardError.ReadToEndAsync();
+        var stdout = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        var output = (stdout + stderr.Result).Trim();
+        if (p.ExitCode != 0)
+        {
+            var errors = output.Split('\n').Select(l => l.Trim()).Where(l => l.Contains("error", StringComparison.OrdinalIgnoreCase)).Distinct().ToList();
+            foreach (var e in errors.Take(20))
+            {
+                Console.Error.WriteLine(e);
+            }
+            throw new AppException($"the build of {project} failed ({errors.Count} error line(s) above)", 1);
+        }
+        var target = output.Split('\n').Select(l => l.Trim()).LastOrDefault(l => l.EndsWith(".dll", StringComparison.OrdinalIgnoreCase));
+        if (target is null || !File.Exists(target))
+        {
+            throw new AppException($"the build of {project} succeeded but did not name its output (.dll): {output}", 1);
+        }
+        return target;
+    }
+}

@@ -1,0 +1,431 @@
+using Corral.Agent;
+using Corral.Settings;
+
+namespace Corral.Arbiter;
+
+/// <summary>Signal numbers on Linux, named as Gunicorn's arbiter names them.</summary>
+public static class Signals
+{
+    public const int HUP = 1, INT = 2, QUIT = 3, ABRT = 6, KILL = 9, USR1 = 10, USR2 = 12, TERM = 15, TTIN = 21, TTOU = 22, WINCH = 28;
+
+    public static string Name(int signal) => signal switch
+    {
+        HUP => "hup",
+        INT => "int",
+        QUIT => "quit",
+        ABRT => "abrt",
+        KILL => "kill",
+        USR1 => "usr1",
+        USR2 => "usr2",
+        TERM => "term",
+        TTIN => "ttin",
+        TTOU => "ttou",
+        WINCH => "winch",
+        _ => "signal " + signal,
+    };
+}
+
+/// <summary>
+/// The master's decisions, Gunicorn's arbiter.py in one class: which workers to start, replace, drain
+/// and kill, given what happened (signals, messages, exits) and what time it is. It owns no thread and
+/// makes no OS call itself: effects go through <see cref="IProcessHost"/>, time comes from a
+/// <see cref="TimeProvider"/>, so tests drive it with fakes.
+/// </summary>
+public sealed class Arbiter
+{
+    /// <summary>How long a timed-out worker gets between SIGABRT and SIGKILL.</summary>
+    public static readonly TimeSpan AbortGrace = TimeSpan.FromSeconds(2);
+
+    /// <summary>Back-off after a worker fails to boot: doubled per failure, up to the cap.</summary>
+    public static readonly TimeSpan BackoffFirst = TimeSpan.FromMilliseconds(500);
+    public static readonly TimeSpan BackoffCap = TimeSpan.FromSeconds(30);
+
+    private readonly IProcessHost _host;
+    private readonly TimeProvider _clock;
+    private readonly IMasterLog _log;
+    private readonly Func<CorralConfig?> _reloadConfig;
+    private readonly Dictionary<int, Worker> _workers = [];
+
+    private int _generation;
+    private int _lastGeneration;
+    private int _nextAge;
+    private bool _booted;
+    private int _bootFailures;
+    private DateTimeOffset _nextSpawnAt;
+    private DateTimeOffset? _stopDeadline;
+    private bool _stopKillSent;
+
+    public Arbiter(CorralConfig config, IProcessHost host, TimeProvider clock, IMasterLog log, Func<CorralConfig?> reloadConfig)
+    {
+        Config = config;
+        DesiredWorkers = config.Workers;
+        _host = host;
+        _clock = clock;
+        _log = log;
+        _reloadConfig = reloadConfig;
+    }
+
+    public CorralConfig Config { get; private set; }
+    public int DesiredWorkers { get; private set; }
+    public bool Stopping => _stopDeadline is not null;
+    public bool Finished { get; private set; }
+    public int ExitCode { get; private set; }
+
+    /// <summary>Set when the master halts because of the workers: the reason, for the last log line.</summary>
+    public string? HaltReason { get; private set; }
+
+    public IReadOnlyCollection<Worker> Workers => _workers.Values;
+
+    private DateTimeOffset Now => _clock.GetUtcNow();
+    private TimeSpan Timeout => Config.Timeout;
+
+    public void Start() => ManageWorkers();
+
+    // ---- events ------------------------------------------------------------------------------
+
+    public void OnSignal(int signal)
+    {
+        _log.Info($"Handling signal: {Signals.Name(signal)}");
+        switch (signal)
+        {
+            case Signals.TERM:
+                Stop(graceful: true);
+                break;
+            case Signals.INT:
+            case Signals.QUIT:
+                Stop(graceful: false);
+                break;
+            case Signals.HUP:
+                Reload();
+                break;
+            case Signals.TTIN:
+                DesiredWorkers++;
+                ManageWorkers();
+                break;
+            case Signals.TTOU:
+                DesiredWorkers = Math.Max(1, DesiredWorkers - 1);
+                ManageWorkers();
+                break;
+            case Signals.USR1:
+                _log.Reopen();
+                foreach (var w in _workers.Values)
+                {
+                    _host.Signal(w.Pid, Signals.USR1);
+                }
+                break;
+            default:
+                _log.Warning($"Ignoring signal {Signals.Name(signal)}: not supported yet");
+                break;
+        }
+    }
+
+    public void OnMessage(int pid, Message message)
+    {
+        if (!_workers.TryGetValue(pid, out var w))
+        {
+            return;
+        }
+        w.LastSeen = Now;
+        switch (message.Kind)
+        {
+            case MessageKind.Ready:
+                if (w.State == WorkerState.Booting)
+                {
+                    w.State = WorkerState.Ready;
+                    w.ReadyAt = Now;
+                    _bootFailures = 0;
+                    _log.Debug($"Worker ready (pid: {pid})");
+                }
+                break;
+            case MessageKind.Heartbeat:
+                w.Served = message.Served;
+                w.InFlight = message.InFlight;
+                w.BusyMs = message.BusyMs;
+                break;
+            case MessageKind.Error:
+                w.LastError = message.Text;
+                break;
+            case MessageKind.Recycle:
+                if (w.IsServing && !w.Retiring)
+                {
+                    w.Retiring = true;
+                    _log.Info($"Worker (pid:{pid}) reached --max-requests: starting its successor, then it drains");
+                }
+                break;
+        }
+        ManageWorkers();
+    }
+
+    public void OnExit(int pid, int exitCode)
+    {
+        if (!_workers.Remove(pid, out var w))
+        {
+            return;
+        }
+        var expected = w.State is WorkerState.Stopping or WorkerState.Killing || Stopping;
+        if (!expected)
+        {
+            if (exitCode > 128)
+            {
+                var signal = exitCode - 128;
+                _log.Error(signal == Signals.KILL
+                    ? $"Worker (pid:{pid}) was sent SIGKILL! Perhaps out of memory?"
+                    : $"Worker (pid:{pid}) was sent {Signals.Name(signal).ToUpperInvariant()}!");
+            }
+            else
+            {
+                _log.Error($"Worker (pid:{pid}) exited with code {exitCode}");
+            }
+        }
+
+        if (w.State == WorkerState.Booting && !Stopping)
+        {
+            OnBootFailure(w, exitCode);
+        }
+        if (Finished)
+        {
+            return;
+        }
+        if (Stopping && _workers.Count == 0)
+        {
+            Finish(ExitCode);
+            return;
+        }
+        ManageWorkers();
+    }
+
+    /// <summary>Timers: boot and heartbeat timeouts, the sync class's request timeout, kill escalation, stop deadlines.</summary>
+    public void Tick()
+    {
+        var now = Now;
+        foreach (var w in _workers.Values.ToList())
+        {
+            if (w.State == WorkerState.Killing)
+            {
+                if (!w.KillSent && now - w.SignalledAt >= AbortGrace)
+                {
+                    w.KillSent = true;
+                    _host.Signal(w.Pid, Signals.KILL);
+                }
+                continue;
+            }
+            if (w.State == WorkerState.Stopping)
+            {
+                if (!w.KillSent && now - w.SignalledAt >= Config.GracefulTimeout)
+                {
+                    w.KillSent = true;
+                    _log.Warning($"Worker (pid:{w.Pid}) did not finish within --graceful-timeout: killing it");
+                    _host.Signal(w.Pid, Signals.KILL);
+                }
+                continue;
+            }
+            if (Timeout > TimeSpan.Zero && TimedOut(w, now))
+            {
+                _log.Critical($"WORKER TIMEOUT (pid:{w.Pid})");
+                w.State = WorkerState.Killing;
+                w.SignalledAt = now;
+                _host.Signal(w.Pid, Signals.ABRT);
+            }
+        }
+
+        if (_stopDeadline is { } deadline && !_stopKillSent && now >= deadline)
+        {
+            _stopKillSent = true;
+            foreach (var w in _workers.Values)
+            {
+                w.KillSent = true;
+                _host.Signal(w.Pid, Signals.KILL);
+            }
+        }
+        ManageWorkers();
+    }
+
+    private bool TimedOut(Worker w, DateTimeOffset now)
+    {
+        if (w.State == WorkerState.Booting)
+        {
+            return now - w.SpawnedAt > Timeout;
+        }
+        if (now - w.LastSeen > Timeout)
+        {
+            return true;
+        }
+        // Gunicorn's sync worker cannot heartbeat while a request runs: a request longer than
+        // --timeout is a timed-out worker. The agent reports how long it has been busy.
+        return Config.WorkerClass == "sync" && w.InFlight > 0
+            && TimeSpan.FromMilliseconds(w.BusyMs) + (now - w.LastSeen) > Timeout;
+    }
+
+    // ---- decisions ---------------------------------------------------------------------------
+
+    /// <summary>
+    /// Gunicorn's manage_workers, with the readiness gate: start workers until the current generation
+    /// has enough (replacements of retiring or timed-out workers included); once enough of them are
+    /// ready, drain the old ones; above the wanted number, drain the oldest.
+    /// </summary>
+    private void ManageWorkers()
+    {
+        if (Stopping || Finished)
+        {
+            return;
+        }
+        var current = _workers.Values.Where(w => w.Generation == _generation && w.IsServing && !w.Retiring).ToList();
+        var now = Now;
+        var spawned = 0;
+        while (current.Count + spawned < DesiredWorkers && now >= _nextSpawnAt)
+        {
+            if (!SpawnWorker())
+            {
+                break;
+            }
+            spawned++;
+        }
+
+        var readyCurrent = current.Count(w => w.State == WorkerState.Ready);
+        if (readyCurrent >= DesiredWorkers)
+        {
+            if (!_booted)
+            {
+                _booted = true;
+            }
+            // Old generations and retiring workers go once their successors are ready.
+            foreach (var w in _workers.Values.Where(w => w.IsServing && (w.Generation != _generation || w.Retiring)).ToList())
+            {
+                StopWorker(w, Signals.TERM);
+            }
+        }
+        if (current.Count > DesiredWorkers)
+        {
+            // TTOU or a smaller config: the oldest go first, booting ones before ready ones.
+            foreach (var w in current.OrderBy(w => w.State == WorkerState.Ready).ThenBy(w => w.Age).Take(current.Count - DesiredWorkers))
+            {
+                StopWorker(w, Signals.TERM);
+            }
+        }
+    }
+
+    private bool SpawnWorker()
+    {
+        int pid;
+        try
+        {
+            pid = _host.Spawn(Config);
+        }
+        catch (SpawnException e)
+        {
+            _log.Error($"Can't start a worker: {e.Message}");
+            if (!_booted)
+            {
+                Halt("Worker failed to boot.", 3, e.Message);
+            }
+            else
+            {
+                Backoff();
+            }
+            return false;
+        }
+        var now = Now;
+        _workers[pid] = new Worker { Pid = pid, Generation = _generation, Age = _nextAge++, SpawnedAt = now, LastSeen = now };
+        _log.Info($"Booting worker with pid: {pid}");
+        return true;
+    }
+
+    private void StopWorker(Worker w, int signal)
+    {
+        w.State = WorkerState.Stopping;
+        w.SignalledAt = Now;
+        _host.Signal(w.Pid, signal);
+    }
+
+    private void OnBootFailure(Worker w, int exitCode)
+    {
+        var why = w.LastError ?? $"exit code {exitCode}";
+        if (!_booted)
+        {
+            // The very first boot: nothing serves yet, and a broken app will not fix itself.
+            Halt("Worker failed to boot.", 3, why);
+            return;
+        }
+        if (w.Generation == _generation && _generation != 0 && _workers.Values.Any(o => o.Generation < _generation && o.IsServing))
+        {
+            // A reload whose new workers cannot boot: keep the old ones serving.
+            _log.Error($"Worker failed to boot (pid:{w.Pid}): {why}");
+            _log.Error("Reload failed: keeping the old workers; fix the app and send HUP again");
+            foreach (var n in _workers.Values.Where(o => o.Generation == _generation && o.IsServing).ToList())
+            {
+                StopWorker(n, Signals.QUIT);
+            }
+            _generation = _workers.Values.Where(o => o.IsServing).Select(o => o.Generation).DefaultIfEmpty(_generation).Max();
+            return;
+        }
+        _log.Error($"Worker failed to boot (pid:{w.Pid}): {why}");
+        Backoff();
+    }
+
+    private void Backoff()
+    {
+        _bootFailures++;
+        var delay = TimeSpan.FromTicks(Math.Min(BackoffCap.Ticks, BackoffFirst.Ticks << Math.Min(_bootFailures - 1, 20)));
+        _nextSpawnAt = Now + delay;
+        _log.Warning($"Worker boot failed {_bootFailures} time(s) in a row: next attempt in {delay.TotalSeconds:0.#} s");
+    }
+
+    private void Reload()
+    {
+        var config = _reloadConfig();
+        if (config is null)
+        {
+            _log.Error("Reload aborted: the new configuration is invalid (see above); the workers keep running");
+            return;
+        }
+        _log.Info("Hang up: Master");
+        if (config.Workers != Config.Workers)
+        {
+            DesiredWorkers = config.Workers;
+        }
+        Config = config;
+        _generation = ++_lastGeneration;
+        ManageWorkers();
+    }
+
+    private void Stop(bool graceful)
+    {
+        if (Stopping)
+        {
+            if (!graceful)
+            {
+                // A quick stop during a graceful one: hurry the workers up.
+                foreach (var w in _workers.Values)
+                {
+                    _host.Signal(w.Pid, Signals.QUIT);
+                }
+            }
+            return;
+        }
+        _stopDeadline = Now + Config.GracefulTimeout;
+        foreach (var w in _workers.Values)
+        {
+            w.State = WorkerState.Stopping;
+            w.SignalledAt = Now;
+            _host.Signal(w.Pid, graceful ? Signals.TERM : Signals.QUIT);
+        }
+        if (_workers.Count == 0)
+        {
+            Finish(ExitCode);
+        }
+    }
+
+    private void Halt(string reason, int exitCode, string detail)
+    {
+        HaltReason = $"{reason} {detail}".Trim();
+        _log.Error($"Reason: {reason} {detail}".TrimEnd());
+        ExitCode = exitCode;
+        Stop(graceful: false);
+    }
+
+    private void Finish(int exitCode)
+    {
+        ExitCode = exitCode;
+        Finished = true;
+    }
+}

@@ -1,0 +1,26 @@
+using Corral.Settings;
+
+namespace Corral.Arbiter;
+
+/// <summary>The master's OS effects on workers: the only thing the arbiter asks of the OS.</summary>
+public interface IProcessHost
+{
+    /// <summary>Starts a worker with this configuration; returns its pid. Throws <see cref="SpawnException"/>.</summary>
+    int Spawn(CorralConfig config);
+
+    /// <summary>Sends a signal; false if the process is already gone.</summary>
+    bool Signal(int pid, int signal);
+}
+
+public sealed class SpawnException(string message) : Exception(message);
+
+/// <summary>The error log as the arbiter uses it (Gunicorn's levels).</summary>
+public interface IMasterLog
+{
+    void Debug(string text);
+    void Info(string text);
+    void Warning(string text);
+    void Error(string text);
+    void Critical(string text);
+    void Reopen();
+}

@@ -1,0 +1,224 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Sockets;
+using System.Text;
+using Corral.Agent;
+using Corral.Listeners;
+using Corral.Os;
+using Corral.Settings;
+
+namespace Corral.Arbiter;
+
+/// <summary>
+/// The thin OS layer under the arbiter: starts worker processes that inherit the listeners and one
+/// end of a control socketpair, reads their control lines, and reports their exits, all as events
+/// into the master's loop. Spawns happen on the loop's thread only, one at a time: the listeners are
+/// made inheritable just for the fork, so nothing else the master starts can take them.
+/// </summary>
+public sealed class ProcessHost(
+    AppTarget app,
+    IReadOnlyList<Listener> listeners,
+    string agentPath,
+    string? errorLogPath,
+    Action<MasterEvent> post) : IProcessHost
+{
+    private static readonly string[] StrippedVariables =
+        ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET", ConfigLoader.CmdArgsVariable, AgentOptions.EnvironmentVariable];
+
+    private readonly Dictionary<int, Process> _processes = [];
+
+    public int Spawn(CorralConfig config)
+    {
+        var (parentFd, childFd) = Native.SocketPair();
+        var psi = new ProcessStartInfo(app.FileName)
+        {
+            UseShellExecute = false,
+            WorkingDirectory = Directory.GetCurrentDirectory(),
+        };
+        foreach (var a in app.Arguments)
+        {
+            psi.ArgumentList.Add(a);
+        }
+        foreach (var name in StrippedVariables)
+        {
+            psi.Environment.Remove(name);
+        }
+        var hooks = psi.Environment.TryGetValue("DOTNET_STARTUP_HOOKS", out var existing) && !string.IsNullOrEmpty(existing)
+            ? agentPath + Path.PathSeparator + existing
+            : agentPath;
+        psi.Environment["DOTNET_STARTUP_HOOKS"] = hooks;
+        switch (config.Gc)
+        {
+            case "workstation":
+                psi.Environment["DOTNET_gcServer"] = "0";
+                break;
+            case "server":
+                psi.Environment["DOTNET_gcServer"] = "1";
+                break;
+        }
+        foreach (var kv in config.RawEnv)
+        {
+            var eq = kv.IndexOf('=');
+            psi.Environment[kv[..eq]] = kv[(eq + 1)..];
+        }
+        psi.Environment[AgentOptions.EnvironmentVariable] = AgentOptionsFor(config, childFd).ToJson();
+
+        Process process;
+        try
+        {
+            foreach (var l in listeners)
+            {
+                Native.SetInheritable(l.Fd, true);
+            }
+            Native.SetInheritable(childFd, true);
+            process = new Process { StartInfo = psi, EnableRaisingEvents = true };
+            process.Start();
+        }
+        catch (Exception e) when (e is System.ComponentModel.Win32Exception or IOException or InvalidOperationException)
+        {
+            Native.Close(parentFd);
+            throw new SpawnException($"{app.FileName}: {e.Message}");
+        }
+        finally
+        {
+            foreach (var l in listeners)
+            {
+                Native.SetInheritable(l.Fd, false);
+            }
+            Native.Close(childFd);
+        }
+
+        var pid = process.Id;
+        _processes[pid] = process;
+        process.Exited += (_, _) =>
+        {
+            int code;
+            try
+            {
+                code = process.ExitCode;
+            }
+            catch (InvalidOperationException)
+            {
+                code = -1;
+            }
+            post(new MasterEvent.Exited(pid, code));
+        };
+        if (process.HasExited)
+        {
+            // Exited may have fired before the handler was attached; posting twice is harmless.
+            post(new MasterEvent.Exited(pid, process.ExitCode));
+        }
+        _ = ReadControlAsync(pid, parentFd);
+        return pid;
+    }
+
+    public bool Signal(int pid, int signal)
+    {
+        try
+        {
+            return Native.Kill(pid, signal);
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    public void Forget(int pid)
+    {
+        if (_processes.Remove(pid, out var p))
+        {
+            p.Dispose();
+        }
+    }
+
+    private AgentOptions AgentOptionsFor(CorralConfig config, int controlFd)
+    {
+        var maxRequests = config.MaxRequests;
+        if (maxRequests > 0 && config.MaxRequestsJitter > 0)
+        {
+            maxRequests += Random.Shared.NextInt64(0, config.MaxRequestsJitter + 1);
+        }
+        return new AgentOptions
+        {
+            ListenFds = [.. listeners.Select(l => l.Fd)],
+            ListenNames = [.. listeners.Select(l => l.Name)],
+            ControlFd = controlFd,
+            WorkerClass = config.WorkerClass,
+            Threads = config.Threads,
+            WorkerConnections = config.WorkerConnections,
+            KeepAlive = config.KeepAlive,
+            GracefulTimeout = config.GracefulTimeout.TotalSeconds,
+            MaxRequests = maxRequests,
+            LimitRequestLine = config.LimitRequestLine,
+            LimitRequestFields = config.LimitRequestFields,
+            LimitRequestFieldSize = config.LimitRequestFieldSize,
+            AccessLogFile = config.AccessLog is null or "-" ? config.AccessLog : Path.GetFullPath(config.AccessLog),
+            AccessLogFormat = config.AccessLogFormat,
+            ErrorLogFile = errorLogPath,
+            LogLevel = config.LogLevel,
+        };
+    }
+
+    private async Task ReadControlAsync(int pid, int fd)
+    {
+        using var socket = new Socket(new SafeSocketHandle(fd, ownsHandle: true));
+        var buffer = new byte[4096];
+        var pending = new StringBuilder();
+        try
+        {
+            while (true)
+            {
+                var n = await socket.ReceiveAsync(buffer, SocketFlags.None).ConfigureAwait(false);
+                if (n == 0)
+                {
+                    return;
+                }
+                pending.Append(Encoding.UTF8.GetString(buffer, 0, n));
+                int newline;
+                while ((newline = IndexOf(pending, '\n')) >= 0)
+                {
+                    var line = pending.ToString(0, newline);
+                    pending.Remove(0, newline + 1);
+                    if (Protocol.Parse(line) is { } message)
+                    {
+                        post(new MasterEvent.Control(pid, message));
+                    }
+                }
+                if (pending.Length > 64 * 1024)
+                {
+                    pending.Clear(); // a worker writing garbage: drop it rather than grow without bound
+                }
+            }
+        }
+        catch (SocketException)
+        {
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+
+    private static int IndexOf(StringBuilder sb, char c)
+    {
+        for (var i = 0; i < sb.Length; i++)
+        {
+            if (sb[i] == c)
+            {
+                return i;
+            }
+        }
+        return -1;
+    }
+
+    public static string FormatPid(int pid) => pid.ToString(CultureInfo.InvariantCulture);
+}
+
+/// <summary>What reaches the master's loop.</summary>
+public abstract record MasterEvent
+{
+    public sealed record Signal(int Number) : MasterEvent;
+    public sealed record Exited(int Pid, int ExitCode) : MasterEvent;
+    public sealed record Control(int Pid, Message Message) : MasterEvent;
+    public sealed record Tick : MasterEvent;
+}

@@ -1,0 +1,42 @@
+namespace Corral.Arbiter;
+
+public enum WorkerState
+{
+    /// <summary>Started; has not said "ready" yet.</summary>
+    Booting,
+    /// <summary>Kestrel listens: takes requests.</summary>
+    Ready,
+    /// <summary>Sent TERM: drains its in-flight requests and exits.</summary>
+    Stopping,
+    /// <summary>Timed out: sent SIGABRT, then SIGKILL.</summary>
+    Killing,
+}
+
+/// <summary>What the master knows of one worker process.</summary>
+public sealed class Worker
+{
+    public required int Pid { get; init; }
+    public required int Generation { get; init; }
+
+    /// <summary>Order of spawning: a lower age is an older worker (Gunicorn's worker.age).</summary>
+    public required int Age { get; init; }
+    public required DateTimeOffset SpawnedAt { get; init; }
+
+    public WorkerState State { get; set; } = WorkerState.Booting;
+    public DateTimeOffset LastSeen { get; set; }
+    public DateTimeOffset? ReadyAt { get; set; }
+    public DateTimeOffset? SignalledAt { get; set; }
+
+    /// <summary>Asked to be replaced (--max-requests): a successor boots first, then this one drains.</summary>
+    public bool Retiring { get; set; }
+    public bool KillSent { get; set; }
+
+    public long Served { get; set; }
+    public int InFlight { get; set; }
+
+    /// <summary>Milliseconds the worker had been busy when it last reported (0: idle).</summary>
+    public long BusyMs { get; set; }
+    public string? LastError { get; set; }
+
+    public bool IsServing => State is WorkerState.Booting or WorkerState.Ready;
+}

@@ -1,0 +1,217 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Corral.Os;
+
+namespace Corral.Listeners;
+
+/// <summary>A listening socket the master owns for life and every worker inherits.</summary>
+public sealed class Listener(Socket socket, string name, string? unixPathToRemove)
+{
+    public Socket Socket { get; } = socket;
+    public int Fd { get; } = (int)socket.Handle;
+
+    /// <summary>As the log says it: http://127.0.0.1:8000 or unix:/run/corral.sock.</summary>
+    public string Name { get; } = name;
+
+    /// <summary>A unix socket file corral created, removed at exit.</summary>
+    public string? UnixPathToRemove { get; } = unixPathToRemove;
+}
+
+public sealed class BindException(string message) : Exception(message);
+
+/// <summary>Binds corral's listeners once: from systemd (LISTEN_FDS), fd://N, or by address.</summary>
+public static class ListenerBinder
+{
+    private const int SOL_SOCKET = 1, SO_REUSEADDR = 2;
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int setsockopt(IntPtr fd, int level, int name, ref int value, int len);
+
+    public static List<Listener> Bind(IReadOnlyList<string> binds, int backlog, IReadOnlyDictionary<string, string?> env)
+    {
+        var result = new List<Listener>();
+        try
+        {
+            var systemd = FromSystemd(env);
+            if (systemd.Count > 0)
+            {
+                result.AddRange(systemd);
+                return result;
+            }
+            foreach (var text in binds)
+            {
+                if (!BindAddress.TryParse(text, out var address, out var error))
+                {
+                    throw new BindException($"--bind '{text}': {error}");
+                }
+                result.Add(address!.Kind switch
+                {
+                    BindKind.Unix => BindUnix(address, backlog),
+                    BindKind.Fd => Adopt(address.Fd, $"fd://{address.Fd}"),
+                    _ => BindTcp(address, backlog),
+                });
+            }
+            return result;
+        }
+        catch
+        {
+            Close(result);
+            throw;
+        }
+    }
+
+    /// <summary>Closes the sockets and removes the unix socket files corral made.</summary>
+    public static void Close(IEnumerable<Listener> listeners)
+    {
+        foreach (var l in listeners)
+        {
+            l.Socket.Dispose();
+            if (l.UnixPathToRemove is not null)
+            {
+                try
+                {
+                    File.Delete(l.UnixPathToRemove);
+                }
+                catch (IOException)
+                {
+                }
+            }
+        }
+    }
+
+    /// <summary>systemd socket activation: LISTEN_PID is us, LISTEN_FDS sockets from fd 3 on.</summary>
+    private static List<Listener> FromSystemd(IReadOnlyDictionary<string, string?> env)
+    {
+        var list = new List<Listener>();
+        if (!int.TryParse(env.GetValueOrDefault("LISTEN_FDS"), NumberStyles.None, CultureInfo.InvariantCulture, out var count) || count <= 0)
+        {
+            return list;
+        }
+        if (env.GetValueOrDefault("LISTEN_PID") is { } pid && pid != Environment.ProcessId.ToString(CultureInfo.InvariantCulture))
+        {
+            return list;
+        }
+        for (var fd = 3; fd < 3 + count; fd++)
+        {
+            list.Add(Adopt(fd, $"fd://{fd}"));
+        }
+        return list;
+    }
+
+    private static Listener Adopt(int fd, string what)
+    {
+        if (!Native.IsValidFd(fd))
+        {
+            throw new BindException($"Can't use {what}: no such open file descriptor");
+        }
+        Socket socket;
+        try
+        {
+            socket = new Socket(new SafeSocketHandle(fd, ownsHandle: true));
+        }
+        catch (SocketException e)
+        {
+            throw new BindException($"Can't use {what}: not a socket ({e.Message})");
+        }
+        var name = socket.LocalEndPoint switch
+        {
+            IPEndPoint ip => ip.AddressFamily == AddressFamily.InterNetworkV6 ? $"http://[{ip.Address}]:{ip.Port}" : $"http://{ip.Address}:{ip.Port}",
+            UnixDomainSocketEndPoint u => "unix:" + u,
+            _ => what,
+        };
+        Native.SetInheritable(fd, false);
+        return new Listener(socket, name, null);
+    }
+
+    private static Listener BindTcp(BindAddress address, int backlog)
+    {
+        IPAddress ip;
+        if (!IPAddress.TryParse(address.Host, out ip!))
+        {
+            try
+            {
+                ip = Dns.GetHostAddresses(address.Host).OrderBy(a => a.AddressFamily == AddressFamily.InterNetworkV6).First();
+            }
+            catch (Exception e) when (e is SocketException or InvalidOperationException)
+            {
+                throw new BindException($"Can't connect to {address.Host}:{address.Port}: the host name does not resolve to an address");
+            }
+        }
+        var socket = new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            // SO_REUSEADDR only: .NET's ReuseAddress option would also set SO_REUSEPORT on Linux,
+            // and then a second corral could bind the same port and steal connections.
+            var one = 1;
+            setsockopt(socket.Handle, SOL_SOCKET, SO_REUSEADDR, ref one, sizeof(int));
+            socket.Bind(new IPEndPoint(ip, address.Port));
+            socket.Listen(backlog);
+        }
+        catch (SocketException e)
+        {
+            socket.Dispose();
+            var where = ip.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{ip}]:{address.Port}" : $"{ip}:{address.Port}";
+            throw new BindException(e.SocketErrorCode switch
+            {
+                SocketError.AddressAlreadyInUse => $"Connection in use: {where} (another process listens there)",
+                SocketError.AccessDenied => $"Can't connect to {where}: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)",
+                SocketError.AddressNotAvailable => $"Can't connect to {where}: no such address on this host",
+                _ => $"Can't connect to {where}: {e.Message}",
+            });
+        }
+        var bound = (IPEndPoint)socket.LocalEndPoint!;
+        var name = bound.AddressFamily == AddressFamily.InterNetworkV6 ? $"http://[{bound.Address}]:{bound.Port}" : $"http://{bound.Address}:{bound.Port}";
+        return new Listener(socket, name, null);
+    }
+
+    private static Listener BindUnix(BindAddress address, int backlog)
+    {
+        var path = Path.GetFullPath(address.Path!);
+        if (Directory.Exists(path))
+        {
+            throw new BindException($"Can't connect to unix:{path}: the path is a directory");
+        }
+        if (File.Exists(path))
+        {
+            if (IsSocketInUse(path))
+            {
+                throw new BindException($"Connection in use: unix:{path} (another process listens there)");
+            }
+            if (new FileInfo(path).Length > 0)
+            {
+                throw new BindException($"Can't connect to unix:{path}: the path exists and is not a socket");
+            }
+            File.Delete(path); // a stale socket from an earlier run, as Gunicorn does
+        }
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            socket.Bind(new UnixDomainSocketEndPoint(path));
+            socket.Listen(backlog);
+        }
+        catch (SocketException e)
+        {
+            socket.Dispose();
+            throw new BindException(e.SocketErrorCode == SocketError.AccessDenied
+                ? $"Can't connect to unix:{path}: permission denied"
+                : $"Can't connect to unix:{path}: {e.Message}");
+        }
+        return new Listener(socket, "unix:" + path, path);
+    }
+
+    private static bool IsSocketInUse(string path)
+    {
+        using var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            probe.Connect(new UnixDomainSocketEndPoint(path));
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+}

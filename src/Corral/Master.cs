@@ -1,0 +1,133 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Threading.Channels;
+using Corral.Agent;
+using Corral.Arbiter;
+using Corral.Listeners;
+using Corral.Logging;
+using Corral.Os;
+using Corral.Settings;
+
+namespace Corral;
+
+/// <summary>
+/// The master process: binds the listeners, then runs one loop that feeds signals, worker messages,
+/// worker exits and clock ticks to the <see cref="Arbiter.Arbiter"/>. It never parses HTTP and never
+/// runs app code.
+/// </summary>
+public sealed class Master
+{
+    public static readonly string Version = typeof(Master).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
+    private static readonly TimeSpan TickInterval = TimeSpan.FromMilliseconds(200);
+
+    private readonly Channel<MasterEvent> _events = Channel.CreateUnbounded<MasterEvent>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Func<CorralConfig?> _reload;
+
+    public Master(Func<CorralConfig?> reload) => _reload = reload;
+
+    public int Run(CorralConfig config, MasterLog log, IReadOnlyDictionary<string, string?> env)
+    {
+        log.Info($"Starting corral {Version}");
+        AppTarget app;
+        try
+        {
+            app = AppTarget.Resolve(config.App!, log.Info);
+        }
+        catch (AppTarget.AppException e)
+        {
+            log.Error(e.Message);
+            return e.ExitCode;
+        }
+
+        List<Listener> listeners;
+        try
+        {
+            listeners = ListenerBinder.Bind(config.Bind, config.Backlog, env);
+        }
+        catch (BindException e)
+        {
+            log.Error(e.Message);
+            log.Error("Shutting down: Master");
+            return 1;
+        }
+
+        var pidFile = config.PidFile is null ? null : Path.GetFullPath(config.PidFile);
+        var signals = new List<PosixSignalRegistration>();
+        try
+        {
+            if (pidFile is not null)
+            {
+                File.WriteAllText(pidFile, Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + "\n");
+            }
+            foreach (var l in listeners)
+            {
+                log.Info($"Listening at: {l.Name} ({Environment.ProcessId})");
+            }
+            log.Info($"Using worker: {config.WorkerClass}");
+            if (config.WorkerClass == "sync" && config.Threads > 1)
+            {
+                log.Warning("--threads is ignored by the sync worker class (one request at a time); use -k gthread");
+            }
+
+            foreach (var sig in new[] { Signals.HUP, Signals.INT, Signals.QUIT, Signals.TERM, Signals.TTIN, Signals.TTOU, Signals.USR1, Signals.USR2, Signals.WINCH })
+            {
+                signals.Add(PosixSignalRegistration.Create((PosixSignal)sig, ctx =>
+                {
+                    ctx.Cancel = true;
+                    _events.Writer.TryWrite(new MasterEvent.Signal(sig));
+                }));
+            }
+
+            var agentPath = Path.Combine(AppContext.BaseDirectory, "Corral.Agent.dll");
+            var host = new ProcessHost(app, listeners, agentPath, config.ErrorLog == "-" ? null : Path.GetFullPath(config.ErrorLog), e => _events.Writer.TryWrite(e));
+            var arbiter = new Arbiter.Arbiter(config, host, TimeProvider.System, log, _reload);
+            using var ticker = new Timer(_ => _events.Writer.TryWrite(new MasterEvent.Tick()), null, TickInterval, TickInterval);
+
+            arbiter.Start();
+            while (!arbiter.Finished)
+            {
+                var evt = _events.Reader.ReadAsync().AsTask().GetAwaiter().GetResult();
+                switch (evt)
+                {
+                    case MasterEvent.Signal s:
+                        arbiter.OnSignal(s.Number);
+                        break;
+                    case MasterEvent.Control c:
+                        arbiter.OnMessage(c.Pid, c.Message);
+                        break;
+                    case MasterEvent.Exited x:
+                        arbiter.OnExit(x.Pid, x.ExitCode);
+                        host.Forget(x.Pid);
+                        break;
+                    case MasterEvent.Tick:
+                        arbiter.Tick();
+                        break;
+                }
+            }
+            if (arbiter.HaltReason is not null)
+            {
+                Console.Error.Flush();
+            }
+            log.Info("Shutting down: Master");
+            return arbiter.ExitCode;
+        }
+        finally
+        {
+            foreach (var s in signals)
+            {
+                s.Dispose();
+            }
+            ListenerBinder.Close(listeners);
+            if (pidFile is not null)
+            {
+                try
+                {
+                    File.Delete(pidFile);
+                }
+                catch (IOException)
+                {
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,78 @@
+using System.Runtime.InteropServices;
+
+namespace Corral.Os;
+
+/// <summary>The few libc calls .NET does not offer. Every OS effect of the master goes through here or <see cref="Corral.Arbiter.ProcessHost"/>.</summary>
+internal static partial class Native
+{
+    public const int SIGINT = 2, SIGQUIT = 3, SIGABRT = 6, SIGKILL = 9, SIGUSR1 = 10, SIGUSR2 = 12, SIGTERM = 15,
+        SIGCHLD = 17, SIGTTIN = 21, SIGTTOU = 22, SIGWINCH = 28, SIGHUP = 1;
+
+    private const int F_GETFD = 1, F_SETFD = 2, FD_CLOEXEC = 1;
+    private const int AF_UNIX = 1, SOCK_STREAM = 1, SOCK_CLOEXEC = 0x80000;
+    private const int ESRCH = 3;
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int fcntl(int fd, int cmd, int arg);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int kill(int pid, int sig);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static unsafe partial int socketpair(int domain, int type, int protocol, int* sv);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int close(int fd);
+
+    [LibraryImport("libc")]
+    private static partial int umask(int mask);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int getppid();
+
+    public static void SetInheritable(int fd, bool inheritable)
+    {
+        var flags = fcntl(fd, F_GETFD, 0);
+        if (flags < 0)
+        {
+            throw new IOException($"fcntl(F_GETFD) on fd {fd} failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+        var wanted = inheritable ? flags & ~FD_CLOEXEC : flags | FD_CLOEXEC;
+        if (wanted != flags && fcntl(fd, F_SETFD, wanted) < 0)
+        {
+            throw new IOException($"fcntl(F_SETFD) on fd {fd} failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+    }
+
+    public static bool IsValidFd(int fd) => fcntl(fd, F_GETFD, 0) >= 0;
+
+    /// <summary>Sends a signal; false if the process is already gone.</summary>
+    public static bool Kill(int pid, int signal)
+    {
+        if (kill(pid, signal) == 0)
+        {
+            return true;
+        }
+        var errno = Marshal.GetLastPInvokeError();
+        return errno == ESRCH ? false : throw new IOException($"kill({pid}, {signal}) failed: errno {errno}");
+    }
+
+    public static bool IsAlive(int pid) => kill(pid, 0) == 0 || Marshal.GetLastPInvokeError() != ESRCH;
+
+    /// <summary>A unix stream socketpair, both ends close-on-exec.</summary>
+    public static unsafe (int Parent, int Child) SocketPair()
+    {
+        var fds = stackalloc int[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+        {
+            throw new IOException($"socketpair failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+        return (fds[0], fds[1]);
+    }
+
+    public static void Close(int fd) => close(fd);
+
+    public static void SetUmask(int mask) => umask(mask);
+
+    public static int ParentPid() => getppid();
+}

@@ -1,0 +1,80 @@
+using System.Collections;
+using Corral;
+using Corral.Logging;
+using Corral.Os;
+using Corral.Settings;
+
+// corral [OPTIONS] APP — exit codes: 0 stopped cleanly, 1 runtime error (bind, build), 2 bad usage or
+// configuration, 3 a worker failed to boot.
+var env = Environment.GetEnvironmentVariables().Cast<DictionaryEntry>()
+    .ToDictionary(e => (string)e.Key, e => (string?)e.Value);
+
+var loaded = ConfigLoader.Load(args, env);
+if (loaded.ShowedHelp)
+{
+    return 0;
+}
+if (loaded.Config is not { } config)
+{
+    Console.Error.WriteLine($"corral: error: {loaded.Error}");
+    return 2;
+}
+if (config.PrintConfig)
+{
+    Console.Write(config.Print());
+    return 0;
+}
+if (config.App is null)
+{
+    Console.Error.WriteLine("corral: error: no APP given: corral [OPTIONS] path/to/App.dll (or a project); see corral --help");
+    return 2;
+}
+if (config.CheckConfig)
+{
+    var path = Path.GetFullPath(config.Chdir is null ? config.App : Path.Combine(config.Chdir, config.App));
+    if (!File.Exists(path) && !Directory.Exists(path))
+    {
+        Console.Error.WriteLine($"corral: error: APP {config.App}: no such file");
+        return 2;
+    }
+    Console.WriteLine("corral: configuration OK");
+    return 0;
+}
+
+if (config.Chdir is not null)
+{
+    Directory.SetCurrentDirectory(config.Chdir);
+}
+if (config.Umask != 0)
+{
+    Native.SetUmask(config.Umask);
+}
+
+MasterLog log;
+try
+{
+    log = new MasterLog(config.ErrorLog, config.LogLevel);
+}
+catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+{
+    Console.Error.WriteLine($"corral: error: --error-logfile {config.ErrorLog}: {e.Message}");
+    return 1;
+}
+
+// HUP re-reads everything from the same sources: the config file, CORRAL_CMD_ARGS, the command line.
+CorralConfig? Reload()
+{
+    var current = Environment.GetEnvironmentVariables().Cast<DictionaryEntry>().ToDictionary(e => (string)e.Key, e => (string?)e.Value);
+    var again = ConfigLoader.Load(args, current);
+    if (again.Config is null)
+    {
+        log.Error($"Reload: {again.Error}");
+    }
+    else if (!again.Config.Bind.SequenceEqual(config.Bind))
+    {
+        log.Warning("Reload: a changed --bind needs a restart (or a USR2 upgrade); keeping the current listeners");
+    }
+    return again.Config;
+}
+
+return new Master(Reload).Run(config, log, env);

@@ -1,0 +1,288 @@
+using System.CommandLine;
+using System.Text;
+using System.Text.Json;
+
+namespace Corral.Settings;
+
+/// <summary>What the command line asked for.</summary>
+public sealed record LoadResult(CorralConfig? Config, string? Error, bool ShowedHelp = false)
+{
+    public static LoadResult Fail(string error) => new(null, error);
+}
+
+/// <summary>
+/// Resolves the settings from their layers, lowest first: defaults (and a setting's env var, such as
+/// WEB_CONCURRENCY), the -c/--config JSON file, CORRAL_CMD_ARGS, the command line. A higher layer
+/// replaces a value (lists included), as Gunicorn's does.
+/// </summary>
+public static class ConfigLoader
+{
+    public const string CmdArgsVariable = "CORRAL_CMD_ARGS";
+
+    public static LoadResult Load(string[] argv, IReadOnlyDictionary<string, string?> env, TextWriter? helpOutput = null)
+    {
+        var cli = BuildCommand();
+        var parsed = cli.Root.Parse(argv);
+        if (argv.Any(a => a is "-h" or "--help" or "-?" or "--version"))
+        {
+            var output = helpOutput ?? Console.Out;
+            parsed.Invoke(new InvocationConfiguration { Output = output });
+            return new LoadResult(null, null, ShowedHelp: true);
+        }
+        if (parsed.Errors.Count > 0)
+        {
+            return LoadResult.Fail(DescribeParseError(parsed.Errors[0].Message, "the command line"));
+        }
+
+        try
+        {
+            var commandLine = cli.Extract(parsed);
+            Dictionary<string, object?> cmdArgs = [];
+            var cmdArgsText = env.GetValueOrDefault(CmdArgsVariable);
+            if (!string.IsNullOrWhiteSpace(cmdArgsText))
+            {
+                var words = ShellWords.Split(cmdArgsText);
+                var parsedEnv = cli.Root.Parse(words);
+                if (parsedEnv.Errors.Count > 0)
+                {
+                    return LoadResult.Fail(DescribeParseError(parsedEnv.Errors[0].Message, CmdArgsVariable));
+                }
+                cmdArgs = cli.Extract(parsedEnv);
+            }
+
+            var configPath = (string?)(commandLine.GetValueOrDefault("config") ?? cmdArgs.GetValueOrDefault("config"));
+            var file = configPath is null ? [] : ReadConfigFile(configPath);
+
+            var values = new Dictionary<string, object?>();
+            var sources = new Dictionary<string, string>();
+            foreach (var s in SettingsTable.All)
+            {
+                var value = s.Default is List<string> list ? new List<string>(list) : s.Default;
+                var source = "default";
+                if (s == SettingsTable.Bind && env.GetValueOrDefault("PORT") is { Length: > 0 } port)
+                {
+                    value = new List<string> { "0.0.0.0:" + port };
+                    source = "env PORT";
+                }
+                if (s.EnvVar is not null && env.GetValueOrDefault(s.EnvVar) is { Length: > 0 } envText)
+                {
+                    value = Parse(s, envText, "env " + s.EnvVar);
+                    source = "env " + s.EnvVar;
+                }
+                foreach (var (layer, name) in new[] { (file, "config file"), (cmdArgs, CmdArgsVariable), (commandLine, "command line") })
+                {
+                    if (layer.TryGetValue(s.Name, out var v))
+                    {
+                        value = v;
+                        source = name;
+                    }
+                }
+                values[s.Name] = value;
+                sources[s.Name] = source;
+            }
+
+            // Gunicorn: --threads above 1 means the threaded worker unless a class was named.
+            if ((long)values[SettingsTable.Threads.Name]! > 1 && sources[SettingsTable.WorkerClass.Name] == "default")
+            {
+                values[SettingsTable.WorkerClass.Name] = "gthread";
+                sources[SettingsTable.WorkerClass.Name] = "derived from --threads";
+            }
+            return new LoadResult(new CorralConfig(values, sources), null);
+        }
+        catch (SettingException e)
+        {
+            return LoadResult.Fail(e.Message);
+        }
+        catch (ConfigFileException e)
+        {
+            return LoadResult.Fail(e.Message);
+        }
+        catch (FormatException e)
+        {
+            return LoadResult.Fail(e.Message);
+        }
+    }
+
+    private static object Parse(Setting s, string text, string where)
+    {
+        try
+        {
+            return s.ParseText(text);
+        }
+        catch (SettingException e)
+        {
+            throw new SettingException(s, text, $"{e.Message.Split(": ", 3)[^1]} (from {where})");
+        }
+    }
+
+    private static string DescribeParseError(string message, string where)
+    {
+        var line = message.ReplaceLineEndings(" ").Trim();
+        if (line.StartsWith("Unrecognized command or argument", StringComparison.Ordinal))
+        {
+            var name = line[(line.IndexOf('\'') + 1)..line.LastIndexOf('\'')];
+            return name.StartsWith('-')
+                ? $"unknown option '{name}' in {where} (see corral --help)"
+                : $"unexpected argument '{name}' in {where}: corral takes one APP (see corral --help)";
+        }
+        return $"{line} ({where}; see corral --help)";
+    }
+
+    private static Dictionary<string, object?> ReadConfigFile(string path)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigFileException($"config file {path}: cannot read it: {e.Message}");
+        }
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(text, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+        }
+        catch (JsonException e)
+        {
+            throw new ConfigFileException($"config file {path}: not valid JSON: {e.Message.Split(". ")[0]} (line {e.LineNumber + 1})");
+        }
+        using (doc)
+        {
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                throw new ConfigFileException($"config file {path}: expected a JSON object of settings, e.g. {{\"workers\": 4}}");
+            }
+            var result = new Dictionary<string, object?>();
+            foreach (var property in doc.RootElement.EnumerateObject())
+            {
+                var key = property.Name.Replace('-', '_');
+                var s = SettingsTable.ByName(key);
+                if (s is null || s == SettingsTable.Config || s == SettingsTable.PrintConfig || s == SettingsTable.CheckConfig)
+                {
+                    throw new ConfigFileException($"config file {path}: unknown setting '{property.Name}' (settings are listed in docs/settings.md)");
+                }
+                try
+                {
+                    result[s.Name] = s.ParseJson(property.Value);
+                }
+                catch (SettingException e)
+                {
+                    throw new ConfigFileException($"config file {path}: {e.Message}");
+                }
+            }
+            return result;
+        }
+    }
+
+    private sealed class ConfigFileException(string message) : Exception(message);
+
+    /// <summary>The System.CommandLine command built from the table, and how to read values back.</summary>
+    private sealed class Cli
+    {
+        public required RootCommand Root { get; init; }
+        public required Dictionary<Setting, Option> Options { get; init; }
+        public required Argument<string?> AppArgument { get; init; }
+
+        public Dictionary<string, object?> Extract(ParseResult parsed)
+        {
+            var result = new Dictionary<string, object?>();
+            foreach (var (s, option) in Options)
+            {
+                var r = parsed.GetResult(option);
+                if (r is null || r.Implicit)
+                {
+                    continue;
+                }
+                result[s.Name] = s.Type switch
+                {
+                    SettingType.Bool => parsed.GetValue((Option<bool>)option),
+                    SettingType.List => parsed.GetValue((Option<string[]>)option)!
+                        .Select(v => Parse(s, v, "the command line")).SelectMany(v => (List<string>)v).ToList(),
+                    _ => Parse(s, parsed.GetValue((Option<string>)option)!, "the command line"),
+                };
+            }
+            if (parsed.GetValue(AppArgument) is { } app)
+            {
+                result[SettingsTable.App.Name] = app;
+            }
+            return result;
+        }
+    }
+
+    private static Cli BuildCommand()
+    {
+        var root = new RootCommand("corral: the production application server for ASP.NET Core on Linux (Gunicorn's flags and signals). Settings: docs/settings.md.");
+        var options = new Dictionary<Setting, Option>();
+        foreach (var s in SettingsTable.All.Where(s => s.Flags.Length > 0))
+        {
+            var name = s.LongFlag;
+            var aliases = s.Flags.Where(f => f != name).ToArray();
+            Option option = s.Type switch
+            {
+                SettingType.Bool => new Option<bool>(name, aliases),
+                SettingType.List => new Option<string[]>(name, aliases) { AllowMultipleArgumentsPerToken = false, Arity = ArgumentArity.OneOrMore },
+                _ => new Option<string>(name, aliases),
+            };
+            option.Description = s.Help;
+            option.HelpName = s.Type == SettingType.Bool ? null : s.Name.ToUpperInvariant();
+            root.Options.Add(option);
+            options[s] = option;
+        }
+        var app = new Argument<string?>("APP") { Description = SettingsTable.App.Help, Arity = ArgumentArity.ZeroOrOne };
+        root.Arguments.Add(app);
+        return new Cli { Root = root, Options = options, AppArgument = app };
+    }
+}
+
+/// <summary>Splits CORRAL_CMD_ARGS as a POSIX shell would split words (quotes and backslashes; no expansion).</summary>
+public static class ShellWords
+{
+    public static string[] Split(string text)
+    {
+        var words = new List<string>();
+        var current = new StringBuilder();
+        var inWord = false;
+        char quote = '\0';
+        for (var i = 0; i < text.Length; i++)
+        {
+            var c = text[i];
+            if (quote == '\'')
+            {
+                if (c == '\'') { quote = '\0'; } else { current.Append(c); }
+                continue;
+            }
+            if (quote == '"')
+            {
+                if (c == '"') { quote = '\0'; }
+                else if (c == '\\' && i + 1 < text.Length && text[i + 1] is '"' or '\\' or '$' or '`') { current.Append(text[++i]); }
+                else { current.Append(c); }
+                continue;
+            }
+            if (char.IsWhiteSpace(c))
+            {
+                if (inWord)
+                {
+                    words.Add(current.ToString());
+                    current.Clear();
+                    inWord = false;
+                }
+                continue;
+            }
+            inWord = true;
+            if (c is '\'' or '"') { quote = c; }
+            else if (c == '\\' && i + 1 < text.Length) { current.Append(text[++i]); }
+            else { current.Append(c); }
+        }
+        if (quote != '\0')
+        {
+            throw new FormatException($"{ConfigLoader.CmdArgsVariable}: unclosed {quote} quote");
+        }
+        if (inWord)
+        {
+            words.Add(current.ToString());
+        }
+        return [.. words];
+    }
+}

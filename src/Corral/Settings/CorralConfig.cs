@@ -1,0 +1,84 @@
+using System.Globalization;
+using System.Text;
+
+namespace Corral.Settings;
+
+/// <summary>The resolved settings: one value per setting of <see cref="SettingsTable"/>, with typed accessors.</summary>
+public sealed class CorralConfig
+{
+    private readonly Dictionary<string, object?> _values;
+    private readonly Dictionary<string, string> _sources;
+
+    public CorralConfig(Dictionary<string, object?> values, Dictionary<string, string> sources)
+    {
+        _values = values;
+        _sources = sources;
+    }
+
+    public object? this[Setting s] => _values.GetValueOrDefault(s.Name);
+
+    /// <summary>Where a value came from: default, env NAME, config file, CORRAL_CMD_ARGS, command line.</summary>
+    public string SourceOf(Setting s) => _sources.GetValueOrDefault(s.Name, "default");
+
+    public bool IsExplicit(Setting s) => SourceOf(s) is not ("default" or "derived") && !SourceOf(s).StartsWith("env ", StringComparison.Ordinal);
+
+    private string? Str(Setting s) => (string?)this[s];
+    private int Int(Setting s) => (int)Math.Clamp((long)this[s]!, int.MinValue, int.MaxValue);
+    private double Sec(Setting s) => (double)this[s]!;
+    private IReadOnlyList<string> List(Setting s) => (List<string>?)this[s] ?? [];
+
+    public string? App => Str(SettingsTable.App);
+    public string? ConfigFile => Str(SettingsTable.Config);
+    public bool PrintConfig => (bool)this[SettingsTable.PrintConfig]!;
+    public bool CheckConfig => (bool)this[SettingsTable.CheckConfig]!;
+    public IReadOnlyList<string> Bind => List(SettingsTable.Bind);
+    public int Backlog => Int(SettingsTable.Backlog);
+    public int Workers => Int(SettingsTable.Workers);
+    public string WorkerClass => Str(SettingsTable.WorkerClass)!;
+    public int Threads => Int(SettingsTable.Threads);
+    public int WorkerConnections => Int(SettingsTable.WorkerConnections);
+    public long MaxRequests => (long)this[SettingsTable.MaxRequests]!;
+    public long MaxRequestsJitter => (long)this[SettingsTable.MaxRequestsJitter]!;
+    public TimeSpan Timeout => TimeSpan.FromSeconds(Sec(SettingsTable.Timeout));
+    public TimeSpan GracefulTimeout => TimeSpan.FromSeconds(Sec(SettingsTable.GracefulTimeout));
+    public double KeepAlive => Sec(SettingsTable.KeepAlive);
+    public string Gc => Str(SettingsTable.Gc)!;
+    public int LimitRequestLine => Int(SettingsTable.LimitRequestLine);
+    public int LimitRequestFields => Int(SettingsTable.LimitRequestFields);
+    public int LimitRequestFieldSize => Int(SettingsTable.LimitRequestFieldSize);
+    public string? Chdir => Str(SettingsTable.Chdir);
+    public int Umask => SettingsTable.ParseUmask(Str(SettingsTable.Umask) ?? "0") ?? 0;
+    public string? PidFile => Str(SettingsTable.PidFile);
+    public IReadOnlyList<string> RawEnv => List(SettingsTable.RawEnv);
+    public string? AccessLog => Str(SettingsTable.AccessLog);
+    public string AccessLogFormat => Str(SettingsTable.AccessLogFormatSetting)!;
+    public string ErrorLog => Str(SettingsTable.ErrorLog) ?? "-";
+    public string LogLevel => Str(SettingsTable.LogLevel)!;
+
+    /// <summary>--print-config: every setting, its value and where it came from, Gunicorn's layout.</summary>
+    public string Print()
+    {
+        var sb = new StringBuilder();
+        var width = SettingsTable.All.Max(s => s.Name.Length);
+        foreach (var s in SettingsTable.All)
+        {
+            if (s.CommandLineOnly && s.Type == SettingType.Bool)
+            {
+                continue;
+            }
+            sb.Append(s.Name.PadRight(width)).Append(" = ").Append(FormatValue(this[s]));
+            sb.Append("  (").Append(SourceOf(s)).AppendLine(")");
+        }
+        return sb.ToString();
+    }
+
+    public static string FormatValue(object? value) => value switch
+    {
+        null => "None",
+        List<string> list => "[" + string.Join(", ", list.Select(v => "'" + v + "'")) + "]",
+        bool b => b ? "True" : "False",
+        double d => d.ToString(CultureInfo.InvariantCulture),
+        long l => l.ToString(CultureInfo.InvariantCulture),
+        _ => value.ToString() ?? "",
+    };
+}

@@ -1,0 +1,350 @@
+using Corral.Agent;
+
+namespace Corral.Settings;
+
+/// <summary>Every setting corral has, declared once (Gunicorn's config.py is the model).</summary>
+public static class SettingsTable
+{
+    public const string DefaultGc = "workstation";
+
+    public static readonly Setting App = new()
+    {
+        Name = "app",
+        Flags = [],
+        Type = SettingType.String,
+        Section = "Application",
+        Help = "The app to run: a built ASP.NET Core app's .dll (run with dotnet) or apphost executable, or a project (.csproj, or a folder holding exactly one) that corral builds in Release first. Given as the positional APP argument.",
+        AcceptedOverride = "a path to an app .dll, an apphost executable, a .csproj or a project folder",
+    };
+
+    public static readonly Setting Bind = new()
+    {
+        Name = "bind",
+        Flags = ["-b", "--bind"],
+        Type = SettingType.List,
+        Section = "Server socket",
+        Default = new List<string> { "127.0.0.1:8000" },
+        Help = "The socket to bind; repeat for several. HOST:PORT, [IPv6]:PORT, unix:PATH, or fd://N (an inherited descriptor). Default 127.0.0.1:8000, or 0.0.0.0:$PORT when PORT is set (as Gunicorn). Sockets from systemd (LISTEN_FDS) are used when present.",
+        AcceptedOverride = "HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N",
+        Validate = v => Listeners.BindAddress.TryParse((string)v, out _, out var error) ? null : error,
+    };
+
+    public static readonly Setting Backlog = new()
+    {
+        Name = "backlog",
+        Flags = ["--backlog"],
+        Type = SettingType.Int,
+        Section = "Server socket",
+        Default = 2048L,
+        Min = 1,
+        Max = 65535,
+        Help = "The maximum number of pending connections in the kernel's queue (listen(2) backlog; capped by net.core.somaxconn).",
+    };
+
+    public static readonly Setting Workers = new()
+    {
+        Name = "workers",
+        Flags = ["-w", "--workers"],
+        Type = SettingType.Int,
+        Section = "Worker processes",
+        Default = 1L,
+        Min = 1,
+        Max = 1024,
+        EnvVar = "WEB_CONCURRENCY",
+        Help = "The number of worker processes. WEB_CONCURRENCY sets the default, as with Gunicorn. A start: 2-4 x cores for sync, fewer for async.",
+    };
+
+    public static readonly Setting WorkerClass = new()
+    {
+        Name = "worker_class",
+        Flags = ["-k", "--worker-class"],
+        Type = SettingType.Choice,
+        Choices = ["sync", "gthread", "async"],
+        Section = "Worker processes",
+        Default = "async",
+        Help = "How a worker takes requests. sync: one at a time, every response closes the connection. gthread: --threads at once, keep-alive. async: up to --worker-connections at once (Gunicorn's gevent role). Default async, unlike Gunicorn's sync: ASP.NET Core apps are asynchronous where WSGI apps are not. --threads N (N > 1) without -k picks gthread.",
+    };
+
+    public static readonly Setting Threads = new()
+    {
+        Name = "threads",
+        Flags = ["--threads"],
+        Type = SettingType.Int,
+        Section = "Worker processes",
+        Default = 1L,
+        Min = 1,
+        Max = 4096,
+        Help = "Requests a gthread worker runs at once; the worker's thread pool is sized so that this many blocking handlers really run together.",
+    };
+
+    public static readonly Setting WorkerConnections = new()
+    {
+        Name = "worker_connections",
+        Flags = ["--worker-connections"],
+        Type = SettingType.Int,
+        Section = "Worker processes",
+        Default = 1000L,
+        Min = 1,
+        Max = 1_000_000,
+        Help = "Connections an async worker holds at once; past that it stops accepting and the kernel queue holds the rest for other workers.",
+    };
+
+    public static readonly Setting MaxRequests = new()
+    {
+        Name = "max_requests",
+        Flags = ["--max-requests"],
+        Type = SettingType.Int,
+        Section = "Worker processes",
+        Default = 0L,
+        Min = 0,
+        Help = "Recycle a worker after it has served this many requests (0: never). Its successor boots first, then it drains.",
+    };
+
+    public static readonly Setting MaxRequestsJitter = new()
+    {
+        Name = "max_requests_jitter",
+        Flags = ["--max-requests-jitter"],
+        Type = SettingType.Int,
+        Section = "Worker processes",
+        Default = 0L,
+        Min = 0,
+        Help = "A random 0..N added to --max-requests per worker, so that workers do not all recycle at once.",
+    };
+
+    public static readonly Setting Timeout = new()
+    {
+        Name = "timeout",
+        Flags = ["-t", "--timeout"],
+        Type = SettingType.Seconds,
+        Section = "Worker processes",
+        Default = 30.0,
+        Help = "A worker silent for this long (no heartbeat: its thread pool is starved or deadlocked), or not booted within it, is killed (SIGABRT, then SIGKILL) and replaced. With -k sync, a request running longer is treated the same way. 0 disables.",
+    };
+
+    public static readonly Setting GracefulTimeout = new()
+    {
+        Name = "graceful_timeout",
+        Flags = ["--graceful-timeout"],
+        Type = SettingType.Seconds,
+        Section = "Worker processes",
+        Default = 30.0,
+        Help = "How long a stopping worker may take to finish its in-flight requests before it is killed.",
+    };
+
+    public static readonly Setting KeepAlive = new()
+    {
+        Name = "keepalive",
+        Flags = ["--keep-alive"],
+        Type = SettingType.Seconds,
+        Section = "Worker processes",
+        Default = 2.0,
+        Help = "Seconds an idle keep-alive connection is kept open (gthread and async; sync closes every connection).",
+    };
+
+    public static readonly Setting Gc = new()
+    {
+        Name = "gc",
+        Flags = ["--gc"],
+        Type = SettingType.Choice,
+        Choices = ["workstation", "server", "app"],
+        Section = "Worker processes",
+        Default = DefaultGc,
+        Help = "The workers' garbage collector. workstation: one heap per process (the default: N server-GC workers would each size heaps for every core; see bench/results/gc.md). server: the ASP.NET Core default. app: whatever the app's runtimeconfig says.",
+    };
+
+    public static readonly Setting LimitRequestLine = new()
+    {
+        Name = "limit_request_line",
+        Flags = ["--limit-request-line"],
+        Type = SettingType.Int,
+        Section = "Security",
+        Default = 4094L,
+        Min = 0,
+        Max = 8190,
+        Help = "The longest request line accepted, in bytes (0: no limit of corral's). Longer: 414.",
+    };
+
+    public static readonly Setting LimitRequestFields = new()
+    {
+        Name = "limit_request_fields",
+        Flags = ["--limit-request-fields"],
+        Type = SettingType.Int,
+        Section = "Security",
+        Default = 100L,
+        Min = 0,
+        Max = 32768,
+        Help = "The most header fields a request may have (0: no limit of corral's). More: 431.",
+    };
+
+    public static readonly Setting LimitRequestFieldSize = new()
+    {
+        Name = "limit_request_field_size",
+        Flags = ["--limit-request-field_size"],
+        Type = SettingType.Int,
+        Section = "Security",
+        Default = 8190L,
+        Min = 0,
+        Help = "The largest header field (name, ': ' and value) accepted, in bytes (0: no limit of corral's). Larger: 431.",
+    };
+
+    public static readonly Setting Config = new()
+    {
+        Name = "config",
+        Flags = ["-c", "--config"],
+        Type = SettingType.String,
+        Section = "Config file",
+        CommandLineOnly = true,
+        Help = "A JSON file of settings, keyed by the names in this table ({\"workers\": 4, \"bind\": [\"unix:/run/app.sock\"]}). Re-read on HUP. Precedence: defaults < config file < CORRAL_CMD_ARGS < command line.",
+        AcceptedOverride = "a path to a JSON file",
+    };
+
+    public static readonly Setting PrintConfig = new()
+    {
+        Name = "print_config",
+        Flags = ["--print-config"],
+        Type = SettingType.Bool,
+        Section = "Config file",
+        Default = false,
+        CommandLineOnly = true,
+        Help = "Print the resolved settings and exit.",
+    };
+
+    public static readonly Setting CheckConfig = new()
+    {
+        Name = "check_config",
+        Flags = ["--check-config"],
+        Type = SettingType.Bool,
+        Section = "Config file",
+        Default = false,
+        CommandLineOnly = true,
+        Help = "Check the settings (and that the app exists) and exit: 0 if valid, 2 if not.",
+    };
+
+    public static readonly Setting Chdir = new()
+    {
+        Name = "chdir",
+        Flags = ["--chdir"],
+        Type = SettingType.String,
+        Section = "Server mechanics",
+        Help = "Change to this directory before anything else (relative paths, the app, files are then taken from there).",
+        AcceptedOverride = "an existing directory",
+        Validate = v => Directory.Exists((string)v) ? null : "no such directory",
+    };
+
+    public static readonly Setting Umask = new()
+    {
+        Name = "umask",
+        Flags = ["--umask"],
+        Type = SettingType.String,
+        Section = "Server mechanics",
+        Default = "0",
+        Help = "The file mode creation mask of the master and the workers (octal, e.g. 0o22 or 022; 0 leaves it as it is, as Gunicorn).",
+        AcceptedOverride = "an octal number such as 022 or 0o22",
+        Validate = v => ParseUmask((string)v) is null ? "expected an octal number such as 022 or 0o22" : null,
+    };
+
+    public static readonly Setting PidFile = new()
+    {
+        Name = "pidfile",
+        Flags = ["-p", "--pid"],
+        Type = SettingType.String,
+        Section = "Server mechanics",
+        Help = "Write the master's pid to this file at start; it is removed at exit.",
+        AcceptedOverride = "a file path",
+    };
+
+    public static readonly Setting RawEnv = new()
+    {
+        Name = "raw_env",
+        Flags = ["-e", "--env"],
+        Type = SettingType.List,
+        Section = "Server mechanics",
+        Default = new List<string>(),
+        Help = "KEY=VALUE set in every worker's environment; repeat for several (e.g. -e ASPNETCORE_ENVIRONMENT=Production).",
+        AcceptedOverride = "KEY=VALUE",
+        Validate = v => ((string)v).IndexOf('=') > 0 ? null : "expected KEY=VALUE",
+    };
+
+    public static readonly Setting AccessLog = new()
+    {
+        Name = "accesslog",
+        Flags = ["--access-logfile"],
+        Type = SettingType.String,
+        Section = "Logging",
+        Help = "Where workers write the access log: a file, or - for stdout. Off by default.",
+        AcceptedOverride = "a file path or -",
+    };
+
+    public static readonly Setting AccessLogFormatSetting = new()
+    {
+        Name = "access_log_format",
+        Flags = ["--access-logformat"],
+        Type = SettingType.String,
+        Section = "Logging",
+        Default = Agent.AccessLogFormat.GunicornDefault,
+        Help = "The access log line, in Gunicorn's atoms: h remote address, l '-', u user, t time, r request line, m method, U path, q query, H protocol, s status, B bytes, b bytes or '-', f referer, a user agent, T seconds, M milliseconds, D microseconds, L decimal seconds, p <pid>, {header}i request header, {header}o response header, {variable}e environment variable. Unlike Gunicorn, quotes and control characters in values are escaped.",
+        AcceptedOverride = "a format of %(atom)s items",
+        Validate = v => Agent.AccessLogFormat.TryParse((string)v, out _, out var error) ? null : error,
+    };
+
+    public static readonly Setting ErrorLog = new()
+    {
+        Name = "errorlog",
+        Flags = ["--error-logfile", "--log-file"],
+        Type = SettingType.String,
+        Section = "Logging",
+        Default = "-",
+        Help = "Where the master and the workers write the error log: a file, or - for stderr.",
+        AcceptedOverride = "a file path or -",
+    };
+
+    public static readonly Setting LogLevel = new()
+    {
+        Name = "loglevel",
+        Flags = ["--log-level"],
+        Type = SettingType.Choice,
+        Choices = ["debug", "info", "warning", "error", "critical"],
+        Section = "Logging",
+        Default = "info",
+        Help = "The error log's level.",
+    };
+
+    /// <summary>All settings, in the order the docs list them.</summary>
+    public static readonly IReadOnlyList<Setting> All =
+    [
+        App, Config, PrintConfig, CheckConfig,
+        Bind, Backlog,
+        Workers, WorkerClass, Threads, WorkerConnections, MaxRequests, MaxRequestsJitter, Timeout, GracefulTimeout, KeepAlive, Gc,
+        LimitRequestLine, LimitRequestFields, LimitRequestFieldSize,
+        Chdir, Umask, PidFile, RawEnv,
+        AccessLog, AccessLogFormatSetting, ErrorLog, LogLevel,
+    ];
+
+    public static Setting? ByName(string name) => All.FirstOrDefault(s => s.Name == name);
+
+    /// <summary>Parses a umask as Gunicorn does: 0o22, 022, 0x12 or decimal; null if unreadable.</summary>
+    public static int? ParseUmask(string text)
+    {
+        text = text.Trim();
+        try
+        {
+            if (text.StartsWith("0o", StringComparison.OrdinalIgnoreCase))
+            {
+                return Convert.ToInt32(text[2..], 8);
+            }
+            if (text.StartsWith("0x", StringComparison.OrdinalIgnoreCase))
+            {
+                return Convert.ToInt32(text[2..], 16);
+            }
+            if (text.Length > 1 && text[0] == '0')
+            {
+                return Convert.ToInt32(text[1..], 8);
+            }
+            return int.Parse(text, System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (Exception e) when (e is FormatException or OverflowException or ArgumentException)
+        {
+            return null;
+        }
+    }
+}

@@ -1,0 +1,32 @@
+// Behaviour switches come from the environment so one build serves every test:
+//   TESTAPP_THROW_AT_START=text  throws before the host is built
+//   TESTAPP_URLS=url             the app's own Kestrel endpoint in code (corral must override it)
+var throwText = Environment.GetEnvironmentVariable("TESTAPP_THROW_AT_START");
+if (!string.IsNullOrEmpty(throwText))
+{
+    throw new InvalidOperationException(throwText);
+}
+
+var builder = WebApplication.CreateBuilder(args);
+if (Environment.GetEnvironmentVariable("TESTAPP_URLS") is { Length: > 0 } own)
+{
+    builder.WebHost.ConfigureKestrel(k => k.ListenLocalhost(new Uri(own).Port));
+}
+var app = builder.Build();
+
+app.MapGet("/", () => "Hello World!");
+app.MapGet("/pid", () => Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+app.MapGet("/sleep", (int ms) =>
+{
+    Thread.Sleep(ms);
+    return Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+});
+app.MapGet("/delay", async (int ms) =>
+{
+    await Task.Delay(ms);
+    return Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+});
+app.MapGet("/env/{name}", (string name) => Environment.GetEnvironmentVariable(name) ?? "");
+app.MapGet("/bytes", (int n) => new string('x', n));
+
+app.Run();
