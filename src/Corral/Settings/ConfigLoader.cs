@@ -29,9 +29,9 @@ public static class ConfigLoader
             parsed.Invoke(new InvocationConfiguration { Output = output });
             return new LoadResult(null, null, ShowedHelp: true);
         }
-        if (parsed.Errors.Count > 0)
+        if (FirstParseError(parsed, cli) is { } cliError)
         {
-            return LoadResult.Fail(DescribeParseError(parsed.Errors[0].Message, "the command line"));
+            return LoadResult.Fail(DescribeParseError(cliError, "the command line"));
         }
 
         try
@@ -43,9 +43,9 @@ public static class ConfigLoader
             {
                 var words = ShellWords.Split(cmdArgsText);
                 var parsedEnv = cli.Root.Parse(words);
-                if (parsedEnv.Errors.Count > 0)
+                if (FirstParseError(parsedEnv, cli) is { } envError)
                 {
-                    return LoadResult.Fail(DescribeParseError(parsedEnv.Errors[0].Message, CmdArgsVariable));
+                    return LoadResult.Fail(DescribeParseError(envError, CmdArgsVariable));
                 }
                 cmdArgs = cli.Extract(parsedEnv);
             }
@@ -113,6 +113,24 @@ public static class ConfigLoader
         {
             throw new SettingException(s, text, $"{e.Message.Split(": ", 3)[^1]} (from {where})");
         }
+    }
+
+    /// <summary>
+    /// The error to report: an unknown option first (System.CommandLine would otherwise take
+    /// "--typo" as the APP argument and complain about the real APP instead).
+    /// </summary>
+    private static string? FirstParseError(ParseResult parsed, Cli cli)
+    {
+        var unknown = parsed.UnmatchedTokens.FirstOrDefault(t => t.StartsWith('-') && t.Length > 1);
+        if (unknown is null && parsed.GetValue(cli.AppArgument) is { } app && app.StartsWith('-') && app.Length > 1)
+        {
+            unknown = app;
+        }
+        if (unknown is not null)
+        {
+            return $"Unrecognized command or argument '{unknown}'.";
+        }
+        return parsed.Errors.Count > 0 ? parsed.Errors[0].Message : null;
     }
 
     private static string DescribeParseError(string message, string where)

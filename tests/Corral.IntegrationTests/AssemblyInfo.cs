@@ -1,0 +1,3 @@
+// The tests start real masters and workers and send real signals; run them one at a time so that
+// timing expectations hold on a 2-core machine.
+[assembly: CollectionBehavior(DisableTestParallelization = true)]

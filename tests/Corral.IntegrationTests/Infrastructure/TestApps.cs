@@ -1,0 +1,87 @@
+using System.Diagnostics;
+
+namespace Corral.IntegrationTests.Infrastructure;
+
+/// <summary>
+/// The apps the tests run under corral, built once per test run and shared by every test:
+/// tests/apps/TestApp, a fresh `dotnet new web` app, and a plain console app (not a web app).
+/// </summary>
+public static class TestApps
+{
+    private static readonly Lazy<Task<Built>> s_built = new(BuildAllAsync);
+
+    public sealed record Built(string TestApp, string FreshWebDll, string FreshWebDir, string ConsoleDll);
+
+    public static Task<Built> GetAsync() => s_built.Value;
+
+    public static string RepoRoot { get; } = FindRepoRoot();
+
+    /// <summary>corral.dll as built next to the tests (with Corral.Agent.dll beside it).</summary>
+    public static string CorralDll => Path.Combine(AppContext.BaseDirectory, "corral.dll");
+
+    private static async Task<Built> BuildAllAsync()
+    {
+        var scratch = Directory.CreateTempSubdirectory("corral-apps-").FullName;
+        var testApp = BuildAsync(Path.Combine(RepoRoot, "tests", "apps", "TestApp", "TestApp.csproj"), Path.Combine(scratch, "TestApp"));
+        var freshDir = Path.Combine(scratch, "FreshWeb");
+        var consoleDir = Path.Combine(scratch, "PlainConsole");
+        var fresh = NewAndBuildAsync("web", freshDir, Path.Combine(scratch, "FreshWeb-out"));
+        var console = NewAndBuildAsync("console", consoleDir, Path.Combine(scratch, "PlainConsole-out"));
+        return new Built(await testApp, await fresh, freshDir, await console);
+    }
+
+    private static async Task<string> NewAndBuildAsync(string template, string dir, string output)
+    {
+        // Outside the repository, so that its Directory.Build.props does not apply: a user's app.
+        Directory.CreateDirectory(dir);
+        await File.WriteAllTextAsync(Path.Combine(dir, "Directory.Build.props"), "<Project />");
+        await RunAsync(dir, "new", template, "--force", "-o", dir, "-n", Path.GetFileName(dir));
+        return await BuildAsync(Path.Combine(dir, Path.GetFileName(dir) + ".csproj"), output);
+    }
+
+    private static async Task<string> BuildAsync(string project, string output)
+    {
+        await RunAsync(Path.GetDirectoryName(project)!, "build", project, "-c", "Release", "-o", output, "--nologo", "-v", "q",
+            "-p:UseSharedCompilation=false", "--disable-build-servers");
+        return Path.Combine(output, Path.GetFileNameWithoutExtension(project) + ".dll");
+    }
+
+    private static async Task RunAsync(string cwd, params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = cwd, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+        psi.Environment["MSBUILDDISABLENODEREUSE"] = "1";
+        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        psi.Environment["DOTNET_NOLOGO"] = "1";
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(4));
+        try
+        {
+            await p.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            p.Kill(entireProcessTree: true);
+            throw new TimeoutException($"dotnet {string.Join(' ', args)} took over 4 minutes");
+        }
+        if (p.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"dotnet {string.Join(' ', args)} failed ({p.ExitCode}):\n{await stdout}\n{await stderr}");
+        }
+    }
+
+    private static string FindRepoRoot()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Corral.slnx")))
+        {
+            dir = dir.Parent;
+        }
+        return dir?.FullName ?? throw new InvalidOperationException("cannot find the repository root (Corral.slnx) above " + AppContext.BaseDirectory);
+    }
+}
