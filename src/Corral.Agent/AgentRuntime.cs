@@ -83,6 +83,11 @@ internal static class AgentRuntime
         s_control?.Send(Protocol.Ready);
     }
 
+    public static bool IsReady => s_ready;
+
+    /// <summary>A likely reason for a boot failure, sent to the master without logging it again.</summary>
+    public static void SendBootError(string text) => s_control?.Send(Protocol.FormatError(text));
+
     public static void ReportRecycle() => s_control?.Send(Protocol.Recycle);
 
     public static void ReportError(string text)

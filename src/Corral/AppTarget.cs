@@ -77,7 +77,7 @@ public sealed record AppTarget(string FileName, string[] Arguments, string Displ
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var a in new[] { "build", project, "-c", "Release", "--nologo", "-v", "q", "-clp:NoSummary", "-p:UseSharedCompilation=false", "--disable-build-servers", "-getProperty:TargetPath" })
+        foreach (var a in new[] { "build", project, "-c", "Release", "--nologo", "-v", "q", "-clp:NoSummary", "-p:UseSharedCompilation=false", "--disable-build-servers", "-t:Build", "-getProperty:TargetPath" })
         {
             psi.ArgumentList.Add(a);
         }

@@ -33,7 +33,9 @@ public sealed class ProcessHost(
         var psi = new ProcessStartInfo(app.FileName)
         {
             UseShellExecute = false,
-            WorkingDirectory = Directory.GetCurrentDirectory(),
+            // The app's own folder, as IIS and `dotnet run` do: WebApplication takes its content root
+            // (appsettings.json, wwwroot) from the working directory. --chdir overrides it.
+            WorkingDirectory = config.Chdir is null ? app.WorkingDirectory : Directory.GetCurrentDirectory(),
         };
         foreach (var a in app.Arguments)
         {
