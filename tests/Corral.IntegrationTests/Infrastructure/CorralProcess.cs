@@ -59,6 +59,25 @@ public sealed partial class CorralProcess : IDisposable
         return new CorralProcess(Process.Start(psi)!);
     }
 
+    /// <summary>corral started through a wrapper program (e.g. systemd-socket-activate), which execs it.</summary>
+    public static CorralProcess StartWrapped(string wrapper, IEnumerable<string> wrapperArgs, IEnumerable<string> corralArgs)
+    {
+        var psi = new ProcessStartInfo(wrapper) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
+        foreach (var a in wrapperArgs)
+        {
+            psi.ArgumentList.Add(a);
+        }
+        psi.ArgumentList.Add(DotnetHost);
+        psi.ArgumentList.Add(TestApps.CorralDll);
+        foreach (var a in corralArgs)
+        {
+            psi.ArgumentList.Add(a);
+        }
+        return new CorralProcess(Process.Start(psi)!);
+    }
+
+    private static string DotnetHost => Environment.ProcessPath is { } p && Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : "/usr/bin/dotnet";
+
     private void Add(string? line)
     {
         if (line is null)

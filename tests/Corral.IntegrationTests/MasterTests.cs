@@ -1,0 +1,259 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.RegularExpressions;
+using Corral.IntegrationTests.Infrastructure;
+using static Corral.IntegrationTests.Infrastructure.ProcessTree;
+
+namespace Corral.IntegrationTests;
+
+/// <summary>The master's duties beyond #2's acceptance list: listeners, logs, recycling, environment, errors.</summary>
+public sealed class MasterTests : IDisposable
+{
+    private static readonly TimeSpan Boot = TimeSpan.FromSeconds(30);
+    private readonly string _dir = Directory.CreateTempSubdirectory("corral-test-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static CorralProcess StartCorral(string app, params string[] args) =>
+        CorralProcess.Start([.. args, "--log-level", "debug", app]);
+
+    [Fact]
+    public async Task BindThatFailsIsOneLineAndExit1()
+    {
+        var apps = await TestApps.GetAsync();
+        using var taken = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        taken.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        taken.Listen();
+        var port = ((IPEndPoint)taken.LocalEndPoint!).Port;
+
+        using var corral = StartCorral(apps.TestApp, "-b", $"127.0.0.1:{port}");
+        Assert.Equal(1, await corral.WaitForExitAsync(TimeSpan.FromSeconds(10)));
+        var error = Assert.Single(corral.Lines, l => l.Contains("[ERROR]", StringComparison.Ordinal) && !l.Contains("Shutting down", StringComparison.Ordinal));
+        Assert.Contains($"127.0.0.1:{port}", error);
+        Assert.Contains("in use", error);
+        Assert.Empty(Children(corral.Pid));
+    }
+
+    [Fact]
+    public async Task UnixSocketIsServedAndRemovedAtExit()
+    {
+        var apps = await TestApps.GetAsync();
+        var path = Path.Combine(_dir, "corral.sock");
+        using var corral = StartCorral(apps.TestApp, "-b", "unix:" + path, "-w", "2");
+        await corral.WaitForLineAsync("Listening at: unix:" + Regex.Escape(path), Boot);
+        await corral.WaitForWorkersAsync(2, Boot);
+
+        using var client = new HttpClient(new SocketsHttpHandler
+        {
+            ConnectCallback = async (_, ct) =>
+            {
+                var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                await s.ConnectAsync(new UnixDomainSocketEndPoint(path), ct);
+                return new NetworkStream(s, ownsSocket: true);
+            },
+        });
+        Assert.Equal("Hello World!", await client.GetStringAsync("http://localhost/"));
+
+        corral.Signal(SIGTERM);
+        Assert.Equal(0, await corral.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+        Assert.False(File.Exists(path), "the unix socket was left behind");
+    }
+
+    [Fact]
+    public async Task Usr1ReopensTheErrorAndAccessLogs()
+    {
+        var apps = await TestApps.GetAsync();
+        var errorLog = Path.Combine(_dir, "error.log");
+        var accessLog = Path.Combine(_dir, "access.log");
+        using var corral = StartCorral(apps.TestApp, "-b", "127.0.0.1:0", "--error-logfile", errorLog, "--access-logfile", accessLog);
+        var port = await WaitForPortInFileAsync(errorLog);
+        await WaitForFileAsync(errorLog, "Worker ready");
+        Assert.Equal(404, (await Http.GetAsync(port, "/first")).Status);
+        await WaitForFileAsync(accessLog, "GET /first");
+
+        // logrotate's way: rename the files, then USR1.
+        File.Move(errorLog, errorLog + ".1");
+        File.Move(accessLog, accessLog + ".1");
+        corral.Signal(SIGUSR1);
+        await WaitForFileAsync(errorLog + ".1", "Handling signal: usr1");
+        await Task.Delay(500); // the workers handle their USR1 asynchronously
+        await Http.GetAsync(port, "/second");
+        await WaitForFileAsync(accessLog, "GET /second");
+        corral.Signal(SIGTTIN);
+        await WaitForFileAsync(errorLog, "Handling signal: ttin");
+        Assert.DoesNotContain("GET /second", File.ReadAllText(accessLog + ".1"));
+        Assert.Contains("GET /first", File.ReadAllText(accessLog + ".1"));
+    }
+
+    [Fact]
+    public async Task MaxRequestsRecyclesTheWorkerWithoutAFailedRequest()
+    {
+        var apps = await TestApps.GetAsync();
+        using var corral = StartCorral(apps.TestApp, "-b", "127.0.0.1:0", "-w", "1", "--max-requests", "20");
+        var port = await corral.PortAsync();
+        var first = (await corral.WaitForWorkersAsync(1, Boot)).Single();
+
+        // The successor boots while the old worker keeps serving, then the old one drains.
+        var pids = new HashSet<int>();
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (pids.Count < 2 && DateTime.UtcNow < deadline)
+        {
+            var (status, body) = await Http.GetAsync(port, "/pid");
+            Assert.Equal(200, status);
+            pids.Add(int.Parse(body, CultureInfo.InvariantCulture));
+        }
+        Assert.Contains(first, pids);
+        Assert.True(pids.Count >= 2, $"served by {pids.Count} worker(s) only");
+        await corral.WaitForLineAsync("Autorestarting worker after current request", TimeSpan.FromSeconds(5));
+        Assert.DoesNotContain(corral.Lines, l => l.Contains("[ERROR]", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task EnvFlagReachesEveryWorker()
+    {
+        var apps = await TestApps.GetAsync();
+        using var corral = StartCorral(apps.TestApp, "-b", "127.0.0.1:0", "-e", "GREETING=hej=då", "-e", "OTHER=1");
+        var port = await corral.PortAsync();
+        await corral.WaitForWorkersAsync(1, Boot);
+        Assert.Equal((200, "hej=då"), await Http.GetAsync(port, "/env/GREETING"));
+        // corral's own plumbing does not leak into the app.
+        Assert.Equal((200, ""), await Http.GetAsync(port, "/env/CORRAL_AGENT"));
+    }
+
+    [Fact]
+    public async Task ANonWebAppFailsToBootWithTheReason()
+    {
+        var apps = await TestApps.GetAsync();
+        using var corral = CorralProcess.Start(["-b", "127.0.0.1:0", apps.ConsoleDll]);
+        Assert.Equal(3, await corral.WaitForExitAsync(TimeSpan.FromSeconds(15)));
+        Assert.Contains(corral.Lines, l => l.Contains("Worker failed to boot", StringComparison.Ordinal) && l.Contains("ASP.NET Core host", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task TheAppsOwnEndpointIsOverriddenAndSaysSo()
+    {
+        var apps = await TestApps.GetAsync();
+        using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        var ownPort = ((IPEndPoint)probe.LocalEndPoint!).Port;
+        probe.Dispose();
+
+        using var corral = CorralProcess.Start(["-b", "127.0.0.1:0", "--log-level", "debug", apps.TestApp],
+            new Dictionary<string, string> { ["TESTAPP_URLS"] = $"http://localhost:{ownPort}", ["ASPNETCORE_URLS"] = "http://127.0.0.1:1" });
+        var port = await corral.PortAsync();
+        await corral.WaitForWorkersAsync(1, Boot);
+        Assert.Equal(200, (await Http.GetAsync(port, "/")).Status);
+        await corral.WaitForLineAsync("Overriding the app's own URLs and Kestrel endpoints", TimeSpan.FromSeconds(2));
+        await Assert.ThrowsAnyAsync<HttpRequestException>(() => Http.GetAsync(ownPort, "/"));
+    }
+
+    [Fact]
+    public async Task IntStopsAtOnceEvenWithARequestInFlight()
+    {
+        var apps = await TestApps.GetAsync();
+        using var corral = StartCorral(apps.TestApp, "-b", "127.0.0.1:0", "--graceful-timeout", "20");
+        var port = await corral.PortAsync();
+        var worker = (await corral.WaitForWorkersAsync(1, Boot)).Single();
+        var slow = Http.GetAsync(port, "/sleep?ms=15000");
+        await Task.Delay(300);
+
+        corral.Signal(SIGINT);
+        Assert.Equal(0, await corral.WaitForExitAsync(TimeSpan.FromSeconds(5)));
+        Assert.False(IsAlive(worker));
+        await Assert.ThrowsAnyAsync<HttpRequestException>(() => slow);
+    }
+
+    [Fact]
+    public async Task TermLetsAnInFlightRequestFinish()
+    {
+        var apps = await TestApps.GetAsync();
+        using var corral = StartCorral(apps.TestApp, "-b", "127.0.0.1:0", "--graceful-timeout", "20");
+        var port = await corral.PortAsync();
+        await corral.WaitForWorkersAsync(1, Boot);
+        var slow = Http.GetAsync(port, "/sleep?ms=2000");
+        await Task.Delay(300);
+
+        corral.Signal(SIGTERM);
+        Assert.Equal(200, (await slow).Status);
+        Assert.Equal(0, await corral.WaitForExitAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    [Fact]
+    public async Task SystemdSocketActivationIsUsed()
+    {
+        var apps = await TestApps.GetAsync();
+        var port = FreePort();
+        using var corral = CorralProcess.StartWrapped("systemd-socket-activate", ["-l", $"127.0.0.1:{port}"],
+            ["--log-level", "debug", apps.TestApp]);
+        // systemd-socket-activate starts corral on the first connection, which waits in the queue.
+        await corral.WaitForLineAsync($"Listening on 127.0.0.1:{port}", Boot);
+        Assert.Equal((200, "Hello World!"), await Http.GetAsync(port, "/", Boot));
+        await corral.WaitForLineAsync($@"Listening at: http://127\.0\.0\.1:{port} ", Boot);
+    }
+
+    [Fact]
+    public async Task ConfigFileIsReadAndReReadOnHup()
+    {
+        var apps = await TestApps.GetAsync();
+        var config = Path.Combine(_dir, "corral.json");
+        File.WriteAllText(config, """{ "workers": 1, "bind": ["127.0.0.1:0"], "loglevel": "debug" }""");
+        using var corral = CorralProcess.Start(["-c", config, apps.TestApp]);
+        await corral.PortAsync();
+        await corral.WaitForWorkersAsync(1, Boot);
+
+        File.WriteAllText(config, """{ "workers": 3, "bind": ["127.0.0.1:0"], "loglevel": "debug" }""");
+        corral.Signal(SIGHUP);
+        await corral.WaitForWorkersAsync(3, Boot);
+
+        File.WriteAllText(config, """{ "workers": "many" }""");
+        corral.Signal(SIGHUP);
+        await corral.WaitForLineAsync("Reload aborted", TimeSpan.FromSeconds(5));
+        Assert.Contains(corral.Lines, l => l.Contains("workers", StringComparison.Ordinal) && l.Contains("'many'", StringComparison.Ordinal));
+        Assert.Equal(3, (await corral.WaitForWorkersAsync(3, TimeSpan.FromSeconds(5))).Count);
+    }
+
+    [Fact]
+    public async Task AccessLogUsesGunicornsDefaultFormat()
+    {
+        var apps = await TestApps.GetAsync();
+        using var corral = StartCorral(apps.TestApp, "-b", "127.0.0.1:0", "--access-logfile", "-");
+        var port = await corral.PortAsync();
+        await corral.WaitForWorkersAsync(1, Boot);
+        await Http.GetAsync(port, "/bytes?n=5");
+        var line = (await corral.WaitForLineAsync(@"^127\.0\.0\.1 - - \[\d\d/\w\w\w/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] ""GET /bytes\?n=5 HTTP/1\.1"" 200 5 ""-"" ""-""$", TimeSpan.FromSeconds(5))).Value;
+        Assert.NotEmpty(line);
+    }
+
+    private static int FreePort()
+    {
+        using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)s.LocalEndPoint!).Port;
+    }
+
+    private static async Task<int> WaitForPortInFileAsync(string file)
+    {
+        var text = await WaitForFileAsync(file, "Listening at: http://");
+        var m = Regex.Match(text, @"Listening at: http://[^ ]+:(\d+) ");
+        return int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+    }
+
+    private static async Task<string> WaitForFileAsync(string file, string needle)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            var text = File.Exists(file) ? File.ReadAllText(file) : "";
+            if (text.Contains(needle, StringComparison.Ordinal))
+            {
+                return text;
+            }
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"'{needle}' did not appear in {file}:\n{text}");
+            }
+            await Task.Delay(100);
+        }
+    }
+}
