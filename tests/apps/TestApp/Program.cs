@@ -21,6 +21,14 @@ app.MapGet("/sleep", (int ms) =>
     Thread.Sleep(ms);
     return Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
 });
+// A blocking request that reports when it ran: "PID START_MS END_MS" (Unix milliseconds).
+app.MapGet("/span", (int ms) =>
+{
+    var start = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+    Thread.Sleep(ms);
+    var end = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+    return $"{Environment.ProcessId} {start} {end}";
+});
 app.MapGet("/delay", async (int ms) =>
 {
     await Task.Delay(ms);
