@@ -155,7 +155,7 @@ public sealed class Setting
 
 /// <summary>A bad value: the message names the setting, the value and the accepted form, on one line.</summary>
 public sealed class SettingException(Setting setting, string value, string? reason = null)
-    : Exception($"{setting.LongFlag} ({setting.Name}): '{value}' is not valid: {reason ?? "expected " + setting.Accepted}")
+    : Exception($"{(setting.Flags.Length > 0 ? setting.LongFlag : setting.Name.ToUpperInvariant())} ({setting.Name}): '{value}' is not valid: {reason ?? "expected " + setting.Accepted}")
 {
     public Setting Setting { get; } = setting;
 }
