@@ -155,7 +155,15 @@ public sealed class Setting
 
 /// <summary>A bad value: the message names the setting, the value and the accepted form, on one line.</summary>
 public sealed class SettingException(Setting setting, string value, string? reason = null)
-    : Exception($"{(setting.Flags.Length > 0 ? setting.LongFlag : setting.Name.ToUpperInvariant())} ({setting.Name}): '{value}' is not valid: {reason ?? "expected " + setting.Accepted}")
+    : Exception($"{(setting.Flags.Length > 0 ? setting.LongFlag : setting.Name.ToUpperInvariant())} ({setting.Name}): '{value}' is not valid: {Explain(setting, reason)}")
 {
     public Setting Setting { get; } = setting;
+
+    /// <summary>What is wrong, always with the accepted form (a validator's reason may not say it).</summary>
+    public string Reason { get; } = Explain(setting, reason);
+
+    private static string Explain(Setting setting, string? reason) =>
+        reason is null ? "expected " + setting.Accepted
+        : reason.Contains(setting.Accepted, StringComparison.Ordinal) ? reason
+        : $"{reason} (expected {setting.Accepted})";
 }
