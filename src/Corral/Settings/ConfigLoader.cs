@@ -111,7 +111,7 @@ public static class ConfigLoader
         }
         catch (SettingException e)
         {
-            throw new SettingException(s, text, $"{e.Message.Split(": ", 3)[^1]} (from {where})");
+            throw new SettingException(s, text, $"{e.Reason} (from {where})");
         }
     }
 
