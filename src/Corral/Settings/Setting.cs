@@ -68,6 +68,12 @@ public sealed class Setting
     /// <summary>Parses one textual value (from the CLI, CORRAL_CMD_ARGS or an env var).</summary>
     public object ParseText(string text)
     {
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            // An empty path or address is never meant: "" would crash the master later (errorlog,
+            // pidfile) or bind every interface (bind).
+            throw new SettingException(this, text);
+        }
         object value = Type switch
         {
             SettingType.Int => long.TryParse(text.Trim(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var l)
