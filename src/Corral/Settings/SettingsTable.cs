@@ -340,7 +340,8 @@ public static class SettingsTable
             {
                 return Convert.ToInt32(text[1..], 8);
             }
-            return int.Parse(text, System.Globalization.CultureInfo.InvariantCulture);
+            // Gunicorn's umask is a positive int: a negative one is an error there too.
+            return int.Parse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture);
         }
         catch (Exception e) when (e is FormatException or OverflowException or ArgumentException)
         {
