@@ -218,7 +218,8 @@ public static class ConfigLoader
                     SettingType.Bool => parsed.GetValue((Option<bool>)option),
                     SettingType.List => parsed.GetValue((Option<string[]>)option)!
                         .Select(v => Parse(s, v, "the command line")).SelectMany(v => (List<string>)v).ToList(),
-                    _ => Parse(s, parsed.GetValue((Option<string>)option)!, "the command line"),
+                    // Given twice, the last one wins (argparse's "store", as Gunicorn).
+                    _ => Parse(s, parsed.GetValue((Option<string[]>)option)![^1], "the command line"),
                 };
             }
             if (parsed.GetValue(AppArgument) is { } app)
@@ -240,8 +241,7 @@ public static class ConfigLoader
             Option option = s.Type switch
             {
                 SettingType.Bool => new Option<bool>(name, aliases),
-                SettingType.List => new Option<string[]>(name, aliases) { AllowMultipleArgumentsPerToken = false, Arity = ArgumentArity.OneOrMore },
-                _ => new Option<string>(name, aliases),
+                _ => new Option<string[]>(name, aliases) { AllowMultipleArgumentsPerToken = false, Arity = ArgumentArity.OneOrMore },
             };
             option.Description = s.Help;
             option.HelpName = s.Type == SettingType.Bool ? null : s.Name.ToUpperInvariant();
