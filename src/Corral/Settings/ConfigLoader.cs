@@ -77,6 +77,11 @@ public static class ConfigLoader
                         source = name;
                     }
                 }
+                if (source == "env PORT")
+                {
+                    // Checked only when used: a platform's PORT does not matter once -b is given.
+                    Parse(s, ((List<string>)value!)[0], source);
+                }
                 values[s.Name] = value;
                 sources[s.Name] = source;
             }
