@@ -63,10 +63,6 @@ public sealed class CorralConfig
         var width = SettingsTable.All.Max(s => s.Name.Length);
         foreach (var s in SettingsTable.All)
         {
-            if (s.CommandLineOnly && s.Type == SettingType.Bool)
-            {
-                continue;
-            }
             sb.Append(s.Name.PadRight(width)).Append(" = ").Append(FormatValue(this[s]));
             sb.Append("  (").Append(SourceOf(s)).AppendLine(")");
         }
