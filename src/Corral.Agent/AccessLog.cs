@@ -142,7 +142,7 @@ public sealed class AccessLogFormat
             case "H": return e.Protocol;
             case "s": return e.Status.ToString(inv);
             case "B": return e.BytesSent.ToString(inv);
-            case "b": return e.BytesSent > 0 ? e.BytesSent.ToString(inv) : "-";
+            case "b": return e.BytesSent.ToString(inv); // Gunicorn's b is "0", not "-", for an empty body
             case "f": return e.RequestHeader("Referer");
             case "a": return e.RequestHeader("User-Agent");
             case "T": return ((long)e.Duration.TotalSeconds).ToString(inv);
