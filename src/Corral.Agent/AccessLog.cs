@@ -148,7 +148,7 @@ public sealed class AccessLogFormat
             case "T": return ((long)e.Duration.TotalSeconds).ToString(inv);
             case "M": return ((long)e.Duration.TotalMilliseconds).ToString(inv);
             case "D": return ((long)(e.Duration.Ticks / 10)).ToString(inv);
-            case "L": return e.Duration.TotalSeconds.ToString("0.000000", inv);
+            case "L": return string.Create(inv, $"{e.Duration.Ticks / 10 / 1_000_000}.{e.Duration.Ticks / 10 % 1_000_000:000000}"); // Gunicorn's "%d.%06d": truncated, as D
             case "p": return $"<{e.ProcessId}>";
         }
         var name = atom[1..^2];
