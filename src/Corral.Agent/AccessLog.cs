@@ -25,8 +25,8 @@ public sealed record AccessLogEntry
 /// <summary>
 /// Gunicorn's --access-logformat: Python %-style named atoms, e.g. <c>%(h)s "%(r)s" %(s)s</c>.
 /// Atoms: h l u t r m U q H s B b f a T M D L p {header}i {header}o {variable}e. A missing value
-/// is "-". Unlike Gunicorn, quotes and control characters inside values are escaped (\" \xNN),
-/// so a header cannot forge a field or a line.
+/// is "-". Unlike Gunicorn, quotes, backslashes and control characters inside values are escaped
+/// (\" \\ \xNN, U+2028/U+2029 as \u2028), so a header cannot forge a field or a line.
 /// </summary>
 public sealed class AccessLogFormat
 {
@@ -191,9 +191,14 @@ public sealed class AccessLogFormat
             {
                 sb.Append('\\').Append(c);
             }
-            else if (c < 0x20 || c == 0x7f)
+            else if (char.IsControl(c))
             {
+                // C0, DEL and C1 (U+0085 NEL ends a line for some readers).
                 sb.Append("\\x").Append(((int)c).ToString("x2", CultureInfo.InvariantCulture));
+            }
+            else if (c is '\u2028' or '\u2029')
+            {
+                sb.Append("\\u").Append(((int)c).ToString("x4", CultureInfo.InvariantCulture));
             }
             else
             {
