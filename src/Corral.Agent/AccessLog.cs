@@ -25,8 +25,8 @@ public sealed record AccessLogEntry
 /// <summary>
 /// Gunicorn's --access-logformat: Python %-style named atoms, e.g. <c>%(h)s "%(r)s" %(s)s</c>.
 /// Atoms: h l u t r m U q H s B b f a T M D L p {header}i {header}o {variable}e. A missing value
-/// is "-". Unlike Gunicorn, quotes and control characters inside values are escaped (\" \xNN),
-/// so a header cannot forge a field or a line.
+/// is "-". Unlike Gunicorn, quotes, backslashes and control characters inside values are escaped
+/// (\" \\ \xNN, U+2028/U+2029 as \u2028), so a header cannot forge a field or a line.
 /// </summary>
 public sealed class AccessLogFormat
 {
@@ -142,13 +142,13 @@ public sealed class AccessLogFormat
             case "H": return e.Protocol;
             case "s": return e.Status.ToString(inv);
             case "B": return e.BytesSent.ToString(inv);
-            case "b": return e.BytesSent > 0 ? e.BytesSent.ToString(inv) : "-";
+            case "b": return e.BytesSent.ToString(inv); // Gunicorn's b is "0", not "-", for an empty body
             case "f": return e.RequestHeader("Referer");
             case "a": return e.RequestHeader("User-Agent");
             case "T": return ((long)e.Duration.TotalSeconds).ToString(inv);
             case "M": return ((long)e.Duration.TotalMilliseconds).ToString(inv);
             case "D": return ((long)(e.Duration.Ticks / 10)).ToString(inv);
-            case "L": return e.Duration.TotalSeconds.ToString("0.000000", inv);
+            case "L": return string.Create(inv, $"{e.Duration.Ticks / 10 / 1_000_000}.{e.Duration.Ticks / 10 % 1_000_000:000000}"); // Gunicorn's "%d.%06d": truncated, as D
             case "p": return $"<{e.ProcessId}>";
         }
         var name = atom[1..^2];
@@ -191,9 +191,14 @@ public sealed class AccessLogFormat
             {
                 sb.Append('\\').Append(c);
             }
-            else if (c < 0x20 || c == 0x7f)
+            else if (char.IsControl(c))
             {
+                // C0, DEL and C1 (U+0085 NEL ends a line for some readers).
                 sb.Append("\\x").Append(((int)c).ToString("x2", CultureInfo.InvariantCulture));
+            }
+            else if (c is '\u2028' or '\u2029')
+            {
+                sb.Append("\\u").Append(((int)c).ToString("x4", CultureInfo.InvariantCulture));
             }
             else
             {

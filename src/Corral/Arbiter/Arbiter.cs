@@ -231,7 +231,7 @@ public sealed class Arbiter
         if (_stopDeadline is { } deadline && !_stopKillSent && now >= deadline)
         {
             _stopKillSent = true;
-            foreach (var w in _workers.Values)
+            foreach (var w in _workers.Values.Where(w => !w.KillSent))
             {
                 w.KillSent = true;
                 _host.Signal(w.Pid, Signals.KILL);

@@ -77,6 +77,11 @@ public static class ConfigLoader
                         source = name;
                     }
                 }
+                if (source == "env PORT")
+                {
+                    // Checked only when used: a platform's PORT does not matter once -b is given.
+                    Parse(s, ((List<string>)value!)[0], source);
+                }
                 values[s.Name] = value;
                 sources[s.Name] = source;
             }
@@ -111,7 +116,7 @@ public static class ConfigLoader
         }
         catch (SettingException e)
         {
-            throw new SettingException(s, text, $"{e.Message.Split(": ", 3)[^1]} (from {where})");
+            throw new SettingException(s, text, $"{e.Reason} (from {where})");
         }
     }
 
@@ -218,7 +223,8 @@ public static class ConfigLoader
                     SettingType.Bool => parsed.GetValue((Option<bool>)option),
                     SettingType.List => parsed.GetValue((Option<string[]>)option)!
                         .Select(v => Parse(s, v, "the command line")).SelectMany(v => (List<string>)v).ToList(),
-                    _ => Parse(s, parsed.GetValue((Option<string>)option)!, "the command line"),
+                    // Given twice, the last one wins (argparse's "store", as Gunicorn).
+                    _ => Parse(s, parsed.GetValue((Option<string[]>)option)![^1], "the command line"),
                 };
             }
             if (parsed.GetValue(AppArgument) is { } app)
@@ -240,8 +246,7 @@ public static class ConfigLoader
             Option option = s.Type switch
             {
                 SettingType.Bool => new Option<bool>(name, aliases),
-                SettingType.List => new Option<string[]>(name, aliases) { AllowMultipleArgumentsPerToken = false, Arity = ArgumentArity.OneOrMore },
-                _ => new Option<string>(name, aliases),
+                _ => new Option<string[]>(name, aliases) { AllowMultipleArgumentsPerToken = false, Arity = ArgumentArity.OneOrMore },
             };
             option.Description = s.Help;
             option.HelpName = s.Type == SettingType.Bool ? null : s.Name.ToUpperInvariant();

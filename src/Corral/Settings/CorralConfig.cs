@@ -20,7 +20,8 @@ public sealed class CorralConfig
     /// <summary>Where a value came from: default, env NAME, config file, CORRAL_CMD_ARGS, command line.</summary>
     public string SourceOf(Setting s) => _sources.GetValueOrDefault(s.Name, "default");
 
-    public bool IsExplicit(Setting s) => SourceOf(s) is not ("default" or "derived") && !SourceOf(s).StartsWith("env ", StringComparison.Ordinal);
+    public bool IsExplicit(Setting s) => SourceOf(s) != "default"
+        && !SourceOf(s).StartsWith("derived", StringComparison.Ordinal) && !SourceOf(s).StartsWith("env ", StringComparison.Ordinal);
 
     private string? Str(Setting s) => (string?)this[s];
     private int Int(Setting s) => (int)Math.Clamp((long)this[s]!, int.MinValue, int.MaxValue);
@@ -62,10 +63,6 @@ public sealed class CorralConfig
         var width = SettingsTable.All.Max(s => s.Name.Length);
         foreach (var s in SettingsTable.All)
         {
-            if (s.CommandLineOnly && s.Type == SettingType.Bool)
-            {
-                continue;
-            }
             sb.Append(s.Name.PadRight(width)).Append(" = ").Append(FormatValue(this[s]));
             sb.Append("  (").Append(SourceOf(s)).AppendLine(")");
         }

@@ -68,6 +68,12 @@ public sealed class Setting
     /// <summary>Parses one textual value (from the CLI, CORRAL_CMD_ARGS or an env var).</summary>
     public object ParseText(string text)
     {
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            // An empty path or address is never meant: "" would crash the master later (errorlog,
+            // pidfile) or bind every interface (bind).
+            throw new SettingException(this, text);
+        }
         object value = Type switch
         {
             SettingType.Int => long.TryParse(text.Trim(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var l)
@@ -155,7 +161,15 @@ public sealed class Setting
 
 /// <summary>A bad value: the message names the setting, the value and the accepted form, on one line.</summary>
 public sealed class SettingException(Setting setting, string value, string? reason = null)
-    : Exception($"{setting.LongFlag} ({setting.Name}): '{value}' is not valid: {reason ?? "expected " + setting.Accepted}")
+    : Exception($"{(setting.Flags.Length > 0 ? setting.LongFlag : setting.Name.ToUpperInvariant())} ({setting.Name}): '{value}' is not valid: {Explain(setting, reason)}")
 {
     public Setting Setting { get; } = setting;
+
+    /// <summary>What is wrong, always with the accepted form (a validator's reason may not say it).</summary>
+    public string Reason { get; } = Explain(setting, reason);
+
+    private static string Explain(Setting setting, string? reason) =>
+        reason is null ? "expected " + setting.Accepted
+        : reason.Contains(setting.Accepted, StringComparison.Ordinal) ? reason
+        : $"{reason} (expected {setting.Accepted})";
 }

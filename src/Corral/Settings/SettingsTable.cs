@@ -282,7 +282,7 @@ public static class SettingsTable
         Type = SettingType.String,
         Section = "Logging",
         Default = Agent.AccessLogFormat.GunicornDefault,
-        Help = "The access log line, in Gunicorn's atoms: h remote address, l '-', u user, t time, r request line, m method, U path, q query, H protocol, s status, B bytes, b bytes or '-', f referer, a user agent, T seconds, M milliseconds, D microseconds, L decimal seconds, p <pid>, {header}i request header, {header}o response header, {variable}e environment variable. Unlike Gunicorn, quotes and control characters in values are escaped.",
+        Help = "The access log line, in Gunicorn's atoms: h remote address, l '-', u user, t time, r request line, m method, U path, q query, H protocol, s status, B bytes, b bytes (0, not '-', for an empty body: what Gunicorn really prints), f referer, a user agent, T seconds, M milliseconds, D microseconds, L decimal seconds, p <pid>, {header}i request header, {header}o response header, {variable}e the worker's environment variable (Gunicorn's is the WSGI environ). Unlike Gunicorn, quotes, backslashes and control characters in values are escaped, and an unknown atom is an error rather than '-'.",
         AcceptedOverride = "a format of %(atom)s items",
         Validate = v => Agent.AccessLogFormat.TryParse((string)v, out _, out var error) ? null : error,
     };
@@ -340,7 +340,8 @@ public static class SettingsTable
             {
                 return Convert.ToInt32(text[1..], 8);
             }
-            return int.Parse(text, System.Globalization.CultureInfo.InvariantCulture);
+            // Gunicorn's umask is a positive int: a negative one is an error there too.
+            return int.Parse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture);
         }
         catch (Exception e) when (e is FormatException or OverflowException or ArgumentException)
         {
