@@ -53,6 +53,7 @@ public sealed class Arbiter
     private int _bootFailures;
     private DateTimeOffset _nextSpawnAt;
     private DateTimeOffset? _stopDeadline;
+    private (CorralConfig Config, int Desired)? _configBeforeReload;
     private bool _stopKillSent;
 
     public Arbiter(CorralConfig config, IProcessHost host, TimeProvider clock, IMasterLog log, Func<CorralConfig?> reloadConfig)
@@ -178,7 +179,7 @@ public sealed class Arbiter
             }
         }
 
-        if (w.State == WorkerState.Booting && !Stopping)
+        if ((w.State == WorkerState.Booting || w.BootTimedOut) && !Stopping)
         {
             OnBootFailure(w, exitCode);
         }
@@ -222,6 +223,12 @@ public sealed class Arbiter
             if (Timeout > TimeSpan.Zero && TimedOut(w, now))
             {
                 _log.Critical($"WORKER TIMEOUT (pid:{w.Pid})");
+                if (w.State == WorkerState.Booting)
+                {
+                    // Not ready within --timeout: a boot failure (back-off, failed reload), not a hang.
+                    w.BootTimedOut = true;
+                    w.LastError ??= $"not ready within --timeout ({Timeout.TotalSeconds:0.#} s)";
+                }
                 w.State = WorkerState.Killing;
                 w.SignalledAt = now;
                 _host.Signal(w.Pid, Signals.ABRT);
@@ -284,6 +291,7 @@ public sealed class Arbiter
         var readyCurrent = current.Count(w => w.State == WorkerState.Ready);
         if (readyCurrent >= DesiredWorkers)
         {
+            _configBeforeReload = null;
             if (!_booted)
             {
                 _booted = true;
@@ -356,6 +364,13 @@ public sealed class Arbiter
                 StopWorker(n, Signals.QUIT);
             }
             _generation = _workers.Values.Where(o => o.IsServing).Select(o => o.Generation).DefaultIfEmpty(_generation).Max();
+            if (_configBeforeReload is { } previous)
+            {
+                // The old workers run the old configuration: respawns must use it too.
+                Config = previous.Config;
+                DesiredWorkers = previous.Desired;
+                _configBeforeReload = null;
+            }
             return;
         }
         _log.Error($"Worker failed to boot (pid:{w.Pid}): {why}");
@@ -379,6 +394,7 @@ public sealed class Arbiter
             return;
         }
         _log.Info("Hang up: Master");
+        _configBeforeReload = (Config, DesiredWorkers);
         if (config.Workers != Config.Workers)
         {
             DesiredWorkers = config.Workers;

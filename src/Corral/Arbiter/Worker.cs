@@ -31,6 +31,9 @@ public sealed class Worker
     public bool Retiring { get; set; }
     public bool KillSent { get; set; }
 
+    /// <summary>Killed for not becoming ready within --timeout: its exit counts as a failed boot.</summary>
+    public bool BootTimedOut { get; set; }
+
     public long Served { get; set; }
     public int InFlight { get; set; }
 
