@@ -71,37 +71,72 @@ public sealed record AppTarget(string FileName, string[] Arguments, string Displ
     private static string Build(string project, Action<string> log)
     {
         log($"Building {project} (Release)");
+        using var p = Process.Start(BuildStartInfo(project, "Release")) ?? throw new AppException($"cannot start dotnet to build {project}", 1);
+        var stderr = p.StandardError.ReadToEndAsync();
+        var stdout = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        var result = ReadBuildResult(project, p.ExitCode, stdout + stderr.Result);
+        if (result.TargetPath is null)
+        {
+            foreach (var e in result.Errors.Take(20))
+            {
+                Console.Error.WriteLine(e);
+            }
+            throw new AppException(result.Summary, 1);
+        }
+        return result.TargetPath;
+    }
+
+    /// <summary>`dotnet build` of a project that prints its output's path, with no build server left behind.</summary>
+    public static ProcessStartInfo BuildStartInfo(string project, string configuration)
+    {
         var psi = new ProcessStartInfo(DotnetHost())
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var a in new[] { "build", project, "-c", "Release", "--nologo", "-v", "q", "-clp:NoSummary", "-p:UseSharedCompilation=false", "--disable-build-servers", "-t:Build", "-getProperty:TargetPath" })
+        foreach (var a in new[] { "build", project, "-c", configuration, "--nologo", "-v", "q", "-clp:NoSummary", "-p:UseSharedCompilation=false", "--disable-build-servers", "-t:Build", "-getProperty:TargetPath" })
         {
             psi.ArgumentList.Add(a);
         }
         psi.Environment["MSBUILDDISABLENODEREUSE"] = "1";
         psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        using var p = Process.Start(psi) ?? throw new AppException($"cannot start dotnet to build {project}", 1);
-        var stderr = p.StandardError.ReadToEndAsync();
-        var stdout = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        var output = (stdout + stderr.Result).Trim();
-        if (p.ExitCode != 0)
-        {
-            var errors = output.Split('\n').Select(l => l.Trim()).Where(l => l.Contains("error", StringComparison.OrdinalIgnoreCase)).Distinct().ToList();
-            foreach (var e in errors.Take(20))
-            {
-                Console.Error.WriteLine(e);
-            }
-            throw new AppException($"the build of {project} failed ({errors.Count} error line(s) above)", 1);
-        }
-        var target = output.Split('\n').Select(l => l.Trim()).LastOrDefault(l => l.EndsWith(".dll", StringComparison.OrdinalIgnoreCase));
-        if (target is null || !File.Exists(target))
-        {
-            throw new AppException($"the build of {project} succeeded but did not name its output (.dll): {output}", 1);
-        }
-        return target;
+        return psi;
     }
+
+    public sealed record BuildResult(string? TargetPath, IReadOnlyList<string> Errors, string Summary);
+
+    public static BuildResult ReadBuildResult(string project, int exitCode, string output)
+    {
+        var lines = output.Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0).ToList();
+        if (exitCode != 0)
+        {
+            var errors = lines.Where(l => l.Contains("error", StringComparison.OrdinalIgnoreCase)).Distinct().ToList();
+            return new BuildResult(null, errors, $"the build of {project} failed ({errors.Count} error line(s))");
+        }
+        var target = lines.LastOrDefault(l => l.EndsWith(".dll", StringComparison.OrdinalIgnoreCase));
+        return target is not null && File.Exists(target)
+            ? new BuildResult(target, [], "built " + target)
+            : new BuildResult(null, lines, $"the build of {project} succeeded but did not name its output (.dll)");
+    }
+
+    /// <summary>A project given as APP: the .csproj itself or a folder holding exactly one.</summary>
+    public static string? FindProject(string app)
+    {
+        var path = Path.GetFullPath(app);
+        if (path.EndsWith(".csproj", StringComparison.OrdinalIgnoreCase) && File.Exists(path))
+        {
+            return path;
+        }
+        if (Directory.Exists(path))
+        {
+            var projects = Directory.GetFiles(path, "*.csproj");
+            return projects.Length == 1 ? projects[0] : null;
+        }
+        return null;
+    }
+
+    /// <summary>A built dll run by the dotnet host from <paramref name="workingDirectory"/>.</summary>
+    public static AppTarget ForDll(string dll, string workingDirectory) => new(DotnetHost(), [dll], dll, workingDirectory);
 }

@@ -92,6 +92,12 @@ public static class ConfigLoader
                 values[SettingsTable.WorkerClass.Name] = "gthread";
                 sources[SettingsTable.WorkerClass.Name] = "derived from --threads";
             }
+            // The development server talks more, as Werkzeug's debug mode does.
+            if ((bool)values[SettingsTable.Reload.Name]! && sources[SettingsTable.LogLevel.Name] == "default")
+            {
+                values[SettingsTable.LogLevel.Name] = "debug";
+                sources[SettingsTable.LogLevel.Name] = "derived from --reload";
+            }
             return new LoadResult(new CorralConfig(values, sources), null);
         }
         catch (SettingException e)

@@ -32,6 +32,8 @@ public sealed class CorralConfig
     public string? ConfigFile => Str(SettingsTable.Config);
     public bool PrintConfig => (bool)this[SettingsTable.PrintConfig]!;
     public bool CheckConfig => (bool)this[SettingsTable.CheckConfig]!;
+    public bool Reload => (bool)this[SettingsTable.Reload]!;
+    public IReadOnlyList<string> ReloadExtraFiles => List(SettingsTable.ReloadExtraFiles);
     public IReadOnlyList<string> Bind => List(SettingsTable.Bind);
     public int Backlog => Int(SettingsTable.Backlog);
     public int Workers => Int(SettingsTable.Workers);

@@ -220,6 +220,27 @@ public static class SettingsTable
         Help = "Check the settings (and that the app exists) and exit: 0 if valid, 2 if not.",
     };
 
+    public static readonly Setting Reload = new()
+    {
+        Name = "reload",
+        Flags = ["--reload"],
+        Type = SettingType.Bool,
+        Section = "Debugging",
+        Default = false,
+        Help = "The development server (Werkzeug's role): APP must be a project; corral builds it (Debug), serves it, watches its sources (.cs, .csproj, .json, .cshtml, .razor, .props, .targets) and --reload-extra-file, and on a change rebuilds and replaces the workers gracefully. A failed build keeps the old workers serving and prints the compiler errors. Implies --log-level debug and ASPNETCORE_ENVIRONMENT=Development unless set. Not for production.",
+    };
+
+    public static readonly Setting ReloadExtraFiles = new()
+    {
+        Name = "reload_extra_files",
+        Flags = ["--reload-extra-file"],
+        Type = SettingType.List,
+        Section = "Debugging",
+        Default = new List<string>(),
+        Help = "A further file (or folder) whose changes trigger a rebuild with --reload; repeat for several.",
+        AcceptedOverride = "a file or folder path",
+    };
+
     public static readonly Setting Chdir = new()
     {
         Name = "chdir",
@@ -312,7 +333,7 @@ public static class SettingsTable
     /// <summary>All settings, in the order the docs list them.</summary>
     public static readonly IReadOnlyList<Setting> All =
     [
-        App, Config, PrintConfig, CheckConfig,
+        App, Config, PrintConfig, CheckConfig, Reload, ReloadExtraFiles,
         Bind, Backlog,
         Workers, WorkerClass, Threads, WorkerConnections, MaxRequests, MaxRequestsJitter, Timeout, GracefulTimeout, KeepAlive, Gc,
         LimitRequestLine, LimitRequestFields, LimitRequestFieldSize,
