@@ -1,0 +1,114 @@
+# Shared by seed-tables.sh and throughput.sh: building, starting and stopping servers, readiness,
+# machine facts. Every server runs in its own session (setsid) under `timeout`, and its process
+# group is killed on exit, so no run leaves a server behind. Source it; it defines functions only.
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT_DIR=$(dirname "$BENCH_DIR")
+BENCH_APP_DLL="$BENCH_DIR/BenchApp/bin/Release/net10.0/BenchApp.dll"
+SEED_CLIENT_DLL="$BENCH_DIR/SeedClient/bin/Release/net10.0/SeedClient.dll"
+CORRAL_DLL_DEFAULT="$ROOT_DIR/src/Corral/bin/Release/net10.0/corral.dll"
+
+# pgid of every server started, and the id each one was started as.
+declare -A SERVER_PGID=()
+declare -A SERVER_PORT=()
+declare -A SERVER_NOTE=()   # why a server is not available, when it is not
+declare -A SERVER_CMD=()    # the command as shown in the results (no machine paths)
+SERVER_MAX_SECONDS=${SERVER_MAX_SECONDS:-1800}
+NEXT_PORT=${BENCH_BASE_PORT:-18100}
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# A machine path made relative to the repository, for anything that goes into results.
+tidy() { sed -e "s#$ROOT_DIR/##g" -e "s#$ROOT_DIR#.#g" -e "s#$HOME#~#g"; }
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+next_port() {
+  while ! port_free "$NEXT_PORT"; do NEXT_PORT=$((NEXT_PORT + 1)); done
+  echo "$NEXT_PORT"
+  NEXT_PORT=$((NEXT_PORT + 1))
+}
+
+# build_dotnet PROJECT_DIR: Release build, quiet; prints the first error on failure.
+build_dotnet() {
+  local out
+  if out=$(timeout 600 dotnet build "$1" -c Release -nologo -v quiet 2>&1); then
+    return 0
+  fi
+  printf '%s\n' "$out" | grep -m1 -E 'error|Error' | tidy | sed 's/ \[[^]]*\]\{0,1\}$//' | cut -c1-200 >&2
+  return 1
+}
+
+# start_server ID LOGDIR CMD...: runs CMD in a new session under timeout; records its pgid.
+start_server() {
+  local id=$1 logdir=$2
+  shift 2
+  setsid timeout -k 10 "$SERVER_MAX_SECONDS" "$@" >"$logdir/$id.log" 2>&1 </dev/null &
+  SERVER_PGID[$id]=$!
+}
+
+# wait_ready ID PORT TIMEOUT_S: polls / until it answers 200; 1 (and SERVER_NOTE) otherwise.
+wait_ready() {
+  local id=$1 port=$2 limit=$3 logdir=$4 pid=${SERVER_PGID[$1]} start=$SECONDS code
+  while ((SECONDS - start < limit)); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      code=0
+      wait "$pid" 2>/dev/null || code=$?
+      SERVER_NOTE[$id]="exited with code $code at start: $(grep -v '^\s*$' "$logdir/$id.log" | tail -n1 | tidy | cut -c1-160)"
+      unset 'SERVER_PGID[$id]'
+      return 1
+    fi
+    if [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$port/" || true) == 200 ]]; then
+      return 0
+    fi
+    sleep 0.3
+  done
+  SERVER_NOTE[$id]="not ready after ${limit} s: $(grep -v '^\s*$' "$logdir/$id.log" | tail -n1 | tidy | cut -c1-160)"
+  stop_server "$id"
+  return 1
+}
+
+# stop_server ID: TERM to the whole process group, KILL after 10 s.
+stop_server() {
+  local id=$1 pgid=${SERVER_PGID[$1]:-} i
+  [[ -n $pgid ]] || return 0
+  kill -TERM -- "-$pgid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    kill -0 -- "-$pgid" 2>/dev/null || break
+    sleep 0.2
+  done
+  kill -KILL -- "-$pgid" 2>/dev/null || true
+  wait "$pgid" 2>/dev/null || true
+  unset 'SERVER_PGID[$id]'
+}
+
+stop_all_servers() {
+  local id
+  for id in "${!SERVER_PGID[@]}"; do stop_server "$id"; done
+}
+
+# Facts about the run for the results files, as "key<TAB>value" lines.
+machine_facts() {
+  printf 'date\t%s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
+  printf 'nproc\t%s\n' "$(nproc)"
+  printf 'cpu\t%s\n' "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+  printf 'kernel\t%s\n' "$(uname -sr)"
+  printf 'memory\t%s\n' "$(free -g | awk '/^Mem:/ {print $2 " GiB"}')"
+  printf 'dotnet\t%s\n' "$(dotnet --version 2>/dev/null) (runtime $(dotnet --list-runtimes 2>/dev/null | awk '/Microsoft.AspNetCore.App/ {v=$2} END {print v}'))"
+  printf 'gunicorn\t%s\n' "$(gunicorn --version 2>/dev/null | sed 's/gunicorn (version \(.*\))/\1/')"
+  local py
+  py=$(head -1 "$(command -v gunicorn)" | sed 's/^#! *//; s/ .*//')
+  printf 'python\t%s\n' "$("$py" --version 2>&1)"
+  printf 'flask\t%s\n' "$("$py" -c 'import flask, gevent; print("Flask", flask.__version__, "gevent", gevent.__version__)' 2>&1 | tail -1)"
+  printf 'commit\t%s\n' "$(git -C "$ROOT_DIR" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  printf 'load\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+require_tools() {
+  local missing=() t
+  for t in "$@"; do command -v "$t" >/dev/null || missing+=("$t"); done
+  if ((${#missing[@]})); then
+    log "missing: ${missing[*]} (Debian: apt-get install -y wrk gunicorn python3-flask python3-gevent)"
+    exit 2
+  fi
+}
