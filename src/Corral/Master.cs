@@ -29,9 +29,25 @@ public sealed class Master
     {
         log.Info($"Starting corral {Version}");
         AppTarget app;
+        Reload.Reloader? reloader = null;
         try
         {
-            app = AppTarget.Resolve(config.App!, log.Info);
+            if (config.Reload)
+            {
+                var project = AppTarget.FindProject(config.App!)
+                    ?? throw new AppTarget.AppException($"--reload: APP {config.App} is not a project (a .csproj, or a folder holding exactly one): the dev server rebuilds from sources", 2);
+                reloader = new Reload.Reloader(project, config.ReloadExtraFiles, log, e => _events.Writer.TryWrite(e));
+                app = reloader.BuildInitial();
+                if (Environment.GetEnvironmentVariable("ASPNETCORE_ENVIRONMENT") is null
+                    && !config.RawEnv.Any(e => e.StartsWith("ASPNETCORE_ENVIRONMENT=", StringComparison.Ordinal)))
+                {
+                    Environment.SetEnvironmentVariable("ASPNETCORE_ENVIRONMENT", "Development");
+                }
+            }
+            else
+            {
+                app = AppTarget.Resolve(config.App!, log.Info);
+            }
         }
         catch (AppTarget.AppException e)
         {
@@ -84,6 +100,7 @@ public sealed class Master
             using var ticker = new Timer(_ => _events.Writer.TryWrite(new MasterEvent.Tick()), null, TickInterval, TickInterval);
 
             arbiter.Start();
+            reloader?.StartWatching();
             while (!arbiter.Finished)
             {
                 var evt = _events.Reader.ReadAsync().AsTask().GetAwaiter().GetResult();
@@ -101,6 +118,18 @@ public sealed class Master
                         break;
                     case MasterEvent.Tick:
                         arbiter.Tick();
+                        reloader?.Tick(DateTimeOffset.UtcNow);
+                        break;
+                    case MasterEvent.SourceChanged changed:
+                        reloader?.OnChanged(changed.Path, DateTimeOffset.UtcNow);
+                        break;
+                    case MasterEvent.Rebuilt built when reloader is not null:
+                        if (reloader.OnBuilt(built.Result) is { } rebuilt)
+                        {
+                            log.Info("Reloading: the new build boots, then the old workers drain");
+                            host.App = rebuilt;
+                            arbiter.ReplaceAllWorkers();
+                        }
                         break;
                 }
             }
@@ -113,6 +142,7 @@ public sealed class Master
         }
         finally
         {
+            reloader?.Dispose();
             foreach (var s in signals)
             {
                 s.Dispose();

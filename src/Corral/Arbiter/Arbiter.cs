@@ -400,6 +400,19 @@ public sealed class Arbiter
             DesiredWorkers = config.Workers;
         }
         Config = config;
+        ReplaceAllWorkers();
+    }
+
+    /// <summary>
+    /// A new generation of workers with the current configuration (a new build under --reload): they
+    /// boot first, the old ones drain once they are ready; if they fail to boot, the old ones stay.
+    /// </summary>
+    public void ReplaceAllWorkers()
+    {
+        if (Stopping)
+        {
+            return;
+        }
         _generation = ++_lastGeneration;
         ManageWorkers();
     }

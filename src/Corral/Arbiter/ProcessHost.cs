@@ -16,7 +16,7 @@ namespace Corral.Arbiter;
 /// made inheritable just for the fork, so nothing else the master starts can take them.
 /// </summary>
 public sealed class ProcessHost(
-    AppTarget app,
+    AppTarget initialApp,
     IReadOnlyList<Listener> listeners,
     string agentPath,
     string? errorLogPath,
@@ -27,9 +27,13 @@ public sealed class ProcessHost(
 
     private readonly Dictionary<int, Process> _processes = [];
 
+    /// <summary>What the next spawn runs (the dev server swaps it after each good build).</summary>
+    public AppTarget App { get; set; } = initialApp;
+
     public int Spawn(CorralConfig config)
     {
         var (parentFd, childFd) = Native.SocketPair();
+        var app = App;
         var psi = new ProcessStartInfo(app.FileName)
         {
             UseShellExecute = false,
@@ -223,4 +227,6 @@ public abstract record MasterEvent
     public sealed record Exited(int Pid, int ExitCode) : MasterEvent;
     public sealed record Control(int Pid, Message Message) : MasterEvent;
     public sealed record Tick : MasterEvent;
+    public sealed record SourceChanged(string Path) : MasterEvent;
+    public sealed record Rebuilt(AppTarget.BuildResult Result) : MasterEvent;
 }
