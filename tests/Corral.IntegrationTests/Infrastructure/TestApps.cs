@@ -10,7 +10,7 @@ public static class TestApps
 {
     private static readonly Lazy<Task<Built>> s_built = new(BuildAllAsync);
 
-    public sealed record Built(string TestApp, string FreshWebDll, string FreshWebDir, string ConsoleDll);
+    public sealed record Built(string TestApp, string FreshWebDll, string FreshWebDir, string ConsoleDll, string SeedApp);
 
     public static Task<Built> GetAsync() => s_built.Value;
 
@@ -27,7 +27,8 @@ public static class TestApps
         var consoleDir = Path.Combine(scratch, "PlainConsole");
         var fresh = NewAndBuildAsync("web", freshDir, Path.Combine(scratch, "FreshWeb-out"));
         var console = NewAndBuildAsync("console", consoleDir, Path.Combine(scratch, "PlainConsole-out"));
-        return new Built(await testApp, await fresh, freshDir, await console);
+        var seedApp = BuildAsync(Path.Combine(RepoRoot, "examples", "SeedApp", "SeedApp.csproj"), Path.Combine(scratch, "SeedApp"));
+        return new Built(await testApp, await fresh, freshDir, await console, await seedApp);
     }
 
     private static async Task<string> NewAndBuildAsync(string template, string dir, string output)
