@@ -16,6 +16,10 @@ public sealed class AdmissionGate
     private readonly SemaphoreSlim? _requests;
     private readonly int _requestCapacity;
     private TaskCompletionSource _requestSlotFreed = NewSignal();
+    private readonly CancellationTokenSource _drain = new();
+    private readonly TaskCompletionSource _noConnections = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly List<Func<ValueTask>> _unbinders = [];
+    private int _openConnections;
 
     private AdmissionGate(int connectionCapacity, int requestCapacity)
     {
@@ -42,6 +46,59 @@ public sealed class AdmissionGate
     };
 
     public bool LimitsRequests => _requests is not null;
+
+    /// <summary>Set once the worker drains: it takes no new connection and closes each one after its current request.</summary>
+    public bool Draining => _drain.IsCancellationRequested;
+
+    public int OpenConnections => Volatile.Read(ref _openConnections);
+
+    /// <summary>
+    /// Stop taking connections: pending accepts end (this worker's copies of the listening sockets
+    /// are closed; the master's, and so the kernel queue, stay), and the returned task completes once
+    /// every open connection has closed.
+    /// </summary>
+    public Task BeginDrainAsync()
+    {
+        if (!Draining)
+        {
+            _drain.Cancel();
+            List<Func<ValueTask>> unbinders;
+            lock (_unbinders)
+            {
+                unbinders = [.. _unbinders];
+            }
+            foreach (var unbind in unbinders)
+            {
+                _ = unbind().AsTask();
+            }
+            if (OpenConnections == 0)
+            {
+                _noConnections.TrySetResult();
+            }
+        }
+        return _noConnections.Task;
+    }
+
+    internal void OnUnbind(Func<ValueTask> unbind)
+    {
+        lock (_unbinders)
+        {
+            _unbinders.Add(unbind);
+        }
+    }
+
+    internal void ConnectionOpened() => Interlocked.Increment(ref _openConnections);
+
+    internal void ConnectionClosed()
+    {
+        if (Interlocked.Decrement(ref _openConnections) == 0 && Draining)
+        {
+            _noConnections.TrySetResult();
+        }
+        ReleaseConnection();
+    }
+
+    internal CancellationToken DrainToken => _drain.Token;
 
     /// <summary>Waits until this worker may accept one more connection; the slot is held until <see cref="ReleaseConnection"/>.</summary>
     public async ValueTask AcquireConnectionAsync(CancellationToken ct)
@@ -97,6 +154,7 @@ internal sealed class GatedListenerFactory(SocketTransportFactory inner, Admissi
     public async ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
     {
         var listener = await inner.BindAsync(endpoint, cancellationToken).ConfigureAwait(false);
+        gate.OnUnbind(() => listener.UnbindAsync());
         return new GatedListener(listener, gate);
     }
 
@@ -106,13 +164,14 @@ internal sealed class GatedListenerFactory(SocketTransportFactory inner, Admissi
 
         public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
         {
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, gate.DrainToken);
             try
             {
-                await gate.AcquireConnectionAsync(cancellationToken).ConfigureAwait(false);
+                await gate.AcquireConnectionAsync(linked.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
-                return null;
+                return null; // draining or stopping: Kestrel ends this listener's accept loop
             }
             ConnectionContext? connection;
             try
@@ -129,7 +188,8 @@ internal sealed class GatedListenerFactory(SocketTransportFactory inner, Admissi
                 gate.ReleaseConnection();
                 return null;
             }
-            connection.ConnectionClosed.Register(static g => ((AdmissionGate)g!).ReleaseConnection(), gate);
+            gate.ConnectionOpened();
+            connection.ConnectionClosed.Register(static g => ((AdmissionGate)g!).ConnectionClosed(), gate);
             return connection;
         }
 

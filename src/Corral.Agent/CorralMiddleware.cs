@@ -55,9 +55,10 @@ internal sealed class CorralMiddleware
         await _gate.EnterRequestAsync().ConfigureAwait(false);
         try
         {
-            if (_closeEveryConnection)
+            if ((_closeEveryConnection || _gate.Draining) && context.Request.Protocol == "HTTP/1.1")
             {
-                // The sync class: one request per connection, as Gunicorn's sync worker.
+                // The sync class: one request per connection, as Gunicorn's sync worker. A draining
+                // worker: this request is the connection's last, and the client is told so.
                 context.Response.Headers.Connection = "close";
             }
             if (_accessWriter is not null)

@@ -1,4 +1,5 @@
 using System.Reflection;
+using System.Runtime.InteropServices;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -53,6 +54,8 @@ internal static class HostTakeover
         // First in the list = outermost in the pipeline: before anything the app or the framework adds.
         services.Insert(0, ServiceDescriptor.Singleton<IStartupFilter, CorralStartupFilter>());
         services.AddHostedService<CorralLifetime>();
+        // Replaces the console lifetime: TERM drains first (see CorralHostLifetime).
+        services.AddSingleton<IHostLifetime, CorralHostLifetime>();
         services.AddSingleton<ILoggerProvider, BootErrorLoggerProvider>();
 
         // Registered last, so Kestrel tries it first (it walks the transport factories in reverse).
@@ -128,6 +131,40 @@ internal static class HostTakeover
             ThreadPool.SetMinThreads(target, io);
         }
     }
+}
+
+/// <summary>
+/// The host's lifetime under corral. The console lifetime would stop Kestrel at once on SIGTERM,
+/// closing idle keep-alive connections under clients that are about to reuse them. Instead, TERM
+/// drains: no new connection, `Connection: close` on every response so each client leaves after its
+/// current request, and the app stops once the connections are gone (idle ones close at
+/// --keep-alive) or --graceful-timeout has passed. INT and QUIT stay immediate (AgentRuntime).
+/// </summary>
+internal sealed class CorralHostLifetime(IHostApplicationLifetime lifetime, AdmissionGate gate, AgentOptions options) : IHostLifetime, IDisposable
+{
+    private PosixSignalRegistration? _term;
+
+    public Task WaitForStartAsync(CancellationToken cancellationToken)
+    {
+        _term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
+        {
+            ctx.Cancel = true;
+            _ = DrainAsync();
+        });
+        return Task.CompletedTask;
+    }
+
+    private async Task DrainAsync()
+    {
+        var drained = gate.BeginDrainAsync();
+        var limit = TimeSpan.FromSeconds(Math.Max(0, options.GracefulTimeout));
+        await Task.WhenAny(drained, Task.Delay(limit)).ConfigureAwait(false);
+        lifetime.StopApplication();
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public void Dispose() => _term?.Dispose();
 }
 
 /// <summary>Reports "ready" once Kestrel listens, and lets the agent stop the app gracefully.</summary>

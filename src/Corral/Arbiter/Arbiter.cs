@@ -288,6 +288,13 @@ public sealed class Arbiter
             spawned++;
         }
 
+        // Workers of an earlier generation that are still booting will never serve: a newer HUP (or
+        // build) superseded them, so they stop now instead of competing for the CPU with their successors.
+        foreach (var w in _workers.Values.Where(w => w.Generation != _generation && w.State == WorkerState.Booting).ToList())
+        {
+            StopWorker(w, Signals.QUIT);
+        }
+
         var readyCurrent = current.Count(w => w.State == WorkerState.Ready);
         if (readyCurrent >= DesiredWorkers)
         {
