@@ -38,6 +38,19 @@ public sealed class AgentOptions
     public string? ErrorLogFile { get; set; }
     public string LogLevel { get; set; } = "info";
 
+    /// <summary>--forwarded-allow-ips: the peers whose X-Forwarded-For and scheme headers are believed.</summary>
+    public string ForwardedAllowIps { get; set; } = ProxyTrust.DefaultAllowIps;
+
+    /// <summary>--secure-scheme-headers: header name to the value that means the request came over TLS.</summary>
+    public Dictionary<string, string> SecureSchemeHeaders { get; set; } = [];
+
+    /// <summary>--certfile / --keyfile (PEM, full paths): serve TLS on every listener. Null: plain HTTP.</summary>
+    public string? CertFile { get; set; }
+    public string? KeyFile { get; set; }
+
+    /// <summary>--ca-certs (PEM bundle, full path): client certificates are required and must chain to it.</summary>
+    public string? CaCerts { get; set; }
+
     public string ToJson() => JsonSerializer.Serialize(this, AgentJsonContext.Default.AgentOptions);
 
     public static AgentOptions FromJson(string json) =>

@@ -30,6 +30,7 @@ internal sealed class CorralMiddleware
     private readonly AccessLogFormat? _accessFormat;
     private readonly AccessLogWriter? _accessWriter;
     private readonly bool _closeEveryConnection;
+    private readonly ProxyTrust _proxyTrust;
     private int _recycleAsked;
 
     public CorralMiddleware(AgentOptions options, AdmissionGate gate, RequestStats stats)
@@ -38,6 +39,7 @@ internal sealed class CorralMiddleware
         _gate = gate;
         _stats = stats;
         _closeEveryConnection = options.WorkerClass == "sync";
+        _proxyTrust = ProxyTrust.Create(options.ForwardedAllowIps, options.SecureSchemeHeaders);
         if (!string.IsNullOrEmpty(options.AccessLogFile))
         {
             _accessFormat = AccessLogFormat.Parse(string.IsNullOrEmpty(options.AccessLogFormat) ? AccessLogFormat.GunicornDefault : options.AccessLogFormat);
@@ -55,7 +57,15 @@ internal sealed class CorralMiddleware
         await _gate.EnterRequestAsync().ConfigureAwait(false);
         try
         {
-            if ((_closeEveryConnection || _gate.Draining) && context.Request.Protocol == "HTTP/1.1")
+            if (_proxyTrust.Apply(context) is { } proxyError)
+            {
+                // Before anything reads the remote address or the scheme (the app, the access log).
+                context.Response.StatusCode = StatusCodes.Status400BadRequest;
+                context.Response.ContentType = "text/plain";
+                await context.Response.WriteAsync(proxyError + "\n").ConfigureAwait(false);
+                return;
+            }
+            if ((_closeEveryConnection || _gate.Draining) && !HttpProtocol.IsHttp2(context.Request.Protocol) && !HttpProtocol.IsHttp3(context.Request.Protocol))
             {
                 // The sync class: one request per connection, as Gunicorn's sync worker. A draining
                 // worker: this request is the connection's last, and the client is told so.

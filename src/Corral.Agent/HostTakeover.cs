@@ -85,9 +85,18 @@ internal static class HostTakeover
         overridden.AddRange(configured);
         kestrel.Configure(new ConfigurationBuilder().Build(), reloadOnChange: false);
 
+        Action<ListenOptions>? tls = null;
+        try
+        {
+            tls = Tls.ForListeners(options);
+        }
+        catch (TlsException e)
+        {
+            AgentRuntime.FailBoot(e.Message);
+        }
         foreach (var fd in options.ListenFds)
         {
-            kestrel.ListenHandle((ulong)fd);
+            kestrel.ListenHandle((ulong)fd, tls ?? (_ => { }));
         }
 
         var limits = kestrel.Limits;

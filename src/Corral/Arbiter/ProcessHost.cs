@@ -163,6 +163,11 @@ public sealed class ProcessHost(
             AccessLogFormat = config.AccessLogFormat,
             ErrorLogFile = errorLogPath,
             LogLevel = config.LogLevel,
+            ForwardedAllowIps = config.ForwardedAllowIps,
+            SecureSchemeHeaders = ProxyTrust.TryParseSchemeHeaders(config.SecureSchemeHeaders, out var schemeHeaders, out _) ? schemeHeaders : [],
+            CertFile = config.CertFile is null ? null : Path.GetFullPath(config.CertFile),
+            KeyFile = config.KeyFile is null ? null : Path.GetFullPath(config.KeyFile),
+            CaCerts = config.CaCerts is null ? null : Path.GetFullPath(config.CaCerts),
         };
     }
 

@@ -98,6 +98,11 @@ public static class ConfigLoader
                 values[SettingsTable.LogLevel.Name] = "debug";
                 sources[SettingsTable.LogLevel.Name] = "derived from --reload";
             }
+            // TLS files: loaded here as the workers will load them, so a bad one stops corral before it starts.
+            if (SettingsTable.CheckTls((string?)values[SettingsTable.CertFile.Name], (string?)values[SettingsTable.KeyFile.Name], (string?)values[SettingsTable.CaCerts.Name]) is { } tlsError)
+            {
+                return LoadResult.Fail(tlsError);
+            }
             return new LoadResult(new CorralConfig(values, sources), null);
         }
         catch (SettingException e)

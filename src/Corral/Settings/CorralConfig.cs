@@ -57,6 +57,11 @@ public sealed class CorralConfig
     public string AccessLogFormat => Str(SettingsTable.AccessLogFormatSetting)!;
     public string ErrorLog => Str(SettingsTable.ErrorLog) ?? "-";
     public string LogLevel => Str(SettingsTable.LogLevel)!;
+    public string ForwardedAllowIps => Str(SettingsTable.ForwardedAllowIps)!;
+    public string SecureSchemeHeaders => Str(SettingsTable.SecureSchemeHeaders)!;
+    public string? CertFile => Str(SettingsTable.CertFile);
+    public string? KeyFile => Str(SettingsTable.KeyFile);
+    public string? CaCerts => Str(SettingsTable.CaCerts);
 
     /// <summary>--print-config: every setting, its value and where it came from, Gunicorn's layout.</summary>
     public string Print()

@@ -330,6 +330,95 @@ public static class SettingsTable
         Help = "The error log's level.",
     };
 
+    public static readonly Setting ForwardedAllowIps = new()
+    {
+        Name = "forwarded_allow_ips",
+        Flags = ["--forwarded-allow-ips"],
+        Type = SettingType.String,
+        Section = "Server mechanics",
+        Default = Agent.ProxyTrust.DefaultAllowIps,
+        EnvVar = "FORWARDED_ALLOW_IPS",
+        Help = "Front-end proxies trusted to set X-Forwarded-For and the --secure-scheme-headers: comma-separated IP addresses and CIDR networks, or * for any peer (only when nothing but the proxy can reach corral). From a trusted peer the request's remote address is the right-most X-Forwarded-For address that is not itself trusted, and its scheme is what the scheme headers say; from any other peer those headers are ignored. Unix-socket peers are always trusted, as with Gunicorn. FORWARDED_ALLOW_IPS sets the default.",
+        AcceptedOverride = "IP addresses and CIDR networks separated by commas, or *",
+        Validate = v => Agent.ProxyTrust.TryParseAllowIps((string)v, out _, out _, out var error) ? null : error,
+    };
+
+    public static readonly Setting SecureSchemeHeaders = new()
+    {
+        Name = "secure_scheme_headers",
+        Flags = ["--secure-scheme-headers"],
+        Type = SettingType.String,
+        Section = "Server mechanics",
+        Default = Agent.ProxyTrust.DefaultSecureSchemeHeaders,
+        Help = "Headers a trusted front-end proxy (--forwarded-allow-ips) sets to say the request came over TLS, as a JSON object of header name to the value that means https; a present header with another value means http, and two that disagree are answered 400. In a config file, give the object as a JSON string.",
+        AcceptedOverride = "a JSON object of strings, e.g. {\"X-FORWARDED-PROTO\": \"https\"}",
+        Validate = v => Agent.ProxyTrust.TryParseSchemeHeaders((string)v, out _, out var error) ? null : error,
+    };
+
+    public static readonly Setting CertFile = new()
+    {
+        Name = "certfile",
+        Flags = ["--certfile"],
+        Type = SettingType.String,
+        Section = "SSL",
+        Help = "Serve HTTPS on every listener with this PEM certificate (the chain may follow it); HTTP/2 is offered next to HTTP/1.1 by ALPN. Its key comes from --keyfile, or from this file.",
+        AcceptedOverride = "a readable PEM certificate file",
+        Validate = v => ReadableFile((string)v),
+    };
+
+    public static readonly Setting KeyFile = new()
+    {
+        Name = "keyfile",
+        Flags = ["--keyfile"],
+        Type = SettingType.String,
+        Section = "SSL",
+        Help = "The PEM private key of --certfile (PKCS#8, PKCS#1 or SEC1; not encrypted).",
+        AcceptedOverride = "a readable PEM key file",
+        Validate = v => ReadableFile((string)v),
+    };
+
+    public static readonly Setting CaCerts = new()
+    {
+        Name = "ca_certs",
+        Flags = ["--ca-certs"],
+        Type = SettingType.String,
+        Section = "SSL",
+        Help = "A PEM bundle of CA certificates: with it (and --certfile) every client must present a certificate that chains to one of them, or the TLS handshake fails.",
+        AcceptedOverride = "a readable PEM file of CA certificates",
+        Validate = v => ReadableFile((string)v),
+    };
+
+    /// <summary>Checks, before anything starts, that the TLS files load as the workers will load them.</summary>
+    public static string? CheckTls(string? certFile, string? keyFile, string? caCerts)
+    {
+        if (certFile is null)
+        {
+            return keyFile is not null || caCerts is not null ? "--keyfile and --ca-certs need --certfile" : null;
+        }
+        try
+        {
+            Agent.Tls.Check(certFile, keyFile, caCerts);
+            return null;
+        }
+        catch (Agent.TlsException e)
+        {
+            return e.Message;
+        }
+    }
+
+    private static string? ReadableFile(string path)
+    {
+        try
+        {
+            using var stream = File.OpenRead(path);
+            return null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            return e is FileNotFoundException or DirectoryNotFoundException ? "no such file" : "cannot read it: " + e.Message;
+        }
+    }
+
     /// <summary>All settings, in the order the docs list them.</summary>
     public static readonly IReadOnlyList<Setting> All =
     [
@@ -339,6 +428,8 @@ public static class SettingsTable
         LimitRequestLine, LimitRequestFields, LimitRequestFieldSize,
         Chdir, Umask, PidFile, RawEnv,
         AccessLog, AccessLogFormatSetting, ErrorLog, LogLevel,
+        ForwardedAllowIps, SecureSchemeHeaders,
+        CertFile, KeyFile, CaCerts,
     ];
 
     public static Setting? ByName(string name) => All.FirstOrDefault(s => s.Name == name);

@@ -36,5 +36,6 @@ app.MapGet("/delay", async (int ms) =>
 });
 app.MapGet("/env/{name}", (string name) => Environment.GetEnvironmentVariable(name) ?? "");
 app.MapGet("/bytes", (int n) => new string('x', n));
+app.MapGet("/client", (HttpContext c) => $"{c.Connection.RemoteIpAddress} {c.Request.Scheme} {c.Request.Protocol}");
 
 app.Run();
