@@ -32,6 +32,12 @@ public class SettingsErrorTests
         ["access_log_format"] = ["%(nope)s", "%(h", "100%", "%(h)d"],
         ["errorlog"] = [""],
         ["loglevel"] = ["verbose", "INFO2", ""],
+        ["reload_extra_files"] = [""],
+        ["forwarded_allow_ips"] = ["10.0.0.0/33", "not-an-ip", ""],
+        ["secure_scheme_headers"] = ["{not json", "[1, 2]"],
+        ["certfile"] = ["(a file that does not exist)"],
+        ["keyfile"] = ["(a file that does not exist)"],
+        ["ca_certs"] = ["(a file that does not exist)"],
     };
 
     public static TheoryData<string, string> EveryBadValue()
