@@ -97,6 +97,8 @@ public sealed class Master
             var agentPath = Path.Combine(AppContext.BaseDirectory, "Corral.Agent.dll");
             var host = new ProcessHost(app, listeners, agentPath, config.ErrorLog == "-" ? null : Path.GetFullPath(config.ErrorLog), e => _events.Writer.TryWrite(e));
             var arbiter = new Arbiter.Arbiter(config, host, TimeProvider.System, log, _reload);
+            using var systemd = new SystemdNotify(env.GetValueOrDefault("NOTIFY_SOCKET"));
+            arbiter.Notify = systemd.Enabled ? systemd.Send : null;
             using var ticker = new Timer(_ => _events.Writer.TryWrite(new MasterEvent.Tick()), null, TickInterval, TickInterval);
 
             arbiter.Start();

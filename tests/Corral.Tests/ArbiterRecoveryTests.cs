@@ -67,3 +67,49 @@ public sealed class ArbiterRecoveryTests
         Assert.InRange(rig.Host.Spawned.Count, 3, 15);
     }
 }
+
+/// <summary>--reload-strategy rolling: one worker at a time, never fewer than --workers ready.</summary>
+public sealed class ArbiterRollingTests
+{
+    [Fact]
+    public void Rolling_replaces_one_worker_at_a_time()
+    {
+        var rig = new ArbiterRig("-w", "3", "--reload-strategy", "rolling").Booted();
+        var old = rig.Pids;
+        rig.NextConfig = rig.Config;
+        rig.Signal(Signals.HUP);
+
+        var stopped = new List<int>();
+        for (var step = 0; step < 3; step++)
+        {
+            var booting = Assert.Single(rig.Booting);
+            Assert.True(rig.ReadyCount >= 3);
+            rig.Ready(booting);
+            var term = old.Where(p => rig.Host.SignalsTo(p).Contains(Signals.TERM)).Except(stopped).ToList();
+            Assert.Single(term); // exactly one old worker drains per new ready worker
+            stopped.AddRange(term);
+            Assert.True(rig.ReadyCount >= 3, $"only {rig.ReadyCount} ready after step {step}");
+            rig.ExitSignalled();
+        }
+        Assert.Empty(rig.Booting);
+        Assert.Equal(old.Order(), stopped.Order()); // oldest first, all of them
+        Assert.Equal(3, rig.ServingPids.Length);
+        Assert.Empty(rig.ServingPids.Intersect(old));
+    }
+
+    [Fact]
+    public void All_boots_every_new_worker_before_any_old_one_drains()
+    {
+        var rig = new ArbiterRig("-w", "3").Booted();
+        var old = rig.Pids;
+        rig.NextConfig = rig.Config;
+        rig.Signal(Signals.HUP);
+        var fresh = rig.Booting;
+        Assert.Equal(3, fresh.Length);
+        rig.Ready(fresh[0]);
+        rig.Ready(fresh[1]);
+        Assert.All(old, p => Assert.Empty(rig.Host.SignalsTo(p)));
+        rig.Ready(fresh[2]);
+        Assert.All(old, p => Assert.Equal([Signals.TERM], rig.Host.SignalsTo(p)));
+    }
+}

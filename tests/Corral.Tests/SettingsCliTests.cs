@@ -35,6 +35,7 @@ public class SettingsCliTests
         ["errorlog"] = ("corral.log", "corral.log"),
         ["loglevel"] = ("debug", "debug"),
         ["reload"] = (null, true),
+        ["reload_strategy"] = ("rolling", "rolling"),
         ["reload_extra_files"] = ("appsettings.json", new List<string> { "appsettings.json" }),
         ["forwarded_allow_ips"] = ("10.0.0.0/8,127.0.0.1", "10.0.0.0/8,127.0.0.1"),
         ["secure_scheme_headers"] = ("{\"X-FORWARDED-PROTO\": \"https\"}", "{\"X-FORWARDED-PROTO\": \"https\"}"),

@@ -66,6 +66,11 @@ public sealed class Arbiter
         _reloadConfig = reloadConfig;
     }
 
+    /// <summary>Where state changes go for systemd (READY=1, RELOADING=1, STOPPING=1); may be null.</summary>
+    public Action<string>? Notify { get; set; }
+
+    private bool _reloading;
+
     public CorralConfig Config { get; private set; }
     public int DesiredWorkers { get; private set; }
     public bool Stopping => _stopDeadline is not null;
@@ -277,9 +282,13 @@ public sealed class Arbiter
             return;
         }
         var current = _workers.Values.Where(w => w.Generation == _generation && w.IsServing && !w.Retiring).ToList();
+        var old = _workers.Values.Where(w => w.Generation != _generation && w.IsServing).OrderBy(w => w.Age).ToList();
+        // --reload-strategy rolling: one new worker at a time, each replacing one old worker once ready.
+        var rolling = Config.ReloadStrategy == "rolling" && old.Count > 0;
+        var booting = current.Count(w => w.State == WorkerState.Booting);
         var now = Now;
         var spawned = 0;
-        while (current.Count + spawned < DesiredWorkers && now >= _nextSpawnAt)
+        while (current.Count + spawned < DesiredWorkers && now >= _nextSpawnAt && !(rolling && booting + spawned > 0))
         {
             if (!SpawnWorker())
             {
@@ -296,12 +305,26 @@ public sealed class Arbiter
         }
 
         var readyCurrent = current.Count(w => w.State == WorkerState.Ready);
+        if (rolling)
+        {
+            var oldReady = old.Where(w => w.State == WorkerState.Ready).ToList();
+            foreach (var w in oldReady.Take(Math.Max(0, readyCurrent + oldReady.Count - DesiredWorkers)))
+            {
+                StopWorker(w, Signals.TERM);
+            }
+        }
         if (readyCurrent >= DesiredWorkers)
         {
             _configBeforeReload = null;
             if (!_booted)
             {
                 _booted = true;
+                Notify?.Invoke($"READY=1\nSTATUS=Serving with {readyCurrent} workers\nMAINPID={Environment.ProcessId}");
+            }
+            else if (_reloading)
+            {
+                _reloading = false;
+                Notify?.Invoke($"READY=1\nSTATUS=Reloaded: serving with {readyCurrent} workers");
             }
             // Old generations and retiring workers go once their successors are ready.
             foreach (var w in _workers.Values.Where(w => w.IsServing && (w.Generation != _generation || w.Retiring)).ToList())
@@ -366,6 +389,8 @@ public sealed class Arbiter
             // A reload whose new workers cannot boot: keep the old ones serving.
             _log.Error($"Worker failed to boot (pid:{w.Pid}): {why}");
             _log.Error("Reload failed: keeping the old workers; fix the app and send HUP again");
+            _reloading = false;
+            Notify?.Invoke("READY=1\nSTATUS=Reload failed: serving with the old workers");
             foreach (var n in _workers.Values.Where(o => o.Generation == _generation && o.IsServing).ToList())
             {
                 StopWorker(n, Signals.QUIT);
@@ -421,6 +446,8 @@ public sealed class Arbiter
             return;
         }
         _generation = ++_lastGeneration;
+        _reloading = true;
+        Notify?.Invoke("RELOADING=1\nSTATUS=Reloading: new workers boot");
         ManageWorkers();
     }
 
@@ -439,6 +466,7 @@ public sealed class Arbiter
             return;
         }
         _stopDeadline = Now + Config.GracefulTimeout;
+        Notify?.Invoke("STOPPING=1\nSTATUS=Stopping");
         foreach (var w in _workers.Values)
         {
             w.State = WorkerState.Stopping;

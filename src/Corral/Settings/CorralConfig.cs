@@ -46,6 +46,7 @@ public sealed class CorralConfig
     public TimeSpan GracefulTimeout => TimeSpan.FromSeconds(Sec(SettingsTable.GracefulTimeout));
     public double KeepAlive => Sec(SettingsTable.KeepAlive);
     public string Gc => Str(SettingsTable.Gc)!;
+    public string ReloadStrategy => Str(SettingsTable.ReloadStrategy)!;
     public int LimitRequestLine => Int(SettingsTable.LimitRequestLine);
     public int LimitRequestFields => Int(SettingsTable.LimitRequestFields);
     public int LimitRequestFieldSize => Int(SettingsTable.LimitRequestFieldSize);

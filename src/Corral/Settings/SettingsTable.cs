@@ -141,6 +141,17 @@ public static class SettingsTable
         Help = "Seconds an idle keep-alive connection is kept open (gthread and async; sync closes every connection).",
     };
 
+    public static readonly Setting ReloadStrategy = new()
+    {
+        Name = "reload_strategy",
+        Flags = ["--reload-strategy"],
+        Type = SettingType.Choice,
+        Choices = ["all", "rolling"],
+        Section = "Worker processes",
+        Default = "all",
+        Help = "How HUP (and --reload) replaces the workers. all: every new worker boots, and once all are ready the old ones drain (capacity doubles for a moment). rolling: one new worker at a time, each old one drains once its replacement is ready (at most one extra process). Either way, never fewer than --workers ready.",
+    };
+
     public static readonly Setting Gc = new()
     {
         Name = "gc",
@@ -424,7 +435,7 @@ public static class SettingsTable
     [
         App, Config, PrintConfig, CheckConfig, Reload, ReloadExtraFiles,
         Bind, Backlog,
-        Workers, WorkerClass, Threads, WorkerConnections, MaxRequests, MaxRequestsJitter, Timeout, GracefulTimeout, KeepAlive, Gc,
+        Workers, WorkerClass, Threads, WorkerConnections, MaxRequests, MaxRequestsJitter, Timeout, GracefulTimeout, KeepAlive, ReloadStrategy, Gc,
         LimitRequestLine, LimitRequestFields, LimitRequestFieldSize,
         Chdir, Umask, PidFile, RawEnv,
         AccessLog, AccessLogFormatSetting, ErrorLog, LogLevel,
