@@ -22,7 +22,7 @@ public sealed class ReloadTests : IDisposable
         var program = Path.Combine(_dir, "Program.cs");
 
         using var corral = CorralProcess.Start(["--reload", "-b", "127.0.0.1:0", _dir]);
-        var port = await corral.PortAsync();
+        var port = await corral.PortAsync(TimeSpan.FromSeconds(180)); // the first build
         await corral.WaitForLineAsync("Worker ready", TimeSpan.FromSeconds(120));
         Assert.Equal((200, "Hello World!"), await Http.GetAsync(port, "/"));
         Assert.Equal((200, "Development"), await Http.GetAsync(port, "/env/ASPNETCORE_ENVIRONMENT"));
