@@ -23,7 +23,13 @@ public sealed class Master
     private readonly Channel<MasterEvent> _events = Channel.CreateUnbounded<MasterEvent>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Func<CorralConfig?> _reload;
 
-    public Master(Func<CorralConfig?> reload) => _reload = reload;
+    private readonly string _originalDirectory;
+
+    public Master(Func<CorralConfig?> reload, string originalDirectory)
+    {
+        _reload = reload;
+        _originalDirectory = originalDirectory;
+    }
 
     public int Run(CorralConfig config, MasterLog log, IReadOnlyDictionary<string, string?> env)
     {
@@ -67,7 +73,10 @@ public sealed class Master
             return 1;
         }
 
-        var pidFile = config.PidFile is null ? null : Path.GetFullPath(config.PidFile);
+        var finalPidFile = config.PidFile is null ? null : Path.GetFullPath(config.PidFile);
+        var pidFile = Upgrade.PidFileFor(finalPidFile, env);
+        var upgrade = new Upgrade(listeners, log, _originalDirectory, e => _events.Writer.TryWrite(e));
+        var tookOver = !Upgrade.IsUpgraded(env);
         var signals = new List<PosixSignalRegistration>();
         try
         {
@@ -108,6 +117,13 @@ public sealed class Master
                 var evt = _events.Reader.ReadAsync().AsTask().GetAwaiter().GetResult();
                 switch (evt)
                 {
+                    case MasterEvent.Signal { Number: Signals.USR2 }:
+                        log.Info("Handling signal: usr2");
+                        upgrade.Start();
+                        break;
+                    case MasterEvent.UpgradeExited u:
+                        log.Warning($"The new master (pid:{u.Pid}) exited with code {u.ExitCode}; this master carries on");
+                        break;
                     case MasterEvent.Signal s:
                         arbiter.OnSignal(s.Number);
                         break;
@@ -119,6 +135,11 @@ public sealed class Master
                         host.Forget(x.Pid);
                         break;
                     case MasterEvent.Tick:
+                        if (!tookOver && Upgrade.TryTakeOverPidFile(finalPidFile, env, log))
+                        {
+                            tookOver = true;
+                            pidFile = finalPidFile;
+                        }
                         arbiter.Tick();
                         reloader?.Tick(DateTimeOffset.UtcNow);
                         break;
@@ -149,17 +170,25 @@ public sealed class Master
             {
                 s.Dispose();
             }
-            ListenerBinder.Close(listeners);
-            if (pidFile is not null)
+            // After USR2 the new master shares the unix socket files: they stay.
+            ListenerBinder.Close(listeners, removeUnixFiles: !upgrade.HandedOver);
+            RemovePidFile(pidFile);
+        }
+    }
+
+    /// <summary>Removes the pid file if it is still ours (after an upgrade the new master may have taken the name).</summary>
+    private static void RemovePidFile(string? pidFile)
+    {
+        try
+        {
+            if (pidFile is not null && File.Exists(pidFile)
+                && File.ReadAllText(pidFile).Trim() == Environment.ProcessId.ToString(CultureInfo.InvariantCulture))
             {
-                try
-                {
-                    File.Delete(pidFile);
-                }
-                catch (IOException)
-                {
-                }
+                File.Delete(pidFile);
             }
+        }
+        catch (IOException)
+        {
         }
     }
 }

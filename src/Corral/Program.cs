@@ -41,6 +41,7 @@ if (config.CheckConfig)
     return 0;
 }
 
+var originalDirectory = Directory.GetCurrentDirectory();
 if (config.Chdir is not null)
 {
     Directory.SetCurrentDirectory(config.Chdir);
@@ -77,4 +78,4 @@ CorralConfig? Reload()
     return again.Config;
 }
 
-return new Master(Reload).Run(config, log, env);
+return new Master(Reload, originalDirectory).Run(config, log, env);

@@ -46,3 +46,82 @@ public sealed class ZeroDowntimeTests
         Assert.Equal(3, corral.CountLines("Hang up: Master"));
     }
 }
+
+/// <summary>USR2 + WINCH + TERM: the master itself is replaced under load, and nothing is lost.</summary>
+public sealed class UpgradeTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("corral-upgrade-").FullName;
+    private int _newMaster;
+
+    public void Dispose()
+    {
+        if (_newMaster > 0)
+        {
+            foreach (var pid in Descendants(_newMaster).Append(_newMaster))
+            {
+                Kill(pid, SIGKILL);
+            }
+        }
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    [Fact]
+    public async Task Usr2WinchTermReplaceTheMasterWithoutAFailedRequest()
+    {
+        var apps = await TestApps.GetAsync();
+        var pidFile = Path.Combine(_dir, "corral.pid");
+        var sock = Path.Combine(_dir, "corral.sock");
+        using var corral = CorralProcess.Start(["-w", "2", "-b", "127.0.0.1:0", "-b", "unix:" + sock, "-p", pidFile, "--log-level", "debug", apps.TestApp]);
+        var port = await corral.PortAsync();
+        var oldWorkers = await corral.WaitForWorkersAsync(2, TimeSpan.FromSeconds(30));
+
+        var clients = Enumerable.Range(0, 4).Select(_ => new KeepAliveClient()).ToList();
+        using var stop = new CancellationTokenSource();
+        var running = clients.Select(c => c.RunAsync(port, "/", stop.Token)).ToList();
+        await Task.Delay(500);
+
+        corral.Signal(SIGUSR2);
+        await WaitForFileAsync(pidFile + ".2");
+        _newMaster = int.Parse(File.ReadAllText(pidFile + ".2").Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        await corral.WaitForLineAsync($@"\[{_newMaster}\] \[INFO\] Listening at: http://127\.0\.0\.1:{port} ", TimeSpan.FromSeconds(30));
+        await WaitUntilAsync(() => Children(_newMaster).Count == 2 && corral.CountLines($@"\[{_newMaster}\] \[DEBUG\] Worker ready") == 2);
+
+        corral.Signal(SIGWINCH);
+        await WaitUntilAsync(() => oldWorkers.All(w => !IsAlive(w)));
+        corral.Signal(SIGTERM);
+        Assert.Equal(0, await corral.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+        await WaitUntilAsync(() => !File.Exists(pidFile + ".2") && File.Exists(pidFile));
+        Assert.Equal(_newMaster.ToString(System.Globalization.CultureInfo.InvariantCulture), File.ReadAllText(pidFile).Trim());
+        Assert.True(File.Exists(sock), "the old master removed the unix socket the new one serves");
+
+        await Task.Delay(500);
+        await stop.CancelAsync();
+        await Task.WhenAll(running);
+        var failures = clients.SelectMany(c => c.Failures).ToList();
+        Assert.True(failures.Count == 0, $"{failures.Count} failed requests, e.g. {string.Join("; ", failures.Take(5))}");
+        Assert.True(clients.Sum(c => c.Succeeded) > 200);
+
+        // The new master carries on alone, and cleans up after itself.
+        Assert.Equal(200, (await Http.GetAsync(port, "/")).Status);
+        Kill(_newMaster, SIGTERM);
+        await WaitUntilAsync(() => !IsAlive(_newMaster));
+        Assert.False(File.Exists(sock));
+        Assert.False(File.Exists(pidFile));
+        _newMaster = 0;
+    }
+
+    private static async Task WaitForFileAsync(string path) => await WaitUntilAsync(() => File.Exists(path) && File.ReadAllText(path).Trim().Length > 0);
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException("condition not met within 30 s");
+            }
+            await Task.Delay(100);
+        }
+    }
+}

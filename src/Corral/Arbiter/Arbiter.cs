@@ -70,6 +70,7 @@ public sealed class Arbiter
     public Action<string>? Notify { get; set; }
 
     private bool _reloading;
+    private bool _parked;
 
     public CorralConfig Config { get; private set; }
     public int DesiredWorkers { get; private set; }
@@ -102,7 +103,17 @@ public sealed class Arbiter
                 Stop(graceful: false);
                 break;
             case Signals.HUP:
+                _parked = false;
                 Reload();
+                break;
+            case Signals.WINCH:
+                // After USR2: this master's workers drain, the master stays (HUP brings them back).
+                _parked = true;
+                foreach (var w in _workers.Values.Where(w => w.IsServing).ToList())
+                {
+                    StopWorker(w, Signals.TERM);
+                }
+                _log.Info("Stopping this master's workers (WINCH); HUP starts them again, TERM ends the master");
                 break;
             case Signals.TTIN:
                 DesiredWorkers++;
@@ -277,7 +288,7 @@ public sealed class Arbiter
     /// </summary>
     private void ManageWorkers()
     {
-        if (Stopping || Finished)
+        if (Stopping || Finished || _parked)
         {
             return;
         }

@@ -23,7 +23,8 @@ public sealed class ProcessHost(
     Action<MasterEvent> post) : IProcessHost
 {
     private static readonly string[] StrippedVariables =
-        ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET", ConfigLoader.CmdArgsVariable, AgentOptions.EnvironmentVariable];
+        ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET", ConfigLoader.CmdArgsVariable, AgentOptions.EnvironmentVariable,
+            Upgrade.FdsVariable, Upgrade.FromVariable];
 
     private readonly Dictionary<int, Process> _processes = [];
 
@@ -233,5 +234,6 @@ public abstract record MasterEvent
     public sealed record Control(int Pid, Message Message) : MasterEvent;
     public sealed record Tick : MasterEvent;
     public sealed record SourceChanged(string Path) : MasterEvent;
+    public sealed record UpgradeExited(int Pid, int ExitCode) : MasterEvent;
     public sealed record Rebuilt(AppTarget.BuildResult Result) : MasterEvent;
 }

@@ -34,6 +34,16 @@ public static class ListenerBinder
         var result = new List<Listener>();
         try
         {
+            // A USR2 upgrade: the old master handed its listeners over (CORRAL_FDS), keep them as they are.
+            if (env.GetValueOrDefault(Upgrade.FdsVariable) is { Length: > 0 } handed)
+            {
+                foreach (var part in handed.Split(','))
+                {
+                    var fd = int.Parse(part, CultureInfo.InvariantCulture);
+                    result.Add(Adopt(fd, $"fd://{fd}", ownUnixPath: true));
+                }
+                return result;
+            }
             var systemd = FromSystemd(env);
             if (systemd.Count > 0)
             {
@@ -63,12 +73,18 @@ public static class ListenerBinder
     }
 
     /// <summary>Closes the sockets and removes the unix socket files corral made.</summary>
-    public static void Close(IEnumerable<Listener> listeners)
+    public static void Close(IEnumerable<Listener> listeners, bool removeUnixFiles = true)
     {
+        if (!removeUnixFiles)
+        {
+            // Handed over to a new master: leave the sockets to the kernel at exit. (.NET's Dispose of
+            // a unix socket this process bound would also unlink its file from under the new master.)
+            return;
+        }
         foreach (var l in listeners)
         {
             l.Socket.Dispose();
-            if (l.UnixPathToRemove is not null)
+            if (removeUnixFiles && l.UnixPathToRemove is not null)
             {
                 try
                 {
@@ -100,7 +116,7 @@ public static class ListenerBinder
         return list;
     }
 
-    private static Listener Adopt(int fd, string what)
+    private static Listener Adopt(int fd, string what, bool ownUnixPath = false)
     {
         if (!Native.IsValidFd(fd))
         {
@@ -122,7 +138,9 @@ public static class ListenerBinder
             _ => what,
         };
         Native.SetInheritable(fd, false);
-        return new Listener(socket, name, null);
+        // After an upgrade the new master owns the unix socket file (and removes it at exit).
+        var unixPath = ownUnixPath && socket.LocalEndPoint is UnixDomainSocketEndPoint unix ? unix.ToString() : null;
+        return new Listener(socket, name, unixPath);
     }
 
     private static Listener BindTcp(BindAddress address, int backlog)

@@ -153,16 +153,18 @@ public sealed partial class CorralProcess : IDisposable
 
     public async Task<int> WaitForExitAsync(TimeSpan timeout)
     {
-        using var cts = new CancellationTokenSource(timeout);
-        try
+        // Polled rather than Process.WaitForExitAsync, which also waits for the end of the output:
+        // after a USR2 upgrade the new master keeps the old one's stdout open.
+        var deadline = DateTime.UtcNow + timeout;
+        while (!_process.HasExited)
         {
-            await _process.WaitForExitAsync(cts.Token);
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"corral did not exit within {timeout.TotalSeconds} s. Output:\n{Output}");
+            }
+            await Task.Delay(50);
         }
-        catch (OperationCanceledException)
-        {
-            throw new TimeoutException($"corral did not exit within {timeout.TotalSeconds} s. Output:\n{Output}");
-        }
-        _process.WaitForExit(); // drain the output
+        _process.WaitForExit(2000); // drain what output there is
         return _process.ExitCode;
     }
 
@@ -187,7 +189,7 @@ public sealed partial class CorralProcess : IDisposable
 /// <summary>Processes as /proc shows them, and kill(2).</summary>
 public static partial class ProcessTree
 {
-    public const int SIGHUP = 1, SIGINT = 2, SIGQUIT = 3, SIGKILL = 9, SIGUSR1 = 10, SIGTERM = 15, SIGTTIN = 21, SIGTTOU = 22;
+    public const int SIGHUP = 1, SIGINT = 2, SIGQUIT = 3, SIGKILL = 9, SIGUSR1 = 10, SIGUSR2 = 12, SIGTERM = 15, SIGTTIN = 21, SIGTTOU = 22, SIGWINCH = 28;
 
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int SysKill(int pid, int sig);
