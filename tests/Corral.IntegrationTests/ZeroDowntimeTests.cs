@@ -125,3 +125,47 @@ public sealed class UpgradeTests : IDisposable
         }
     }
 }
+
+/// <summary>Crash-loop protection (IIS's rapid-fail): back-off, a quiet master, and recovery.</summary>
+public sealed class CrashLoopTests : IDisposable
+{
+    private readonly string _flag = Path.Combine(Path.GetTempPath(), $"corral-crash-{Guid.NewGuid():N}");
+
+    public void Dispose() => File.Delete(_flag);
+
+    [Fact]
+    public async Task AWorkerThatCrashesAtBootIsRetriedWithBackoffAndTheMasterStaysIdle()
+    {
+        var apps = await TestApps.GetAsync();
+        using var corral = CorralProcess.Start(["-w", "1", "-b", "127.0.0.1:0", "--log-level", "debug", apps.TestApp],
+            new Dictionary<string, string> { ["TESTAPP_CRASH_IF_EXISTS"] = _flag });
+        var port = await corral.PortAsync();
+        var worker = (await corral.WaitForWorkersAsync(1, TimeSpan.FromSeconds(30))).Single();
+
+        // From now on every boot crashes; the serving worker dies.
+        File.WriteAllText(_flag, "");
+        var cpuBefore = CpuSeconds(corral.Pid);
+        Kill(worker, SIGKILL);
+        await corral.WaitForLineAsync("Worker boot failed 5 time", TimeSpan.FromSeconds(60));
+        var cpu = CpuSeconds(corral.Pid) - cpuBefore;
+
+        var steps = corral.Lines.Where(l => l.Contains("next attempt in", StringComparison.Ordinal)).ToList();
+        Assert.Contains(steps, l => l.Contains("next attempt in 0.5 s", StringComparison.Ordinal));
+        Assert.Contains(steps, l => l.Contains("next attempt in 4 s", StringComparison.Ordinal));
+        Assert.Contains(corral.Lines, l => l.Contains("crash flag", StringComparison.Ordinal));
+        // Five failed boots (each a .NET start) and the waits between them: the master itself idles.
+        Assert.True(cpu < 2.0, $"the master used {cpu:0.00} s of CPU during the crash loop");
+
+        File.Delete(_flag);
+        await corral.WaitForWorkersAsync(1, TimeSpan.FromSeconds(40));
+        Assert.Equal(200, (await Http.GetAsync(port, "/")).Status);
+    }
+
+    private static double CpuSeconds(int pid)
+    {
+        var text = File.ReadAllText($"/proc/{pid}/stat");
+        var fields = text[(text.LastIndexOf(')') + 2)..].Split(' ');
+        // utime and stime, fields 14 and 15 of stat (11 and 12 after the state field), in clock ticks.
+        return (long.Parse(fields[11], System.Globalization.CultureInfo.InvariantCulture) + long.Parse(fields[12], System.Globalization.CultureInfo.InvariantCulture)) / 100.0;
+    }
+}

@@ -7,6 +7,12 @@ if (!string.IsNullOrEmpty(throwText))
     throw new InvalidOperationException(throwText);
 }
 
+//   TESTAPP_CRASH_IF_EXISTS=path  throws at start while that file exists (a crash loop on demand)
+if (Environment.GetEnvironmentVariable("TESTAPP_CRASH_IF_EXISTS") is { Length: > 0 } crashFlag && File.Exists(crashFlag))
+{
+    throw new InvalidOperationException("crash flag " + crashFlag + " is set");
+}
+
 var builder = WebApplication.CreateBuilder(args);
 if (Environment.GetEnvironmentVariable("TESTAPP_URLS") is { Length: > 0 } own)
 {
