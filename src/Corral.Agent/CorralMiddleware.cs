@@ -137,7 +137,7 @@ internal sealed class CorralMiddleware
             RemoteAddress = context.Connection.RemoteIpAddress?.ToString(),
             Method = request.Method,
             RawTarget = requestFeature?.RawTarget ?? (request.Path + request.QueryString).ToString(),
-            Path = request.PathBase.Add(request.Path).ToString(),
+            Path = request.PathBase.Add(request.Path).Value ?? "/", // decoded, as Gunicorn logs PATH_INFO
             QueryString = request.QueryString.ToString(),
             Protocol = request.Protocol,
             Status = status != 0 && !response.HasStarted ? status : response.StatusCode,

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Issue #5's measured acceptance: wrk (keep-alive, never retries) against SeedApp's / under corral
+# while it reloads, recycles, upgrades and loses a worker; errors and throughput against a quiet run.
+#
+#   bench/zero-downtime.sh [--duration S] [--workers N]
+#
+# Writes bench/results/zero-downtime.md. About 6 x duration + boots (default 30 s: ~4 minutes).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+DURATION=30
+WORKERS=2
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) DURATION=$2; shift 2 ;;
+    --workers) WORKERS=$2; shift 2 ;;
+    *) echo "usage: $0 [--duration S] [--workers N]" >&2; exit 2 ;;
+  esac
+done
+for tool in wrk redis-server; do
+  command -v "$tool" >/dev/null || { echo "$tool is missing: apt-get install -y wrk redis-server" >&2; exit 1; }
+done
+
+OUT="$BENCH_DIR/out/zero-downtime"
+rm -rf "$OUT" && mkdir -p "$OUT"
+log "building corral and SeedApp (Release)"
+build_dotnet "$ROOT_DIR/src/Corral"
+build_dotnet "$ROOT_DIR/examples/SeedApp"
+SEED_DLL="$ROOT_DIR/examples/SeedApp/bin/Release/net10.0/SeedApp.dll"
+
+REDIS_PORT=$(next_port)
+setsid timeout 3600 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$OUT" >"$OUT/redis.log" 2>&1 &
+REDIS_PID=$!
+MASTER=""
+cleanup() {
+  [ -n "$MASTER" ] && pkill -KILL -P "$MASTER" 2>/dev/null; [ -n "$MASTER" ] && kill -KILL "$MASTER" 2>/dev/null
+  [ -f "$OUT/corral.pid.2" ] && { NEW=$(cat "$OUT/corral.pid.2"); pkill -KILL -P "$NEW"; kill -KILL "$NEW"; } 2>/dev/null
+  [ -f "$OUT/corral.pid" ] && { P=$(cat "$OUT/corral.pid"); pkill -KILL -P "$P"; kill -KILL "$P"; } 2>/dev/null
+  kill "$REDIS_PID" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+# start_corral NAME EXTRA_ARGS...: sets MASTER and PORT, waits until / answers.
+start_corral() {
+  local name=$1; shift
+  PORT=$(next_port)
+  rm -f "$OUT/corral.pid" "$OUT/corral.pid.2"
+  setsid timeout 900 dotnet "$CORRAL_DLL_DEFAULT" -w "$WORKERS" -b "127.0.0.1:$PORT" -p "$OUT/corral.pid" \
+    -e ASPNETCORE_ENVIRONMENT=Production -e Redis__Host=127.0.0.1 -e "Redis__Port=$REDIS_PORT" \
+    "$@" "$SEED_DLL" >"$OUT/$name.corral.log" 2>&1 </dev/null &
+  for _ in $(seq 1 300); do
+    curl -fs -o /dev/null "http://127.0.0.1:$PORT/" 2>/dev/null && break
+    sleep 0.2
+  done
+  MASTER=$(cat "$OUT/corral.pid")
+  sleep 2 # every worker up, JIT warm
+  curl -fs -o /dev/null "http://127.0.0.1:$PORT/"
+}
+
+stop_corral() {
+  local pid
+  pid=$(cat "$OUT/corral.pid" 2>/dev/null || echo "$MASTER")
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  MASTER=""
+}
+
+# run NAME ACTION: wrk for DURATION while ACTION runs in the background.
+declare -a ROWS=()
+run() {
+  local name=$1 action=$2; shift 2
+  start_corral "$name" "$@"
+  log "$name: wrk -t2 -c50 -d${DURATION}s --latency"
+  ( eval "$action" ) >"$OUT/$name.action.log" 2>&1 &
+  local act=$!
+  wrk -t2 -c50 -d"${DURATION}s" --latency "http://127.0.0.1:$PORT/" >"$OUT/$name.wrk" 2>&1
+  kill "$act" 2>/dev/null || true; wait "$act" 2>/dev/null || true
+  stop_corral
+  local reqs rps errors non2xx p99
+  reqs=$(awk '/requests in/ {print $1}' "$OUT/$name.wrk")
+  rps=$(awk '/Requests\/sec/ {print $2}' "$OUT/$name.wrk")
+  p99=$(awk '$1=="99%" {print $2}' "$OUT/$name.wrk")
+  errors=$(awk -F'[ ,]+' '/Socket errors/ {print $4+$6+$8+$10}' "$OUT/$name.wrk"); errors=${errors:-0}
+  non2xx=$(awk '/Non-2xx/ {print $5}' "$OUT/$name.wrk"); non2xx=${non2xx:-0}
+  local events
+  events=$(grep -cE "Hang up: Master|Autorestarting worker|Upgrading:|was sent SIGKILL" "$OUT/$name.corral.log" || true)
+  ROWS+=("$name|$*|$reqs|$rps|$p99|$errors|$non2xx|$events")
+  log "$name: $rps req/s, socket errors $errors, non-2xx $non2xx, events $events"
+}
+
+run baseline "true"
+run hup-every-3s 'sleep 2; while sleep 3; do kill -HUP $(cat '"$OUT"'/corral.pid); done'
+run max-requests "true" --max-requests 20000 --max-requests-jitter 2000
+run usr2-upgrade 'sleep 5; kill -USR2 $(cat '"$OUT"'/corral.pid); sleep 8; kill -WINCH $(cat '"$OUT"'/corral.pid); sleep 4; kill -TERM $(cat '"$OUT"'/corral.pid)'
+run kill-9-worker 'sleep 5; kill -9 $(pgrep -P $(cat '"$OUT"'/corral.pid) | head -1)'
+run baseline-again "true"
+
+base=$(printf '%s\n' "${ROWS[@]}" | awk -F'|' '$1 ~ /^baseline/ {s+=$4; n++} END {print s/n}')
+{
+  echo "# Zero downtime under load (issue #5)"
+  echo
+  echo "wrk (keep-alive connections, no retries) against SeedApp's \`/\` under corral \`-w $WORKERS\` (async class), Production, Redis running."
+  echo "Each scenario is a fresh corral; throughput is compared with the mean of the two quiet baselines."
+  echo
+  echo "- command: \`bench/zero-downtime.sh --duration $DURATION --workers $WORKERS\`"
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average before: $(cut -d' ' -f1-3 /proc/loadavg) (shared machine)"
+  echo "- .NET $(dotnet --version), $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
+  echo
+  echo "| scenario | extra flags | requests | req/s | vs baseline | p99 | socket errors | non-2xx | reloads/recycles/upgrades/kills seen |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+  for row in "${ROWS[@]}"; do
+    IFS='|' read -r name flags reqs rps p99 errors non2xx events <<<"$row"
+    ratio=$(awk -v r="$rps" -v b="$base" 'BEGIN {printf "%.0f%%", 100*r/b}')
+    echo "| $name | ${flags:--} | $reqs | $rps | $ratio | $p99 | $errors | $non2xx | $events |"
+  done
+  echo
+  echo "Targets (#5): 0 socket errors and 0 non-2xx in every scenario except kill-9 (only the requests in flight on the killed worker may fail);"
+  echo "HUP every 3 s and max-requests recycling at >= 90% of the baseline's throughput."
+} | tidy >"$BENCH_DIR/results/zero-downtime.md"
+cat "$BENCH_DIR/results/zero-downtime.md"
