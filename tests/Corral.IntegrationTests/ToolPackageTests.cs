@@ -1,0 +1,83 @@
+using System.Diagnostics;
+using Corral.IntegrationTests.Infrastructure;
+
+namespace Corral.IntegrationTests;
+
+/// <summary>corral ships as a .NET tool: dotnet pack, dotnet tool install --add-source, command `corral`.</summary>
+public sealed class ToolPackageTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("corral-tool-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public async Task PackedToolInstallsAndServes()
+    {
+        var apps = await TestApps.GetAsync();
+        var feed = Path.Combine(_dir, "feed");
+        var tools = Path.Combine(_dir, "tools");
+        await RunAsync("dotnet", "pack", Path.Combine(TestApps.RepoRoot, "src", "Corral", "Corral.csproj"), "-c", "Release", "-o", feed, "--nologo",
+            "-p:UseSharedCompilation=false", "--disable-build-servers");
+        await RunAsync("dotnet", "tool", "install", "--tool-path", tools, "corral", "--add-source", feed);
+        var corral = Path.Combine(tools, "corral");
+        Assert.True(File.Exists(corral), "no corral command after dotnet tool install");
+
+        var (code, output) = await RunAsync(corral, "--check-config", "-w", "2", apps.TestApp);
+        Assert.Equal(0, code);
+        Assert.Contains("configuration OK", output);
+
+        using var server = Process.Start(new ProcessStartInfo(corral) { ArgumentList = { "-b", "127.0.0.1:0", apps.TestApp }, RedirectStandardError = true, RedirectStandardOutput = true })!;
+        try
+        {
+            var port = 0;
+            while (port == 0 && await server.StandardError.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60)) is { } line)
+            {
+                var m = System.Text.RegularExpressions.Regex.Match(line, @"Listening at: http://[^ ]+:(\d+) ");
+                port = m.Success ? int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) : 0;
+            }
+            _ = server.StandardError.ReadToEndAsync();
+            _ = server.StandardOutput.ReadToEndAsync();
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+            while (true)
+            {
+                try
+                {
+                    Assert.Equal((200, "Hello World!"), await Http.GetAsync(port, "/"));
+                    break;
+                }
+                catch (HttpRequestException) when (DateTime.UtcNow < deadline)
+                {
+                    await Task.Delay(200);
+                }
+            }
+        }
+        finally
+        {
+            foreach (var pid in ProcessTree.Descendants(server.Id).Append(server.Id))
+            {
+                ProcessTree.Kill(pid, ProcessTree.SIGKILL);
+            }
+        }
+    }
+
+    private static async Task<(int Code, string Output)> RunAsync(string file, params string[] args)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+        psi.Environment["MSBUILDDISABLENODEREUSE"] = "1";
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(4));
+        await p.WaitForExitAsync(cts.Token);
+        var output = await stdout + await stderr;
+        if (file == "dotnet" && p.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"dotnet {string.Join(' ', args)} failed:\n{output}");
+        }
+        return (p.ExitCode, output);
+    }
+}
