@@ -213,73 +213,38 @@ public sealed class AccessLogFormat
 /// <summary>Writes access-log lines off the request path, to a file (append) or stdout; reopened on USR1.</summary>
 internal sealed class AccessLogWriter
 {
-    private readonly string? _path;
     private readonly Channel<string> _lines = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly object _gate = new();
-    private TextWriter _writer;
+    private readonly LogFile _file;
 
     public static AccessLogWriter? Current { get; private set; }
 
     public AccessLogWriter(string path)
     {
-        _path = path == "-" ? null : path;
-        _writer = Open();
+        _file = new LogFile(path, stdout: true);
         Current = this;
         _ = Task.Run(PumpAsync);
     }
 
     public void Write(string line) => _lines.Writer.TryWrite(line);
 
-    public void Reopen()
-    {
-        lock (_gate)
-        {
-            if (_path is null)
-            {
-                return;
-            }
-            var old = _writer;
-            _writer = Open();
-            old.Dispose();
-        }
-    }
+    public void Reopen() => _file.Reopen();
 
+    /// <summary>Writes what is queued now (also on a quick exit).</summary>
     public void Flush()
     {
-        lock (_gate)
+        var batch = new List<string>();
+        while (_lines.Reader.TryRead(out var line))
         {
-            while (_lines.Reader.TryRead(out var line))
-            {
-                _writer.WriteLine(line);
-            }
-            _writer.Flush();
+            batch.Add(line);
         }
-    }
-
-    private TextWriter Open()
-    {
-        if (_path is null)
-        {
-            return new StreamWriter(Console.OpenStandardOutput(), new UTF8Encoding(false));
-        }
-        var stream = new FileStream(_path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
-        return new StreamWriter(stream, new UTF8Encoding(false));
+        _file.Write(batch);
     }
 
     private async Task PumpAsync()
     {
         while (await _lines.Reader.WaitToReadAsync().ConfigureAwait(false))
         {
-            try
-            {
-                Flush();
-            }
-            catch (IOException)
-            {
-            }
-            catch (ObjectDisposedException)
-            {
-            }
+            Flush();
         }
     }
 }

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text;
 
 namespace Corral.Agent;
 
@@ -11,16 +10,13 @@ public sealed class AgentLog
 {
     private static readonly string[] Levels = ["debug", "info", "warning", "error", "critical"];
 
-    private readonly string? _path;
     private readonly int _minLevel;
-    private readonly object _gate = new();
-    private TextWriter _writer;
+    private readonly LogFile _file;
 
     public AgentLog(string? path, string level)
     {
-        _path = path is null or "-" ? null : path;
         _minLevel = Math.Max(0, Array.IndexOf(Levels, level));
-        _writer = Open();
+        _file = new LogFile(path, stdout: false);
     }
 
     public void Debug(string text) => Write(0, text);
@@ -29,51 +25,13 @@ public sealed class AgentLog
     public void Error(string text) => Write(3, text);
     public void Critical(string text) => Write(4, text);
 
-    public void Reopen()
-    {
-        lock (_gate)
-        {
-            if (_path is null)
-            {
-                return;
-            }
-            var old = _writer;
-            _writer = Open();
-            old.Dispose();
-        }
-    }
-
-    private TextWriter Open()
-    {
-        if (_path is null)
-        {
-            return Console.Error;
-        }
-        var stream = new FileStream(_path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
-        return new StreamWriter(stream, new UTF8Encoding(false)) { AutoFlush = true };
-    }
+    public void Reopen() => _file.Reopen();
 
     private void Write(int level, string text)
     {
-        if (level < _minLevel)
+        if (level >= _minLevel)
         {
-            return;
-        }
-        var line = Format(DateTimeOffset.Now, Environment.ProcessId, Levels[level], text);
-        lock (_gate)
-        {
-            try
-            {
-                _writer.WriteLine(line);
-                _writer.Flush();
-            }
-            catch (IOException)
-            {
-                // A full disk or a closed stderr must not take the worker down.
-            }
-            catch (ObjectDisposedException)
-            {
-            }
+            _file.Write([Format(DateTimeOffset.Now, Environment.ProcessId, Levels[level], text)]);
         }
     }
 
