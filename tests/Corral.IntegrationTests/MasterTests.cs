@@ -225,6 +225,35 @@ public sealed class MasterTests : IDisposable
         Assert.NotEmpty(line);
     }
 
+    [Fact]
+    public async Task RequestLimitsAreGunicornsFlagsOnKestrel()
+    {
+        var apps = await TestApps.GetAsync();
+        using var corral = StartCorral(apps.TestApp, "-b", "127.0.0.1:0", "--limit-request-line", "200",
+            "--limit-request-fields", "12", "--limit-request-field_size", "300");
+        var port = await corral.PortAsync();
+        await corral.WaitForWorkersAsync(1, Boot);
+
+        Assert.Equal(200, (await Http.GetAsync(port, "/env/" + new string('a', 100))).Status);
+        Assert.Equal(414, await RawStatusAsync(port, "/env/" + new string('a', 300), []));
+        Assert.Equal(200, await RawStatusAsync(port, "/", Enumerable.Range(0, 8).Select(i => $"X-H{i}: v").ToArray()));
+        Assert.Equal(431, await RawStatusAsync(port, "/", Enumerable.Range(0, 20).Select(i => $"X-H{i}: v").ToArray()));
+        Assert.Equal(431, await RawStatusAsync(port, "/", ["X-Big: " + new string('b', 400)]));
+    }
+
+    /// <summary>One raw HTTP/1.1 request (HttpClient would refuse or reshape some of these), returning the status.</summary>
+    private static async Task<int> RawStatusAsync(int port, string target, string[] headers)
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(IPAddress.Loopback, port);
+        var request = $"GET {target} HTTP/1.1\r\nHost: x\r\n{string.Concat(headers.Select(h => h + "\r\n"))}Connection: close\r\n\r\n";
+        await socket.SendAsync(System.Text.Encoding.ASCII.GetBytes(request));
+        var buffer = new byte[4096];
+        var n = await socket.ReceiveAsync(buffer);
+        var statusLine = System.Text.Encoding.ASCII.GetString(buffer, 0, n).Split("\r\n")[0];
+        return int.Parse(statusLine.Split(' ')[1], CultureInfo.InvariantCulture);
+    }
+
     private static int FreePort()
     {
         using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
