@@ -87,11 +87,14 @@ public sealed class RedisServer : ExternalProcess
 
     private RedisServer(ProcessStartInfo psi, int port) : base(psi) => Port = port;
 
-    public static async Task<RedisServer> StartAsync(string dir)
+    /// <summary>Starts redis-server on 127.0.0.1 and on <paramref name="alsoBind"/> (e.g. test hosts' gateways).</summary>
+    public static async Task<RedisServer> StartAsync(string dir, params string[] alsoBind)
     {
         var port = FreePort.Next();
         var psi = new ProcessStartInfo(Which("redis-server")) { WorkingDirectory = dir };
-        foreach (var a in new[] { "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir })
+        foreach (var a in new[] { "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1" }
+            .Concat(alsoBind)
+            .Concat(["--protected-mode", alsoBind.Length > 0 ? "no" : "yes", "--save", "", "--appendonly", "no", "--dir", dir]))
         {
             psi.ArgumentList.Add(a);
         }
