@@ -156,8 +156,11 @@ public sealed class Nginx : ExternalProcess
 
     private Nginx(ProcessStartInfo psi, string dir) : base(psi, ProcessTree.SIGQUIT) => Dir = dir;
 
-    /// <summary>Starts nginx with <paramref name="serverConfig"/> (upstreams and server blocks) in its http context.</summary>
-    public static async Task<Nginx> StartAsync(string dir, string serverConfig, int port)
+    /// <summary>
+    /// Starts nginx with <paramref name="serverConfig"/> (upstreams and server blocks) in its http context,
+    /// and <paramref name="mainConfig"/> (load_module, stream { }) in its main context.
+    /// </summary>
+    public static async Task<Nginx> StartAsync(string dir, string serverConfig, int port, string mainConfig = "")
     {
         Directory.CreateDirectory(dir);
         var temp = Path.Combine(dir, "temp");
@@ -167,6 +170,7 @@ public sealed class Nginx : ExternalProcess
         var user = Environment.UserName == "root" ? "user root root;\n" : "";
         File.WriteAllText(Path.Combine(dir, "nginx.conf"), $$"""
             {{user}}worker_processes 1;
+            {{mainConfig}}
             error_log {{dir}}/error.log info;
             events { worker_connections 256; }
             http {

@@ -2,11 +2,12 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Corral.IntegrationTests.Infrastructure;
+using Xunit.Abstractions;
 
 namespace Corral.IntegrationTests.Deployment;
 
 /// <summary>--proxy-protocol in a real worker: raw PROXY v1 and v2 headers over a socket.</summary>
-public sealed class ProxyProtocolTests
+public sealed class ProxyProtocolTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Boot = TimeSpan.FromSeconds(60);
 
@@ -102,6 +103,46 @@ public sealed class ProxyProtocolTests
         Assert.Contains("127.0.0.7 http HTTP/1.1", plain, StringComparison.Ordinal);
         await corral.WaitForLineAsync(@"^access 127\.0\.0\.7 v=plain 200$", TimeSpan.FromSeconds(10));
         Assert.DoesNotContain(corral.Lines, l => l.Contains("203.0.113.66", StringComparison.Ordinal) || l.Contains("forged", StringComparison.Ordinal));
+    }
+
+    /// <summary>nginx's stream module (Debian: libnginx-mod-stream), as a TCP proxy with `proxy_protocol on`.</summary>
+    private const string StreamModule = "/usr/lib/nginx/modules/ngx_stream_module.so";
+
+    [Fact]
+    public async Task NginxStreamWithProxyProtocolOnPassesTheClientAddress()
+    {
+        if (!File.Exists(StreamModule))
+        {
+            // xunit 2 has no dynamic skip: the test returns, and says why.
+            output.WriteLine($"SKIPPED: nginx's stream module is not installed ({StreamModule}): apt-get install -y libnginx-mod-stream (.ci/run does)");
+            return;
+        }
+        var apps = await TestApps.GetAsync();
+        using var dir = new TempDir();
+        using var corral = CorralProcess.Start(["-b", "127.0.0.1:0", "--log-level", "debug", "--proxy-protocol",
+            "--access-logfile", "-", "--access-logformat", "access %(h)s %(q)s %(s)s", apps.TestApp]);
+        var corralPort = await corral.PortAsync();
+        await corral.WaitForWorkersAsync(1, Boot);
+        var port = FreePort.Next();
+        // nginx passes TCP through (TLS would pass untouched too) and says who the client is in a PROXY
+        // v1 line: corral's default --forwarded-allow-ips (127.0.0.1) trusts it.
+        using var nginx = await Nginx.StartAsync(dir["nginx"], "", port, $$"""
+            load_module {{StreamModule}};
+            stream {
+                server {
+                    listen 127.0.0.1:{{port}};
+                    proxy_pass 127.0.0.1:{{corralPort}};
+                    proxy_protocol on;
+                }
+            }
+            """);
+
+        // The client connects to nginx from 127.0.0.7; corral's peer is nginx at 127.0.0.1.
+        using var client = Clients.From(IPAddress.Parse("127.0.0.7"));
+        using var response = await client.GetAsync($"http://127.0.0.1:{port}/client?via=nginx");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("127.0.0.7 http HTTP/1.1", await response.Content.ReadAsStringAsync());
+        await corral.WaitForLineAsync(@"^access 127\.0\.0\.7 via=nginx 200$", TimeSpan.FromSeconds(10));
     }
 
     private static int CountOf(string text, string part)
