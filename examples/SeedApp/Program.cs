@@ -122,7 +122,9 @@ app.MapGet("/io-bound-async", async (HttpRequest request, ILogger<Program> logge
     return Results.Text($"IO Bound Task Completed cost {clock.ElapsedMilliseconds} ms");
 });
 
-app.MapGet("/visits", async (IVisitCounter counter) => (await counter.IncrementAsync()).ToString());
+// GET as in the seed; POST is the same increment for clients behind a proxy that retries: nginx's
+// proxy_next_upstream repeats a GET on the next server after it reached the first one, never a POST.
+app.MapMethods("/visits", ["GET", "POST"], async (IVisitCounter counter) => (await counter.IncrementAsync()).ToString());
 
 app.MapGet("/boom", string () => throw new InvalidOperationException("Boom: /boom always fails, to show the error handling"));
 

@@ -41,6 +41,9 @@ public sealed class AgentOptions
     /// <summary>--forwarded-allow-ips: the peers whose X-Forwarded-For and scheme headers are believed.</summary>
     public string ForwardedAllowIps { get; set; } = ProxyTrust.DefaultAllowIps;
 
+    /// <summary>--proxy-protocol: connections from --forwarded-allow-ips peers start with a PROXY v1/v2 header.</summary>
+    public bool ProxyProtocol { get; set; }
+
     /// <summary>--secure-scheme-headers: header name to the value that means the request came over TLS.</summary>
     public Dictionary<string, string> SecureSchemeHeaders { get; set; } = [];
 

@@ -94,9 +94,20 @@ internal static class HostTakeover
         {
             AgentRuntime.FailBoot(e.Message);
         }
+        // --proxy-protocol: the header comes first on the wire, so its middleware is the outermost (before TLS).
+        var proxyProtocol = options.ProxyProtocol
+            ? ProxyProtocol.Middleware(ProxyTrust.Create(options.ForwardedAllowIps, null), kestrel.Limits.RequestHeadersTimeout, AgentRuntime.Log.Warning)
+            : null;
         foreach (var fd in options.ListenFds)
         {
-            kestrel.ListenHandle((ulong)fd, tls ?? (_ => { }));
+            kestrel.ListenHandle((ulong)fd, listen =>
+            {
+                if (proxyProtocol is not null)
+                {
+                    listen.Use(proxyProtocol);
+                }
+                tls?.Invoke(listen);
+            });
         }
 
         var limits = kestrel.Limits;

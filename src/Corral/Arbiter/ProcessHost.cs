@@ -165,6 +165,7 @@ public sealed class ProcessHost(
             ErrorLogFile = errorLogPath,
             LogLevel = config.LogLevel,
             ForwardedAllowIps = config.ForwardedAllowIps,
+            ProxyProtocol = config.ProxyProtocol,
             SecureSchemeHeaders = ProxyTrust.TryParseSchemeHeaders(config.SecureSchemeHeaders, out var schemeHeaders, out _) ? schemeHeaders : [],
             CertFile = config.CertFile is null ? null : Path.GetFullPath(config.CertFile),
             KeyFile = config.KeyFile is null ? null : Path.GetFullPath(config.KeyFile),

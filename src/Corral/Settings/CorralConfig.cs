@@ -60,6 +60,7 @@ public sealed class CorralConfig
     public string LogLevel => Str(SettingsTable.LogLevel)!;
     public string ForwardedAllowIps => Str(SettingsTable.ForwardedAllowIps)!;
     public string SecureSchemeHeaders => Str(SettingsTable.SecureSchemeHeaders)!;
+    public bool ProxyProtocol => (bool)this[SettingsTable.ProxyProtocol]!;
     public string? CertFile => Str(SettingsTable.CertFile);
     public string? KeyFile => Str(SettingsTable.KeyFile);
     public string? CaCerts => Str(SettingsTable.CaCerts);

@@ -366,6 +366,16 @@ public static class SettingsTable
         Validate = v => Agent.ProxyTrust.TryParseSchemeHeaders((string)v, out _, out var error) ? null : error,
     };
 
+    public static readonly Setting ProxyProtocol = new()
+    {
+        Name = "proxy_protocol",
+        Flags = ["--proxy-protocol"],
+        Type = SettingType.Bool,
+        Section = "Server mechanics",
+        Default = false,
+        Help = "HAProxy's PROXY protocol, v1 (text) and v2 (binary), for a proxy that passes TCP through (HAProxy, nginx's stream module with proxy_protocol on, a cloud load balancer): every connection from a peer in --forwarded-allow-ips (or a unix-socket peer) must start with a PROXY header, whose source address and port become the connection's remote address for the app and the access log; a connection from such a peer without a valid header is closed with a log line. A PROXY header from any other peer is not believed: that connection is closed with a log line; other peers' plain HTTP is served as usual. UNKNOWN (v1) and LOCAL (v2) headers keep the peer's own address.",
+    };
+
     public static readonly Setting CertFile = new()
     {
         Name = "certfile",
@@ -439,7 +449,7 @@ public static class SettingsTable
         LimitRequestLine, LimitRequestFields, LimitRequestFieldSize,
         Chdir, Umask, PidFile, RawEnv,
         AccessLog, AccessLogFormatSetting, ErrorLog, LogLevel,
-        ForwardedAllowIps, SecureSchemeHeaders,
+        ForwardedAllowIps, SecureSchemeHeaders, ProxyProtocol,
         CertFile, KeyFile, CaCerts,
     ];
 

@@ -87,11 +87,14 @@ public sealed class RedisServer : ExternalProcess
 
     private RedisServer(ProcessStartInfo psi, int port) : base(psi) => Port = port;
 
-    public static async Task<RedisServer> StartAsync(string dir)
+    /// <summary>Starts redis-server on 127.0.0.1 and on <paramref name="alsoBind"/> (e.g. test hosts' gateways).</summary>
+    public static async Task<RedisServer> StartAsync(string dir, params string[] alsoBind)
     {
         var port = FreePort.Next();
         var psi = new ProcessStartInfo(Which("redis-server")) { WorkingDirectory = dir };
-        foreach (var a in new[] { "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir })
+        foreach (var a in new[] { "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1" }
+            .Concat(alsoBind)
+            .Concat(["--protected-mode", alsoBind.Length > 0 ? "no" : "yes", "--save", "", "--appendonly", "no", "--dir", dir]))
         {
             psi.ArgumentList.Add(a);
         }
@@ -153,8 +156,11 @@ public sealed class Nginx : ExternalProcess
 
     private Nginx(ProcessStartInfo psi, string dir) : base(psi, ProcessTree.SIGQUIT) => Dir = dir;
 
-    /// <summary>Starts nginx with <paramref name="serverConfig"/> (upstreams and server blocks) in its http context.</summary>
-    public static async Task<Nginx> StartAsync(string dir, string serverConfig, int port)
+    /// <summary>
+    /// Starts nginx with <paramref name="serverConfig"/> (upstreams and server blocks) in its http context,
+    /// and <paramref name="mainConfig"/> (load_module, stream { }) in its main context.
+    /// </summary>
+    public static async Task<Nginx> StartAsync(string dir, string serverConfig, int port, string mainConfig = "")
     {
         Directory.CreateDirectory(dir);
         var temp = Path.Combine(dir, "temp");
@@ -164,6 +170,7 @@ public sealed class Nginx : ExternalProcess
         var user = Environment.UserName == "root" ? "user root root;\n" : "";
         File.WriteAllText(Path.Combine(dir, "nginx.conf"), $$"""
             {{user}}worker_processes 1;
+            {{mainConfig}}
             error_log {{dir}}/error.log info;
             events { worker_connections 256; }
             http {
