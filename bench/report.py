@@ -158,7 +158,7 @@ def seed(args):
     rounds = int(meta.get("rounds", "1"))
     loads = [float(r["load"]) for r in raw if r.get("load")]
     add("- every server is up for the whole run; measurements alternate between them; "
-        + ("one run each" if rounds == 1 else f"{rounds} rounds, the median run shown"))
+        + ("one run each" if rounds == 1 else f"{rounds} rounds, the median run shown (with an even count the faster of the middle two: other load only slows a run)"))
     if loads:
         add(f"- 1-minute load average before each measurement: {min(loads):.2f} to {max(loads):.2f} "
             "(the client and the servers themselves count; anything above ~n for a CPU run means "
