@@ -14,6 +14,7 @@ internal static class AgentRuntime
     private static AgentOptions? s_options;
     private static ControlChannel? s_control;
     private static Timer? s_heartbeat;
+    private static Timer? s_statsTimer;
     private static readonly List<PosixSignalRegistration> s_signals = [];
     private static int s_hostTaken;
     private static volatile bool s_ready;
@@ -21,6 +22,7 @@ internal static class AgentRuntime
     public static AgentOptions Options => s_options ?? throw new InvalidOperationException("corral agent not started");
     public static AgentLog Log { get; private set; } = null!;
     public static RequestStats Stats { get; } = new();
+    public static WorkerStats Metrics { get; } = new();
 
     /// <summary>Called by the startup hook. Outside corral (no options) it does nothing at all.</summary>
     public static void Start()
@@ -50,6 +52,8 @@ internal static class AgentRuntime
             {
                 ReportError("the app exited without building an ASP.NET Core host (corral runs ASP.NET Core apps built on the generic host: WebApplication.CreateBuilder or Host.CreateDefaultBuilder)");
             }
+            // The last counts, before the control channel closes: the master folds them into its totals.
+            SendStats();
             Log.Info($"Worker exiting (pid: {Environment.ProcessId})");
         };
 
@@ -67,6 +71,7 @@ internal static class AgentRuntime
         // A System.Threading.Timer fires on the thread pool: a starved or deadlocked pool falls silent,
         // and the master's --timeout notices.
         s_heartbeat = new Timer(_ => SendHeartbeat(), null, TimeSpan.Zero, Protocol.HeartbeatInterval);
+        s_statsTimer = new Timer(_ => SendStats(), null, Protocol.StatsInterval, Protocol.StatsInterval);
 
         DiagnosticListener.AllListeners.Subscribe(new HostObserver());
     }
@@ -76,6 +81,8 @@ internal static class AgentRuntime
         var (served, inFlight, busyMs) = Stats.Snapshot();
         s_control?.Send(Protocol.FormatHeartbeat(served, inFlight, busyMs));
     }
+
+    public static void SendStats() => s_control?.Send(Protocol.Stats + " " + Metrics.Format(Stats.InFlight));
 
     public static void ReportReady()
     {
@@ -110,6 +117,7 @@ internal static class AgentRuntime
     {
         ctx.Cancel = true;
         Log.Info($"Worker exiting (pid: {Environment.ProcessId})");
+        SendStats();
         AccessLogWriter.Current?.Flush();
         // Not Environment.Exit: the host's ProcessExit handler would wait for a graceful stop.
         Native.Exit(0);

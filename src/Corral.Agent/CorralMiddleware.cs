@@ -92,10 +92,12 @@ internal sealed class CorralMiddleware
         finally
         {
             _gate.ExitRequest();
+            var elapsed = Stopwatch.GetElapsedTime(started);
+            AgentRuntime.Metrics.Record(context.Request.Method, status != 0 && !context.Response.HasStarted ? status : context.Response.StatusCode, elapsed);
             var served = _stats.End();
             if (_accessWriter is not null)
             {
-                WriteAccessLog(context, startTime, Stopwatch.GetElapsedTime(started), status, counter);
+                WriteAccessLog(context, startTime, elapsed, status, counter);
             }
             if (_options.MaxRequests > 0 && served >= _options.MaxRequests && Interlocked.Exchange(ref _recycleAsked, 1) == 0)
             {

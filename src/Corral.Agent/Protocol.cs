@@ -20,6 +20,11 @@ public static class Protocol
     /// <summary>The worker has served --max-requests: start my successor, then stop me.</summary>
     public const string Recycle = "recycle";
 
+    /// <summary>"stats {JSON}": the worker's cumulative request counts and memory (<see cref="WorkerStats.Format"/>), every second and once more at exit.</summary>
+    public const string Stats = "stats";
+
+    public static readonly TimeSpan StatsInterval = TimeSpan.FromSeconds(1);
+
     public static readonly TimeSpan HeartbeatInterval = TimeSpan.FromMilliseconds(500);
 
     public static string FormatHeartbeat(long served, int inFlight, long busyMs) =>
@@ -43,6 +48,10 @@ public static class Protocol
         {
             return new Message(MessageKind.Error, Text: line[(Error.Length + 1)..]);
         }
+        if (line.StartsWith(Stats + " ", StringComparison.Ordinal))
+        {
+            return new Message(MessageKind.Stats, Text: line[(Stats.Length + 1)..]);
+        }
         if (line.StartsWith(Heartbeat + " ", StringComparison.Ordinal))
         {
             var parts = line.Split(' ');
@@ -58,6 +67,6 @@ public static class Protocol
     }
 }
 
-public enum MessageKind { Ready, Heartbeat, Error, Recycle }
+public enum MessageKind { Ready, Heartbeat, Error, Recycle, Stats }
 
 public sealed record Message(MessageKind Kind, long Served = 0, int InFlight = 0, long BusyMs = 0, string? Text = null);

@@ -110,6 +110,13 @@ public sealed class Master
             arbiter.Notify = systemd.Enabled ? systemd.Send : null;
             using var ticker = new Timer(_ => _events.Writer.TryWrite(new MasterEvent.Tick()), null, TickInterval, TickInterval);
 
+            using var observability = Control.Observability.Start(config, listeners, log, e => _events.Writer.TryWrite(e));
+            if (observability is null)
+            {
+                return 1;
+            }
+            var observatory = observability.Observatory;
+
             arbiter.Start();
             reloader?.StartWatching();
             while (!arbiter.Finished)
@@ -126,6 +133,18 @@ public sealed class Master
                         break;
                     case MasterEvent.Signal s:
                         arbiter.OnSignal(s.Number);
+                        break;
+                    case MasterEvent.Control { Message.Kind: MessageKind.Stats } stats:
+                        observatory.OnStats(stats.Pid, stats.Message.Text!);
+                        break;
+                    case MasterEvent.ControlClosed closed:
+                        observatory.OnControlClosed(closed.Pid);
+                        break;
+                    case MasterEvent.Command command:
+                        command.Reply.TrySetResult(observatory.Execute(arbiter, command.Text));
+                        break;
+                    case MasterEvent.Observe observe:
+                        observe.Reply.TrySetResult(observatory.Snapshot(arbiter));
                         break;
                     case MasterEvent.Control c:
                         arbiter.OnMessage(c.Pid, c.Message);
@@ -155,6 +174,7 @@ public sealed class Master
                         }
                         break;
                 }
+                observatory.AfterEvent(arbiter);
             }
             if (arbiter.HaltReason is not null)
             {

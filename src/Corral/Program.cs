@@ -6,6 +6,10 @@ using Corral.Settings;
 
 // corral [OPTIONS] APP — exit codes: 0 stopped cleanly, 1 runtime error (bind, build), 2 bad usage or
 // configuration, 3 a worker failed to boot.
+if (args is ["ctl", ..])
+{
+    return Corral.Control.CtlCommand.Run(args[1..], Console.Out, Console.Error);
+}
 var env = Environment.GetEnvironmentVariables().Cast<DictionaryEntry>()
     .ToDictionary(e => (string)e.Key, e => (string?)e.Value);
 

@@ -44,6 +44,8 @@ public class SettingsCliTests
         ["certfile"] = ("(TLS)", "(TLS)"),
         ["keyfile"] = ("(TLS)", "(TLS)"),
         ["ca_certs"] = ("(TLS)", "(TLS)"),
+        ["control_socket"] = ("/run/corral.ctl", "/run/corral.ctl"),
+        ["metrics_bind"] = ("127.0.0.1:9100", "127.0.0.1:9100"),
     };
 
     private static bool CoveredByTlsTests(string name) => name is "certfile" or "keyfile" or "ca_certs";

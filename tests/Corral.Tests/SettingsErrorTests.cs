@@ -39,6 +39,8 @@ public class SettingsErrorTests
         ["certfile"] = ["(a file that does not exist)"],
         ["keyfile"] = ["(a file that does not exist)"],
         ["ca_certs"] = ["(a file that does not exist)"],
+        ["control_socket"] = [""],
+        ["metrics_bind"] = ["9100", "127.0.0.1:http", "127.0.0.1:70000", "example.com:9100", "::1:9100", ""],
     };
 
     public static TheoryData<string, string> EveryBadValue()

@@ -211,6 +211,19 @@ public sealed class Arbiter
         ManageWorkers();
     }
 
+    /// <summary>`corral ctl kill PID`: that worker drains (TERM) and a new one takes its place.</summary>
+    public bool KillWorker(int pid)
+    {
+        if (Stopping || !_workers.TryGetValue(pid, out var w) || !w.IsServing)
+        {
+            return false;
+        }
+        _log.Info($"Stopping worker (pid:{pid}): asked on the control socket");
+        StopWorker(w, Signals.TERM);
+        ManageWorkers();
+        return true;
+    }
+
     /// <summary>Timers: boot and heartbeat timeouts, the sync class's request timeout, kill escalation, stop deadlines.</summary>
     public void Tick()
     {

@@ -210,6 +210,11 @@ public sealed class ProcessHost(
         catch (ObjectDisposedException)
         {
         }
+        finally
+        {
+            // After the worker's last line: its final stats are in the loop before this.
+            post(new MasterEvent.ControlClosed(pid));
+        }
     }
 
     private static int IndexOf(StringBuilder sb, char c)
@@ -237,4 +242,13 @@ public abstract record MasterEvent
     public sealed record SourceChanged(string Path) : MasterEvent;
     public sealed record UpgradeExited(int Pid, int ExitCode) : MasterEvent;
     public sealed record Rebuilt(AppTarget.BuildResult Result) : MasterEvent;
+
+    /// <summary>A worker's control channel reached end-of-file: it will send nothing more.</summary>
+    public sealed record ControlClosed(int Pid) : MasterEvent;
+
+    /// <summary>A `corral ctl` command (one line), carried out on the loop; the reply is JSON.</summary>
+    public sealed record Command(string Text, TaskCompletionSource<string> Reply) : MasterEvent;
+
+    /// <summary>A snapshot of the master's state for the metrics server and the status page.</summary>
+    public sealed record Observe(TaskCompletionSource<Metrics.MasterSnapshot> Reply) : MasterEvent;
 }

@@ -64,6 +64,10 @@ public sealed class CorralConfig
     public string? CertFile => Str(SettingsTable.CertFile);
     public string? KeyFile => Str(SettingsTable.KeyFile);
     public string? CaCerts => Str(SettingsTable.CaCerts);
+    public string? MetricsBind => Str(SettingsTable.MetricsBind);
+
+    /// <summary>--control-socket, or PIDFILE.ctl next to the pid file; null: no control socket.</summary>
+    public string? ControlSocket => Str(SettingsTable.ControlSocket) ?? (PidFile is { } pid ? pid + ".ctl" : null);
 
     /// <summary>--print-config: every setting, its value and where it came from, Gunicorn's layout.</summary>
     public string Print()

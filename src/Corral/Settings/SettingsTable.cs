@@ -297,6 +297,27 @@ public static class SettingsTable
         Validate = v => ((string)v).IndexOf('=') > 0 ? null : "expected KEY=VALUE",
     };
 
+    public static readonly Setting ControlSocket = new()
+    {
+        Name = "control_socket",
+        Flags = ["--control-socket"],
+        Type = SettingType.String,
+        Section = "Observability",
+        Help = "The unix socket (mode 0600) where `corral ctl` talks to the master: status, add N, remove N, reload, kill PID. Default: the pid file's path with .ctl appended (-p /run/corral.pid: /run/corral.pid.ctl); none without a pid file. A stale socket file there is replaced; it is removed at exit.",
+        AcceptedOverride = "a file path",
+    };
+
+    public static readonly Setting MetricsBind = new()
+    {
+        Name = "metrics_bind",
+        Flags = ["--metrics-bind"],
+        Type = SettingType.String,
+        Section = "Observability",
+        Help = "HOST:PORT where the master serves Prometheus metrics (/metrics), the status page (/) and its data (/status.json), on a port of its own, never on the app's listeners. Off by default; keep it on a private address.",
+        AcceptedOverride = "HOST:PORT, [IPv6]:PORT or localhost:PORT",
+        Validate = v => Metrics.MetricsServer.ParseBind((string)v, out var error) is null ? error : null,
+    };
+
     public static readonly Setting AccessLog = new()
     {
         Name = "accesslog",
@@ -451,6 +472,7 @@ public static class SettingsTable
         AccessLog, AccessLogFormatSetting, ErrorLog, LogLevel,
         ForwardedAllowIps, SecureSchemeHeaders, ProxyProtocol,
         CertFile, KeyFile, CaCerts,
+        ControlSocket, MetricsBind,
     ];
 
     public static Setting? ByName(string name) => All.FirstOrDefault(s => s.Name == name);

@@ -1,0 +1,103 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace Corral.Agent;
+
+/// <summary>
+/// What a worker has served since it started, for the master's metrics: requests by method and status
+/// class, a request-duration histogram (fixed buckets, each with its count and the sum of its
+/// durations), and, read when a report is made, in-flight requests, GC heap size and RSS. Lock-free:
+/// the middleware records from any thread; <see cref="Format"/> reads a near-consistent snapshot.
+/// </summary>
+public sealed class WorkerStats
+{
+    /// <summary>Prometheus' default buckets (seconds, upper bounds inclusive); +Inf is implicit.</summary>
+    public static readonly double[] Buckets = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
+
+    /// <summary>Methods counted by name; any other method counts as OTHER (a bounded label set).</summary>
+    public static readonly string[] Methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "OTHER"];
+
+    /// <summary>Status classes 1xx..5xx; anything outside 100..599 counts as 5xx.</summary>
+    public static readonly string[] StatusClasses = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+    private readonly long[] _requests = new long[Methods.Length * StatusClasses.Length];
+    private readonly long[] _bucketCounts = new long[Buckets.Length + 1];
+    private readonly long[] _bucketTicks = new long[Buckets.Length + 1]; // Stopwatch ticks: exact integer sums
+
+    public void Record(string method, int status, TimeSpan duration)
+    {
+        var m = Array.IndexOf(Methods, method);
+        if (m < 0 || m == Methods.Length - 1)
+        {
+            m = Methods.Length - 1;
+        }
+        var c = status is >= 100 and <= 599 ? status / 100 - 1 : 4;
+        Interlocked.Increment(ref _requests[m * StatusClasses.Length + c]);
+        var seconds = duration.TotalSeconds;
+        var b = 0;
+        while (b < Buckets.Length && seconds > Buckets[b])
+        {
+            b++;
+        }
+        Interlocked.Add(ref _bucketTicks[b], duration.Ticks);
+        Interlocked.Increment(ref _bucketCounts[b]);
+    }
+
+    /// <summary>The "stats" line's JSON: {"requests":{"GET 2xx":N,...},"buckets":[[count,sumSeconds],...],"inflight":N,"gc_heap":B,"rss":B}.</summary>
+    public string Format(int inFlight)
+    {
+        var buffer = new ArrayBufferWriter<byte>(512);
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteStartObject("requests");
+            for (var m = 0; m < Methods.Length; m++)
+            {
+                for (var c = 0; c < StatusClasses.Length; c++)
+                {
+                    var n = Volatile.Read(ref _requests[m * StatusClasses.Length + c]);
+                    if (n > 0)
+                    {
+                        w.WriteNumber(Methods[m] + " " + StatusClasses[c], n);
+                    }
+                }
+            }
+            w.WriteEndObject();
+            w.WriteStartArray("buckets");
+            for (var b = 0; b < _bucketCounts.Length; b++)
+            {
+                // Count first: a request recorded between the two reads shows up in the sum a report early, never the count.
+                var count = Volatile.Read(ref _bucketCounts[b]);
+                var ticks = Volatile.Read(ref _bucketTicks[b]);
+                w.WriteStartArray();
+                w.WriteNumberValue(count);
+                w.WriteNumberValue(TimeSpan.FromTicks(ticks).TotalSeconds);
+                w.WriteEndArray();
+            }
+            w.WriteEndArray();
+            w.WriteNumber("inflight", inFlight);
+            w.WriteNumber("gc_heap", GC.GetTotalMemory(false));
+            w.WriteNumber("rss", ReadRss());
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
+    /// <summary>Resident set size in bytes, from /proc/self/statm (0 where it cannot be read).</summary>
+    public static long ReadRss()
+    {
+        try
+        {
+            var fields = File.ReadAllText("/proc/self/statm").Split(' ');
+            return long.Parse(fields[1], CultureInfo.InvariantCulture) * Environment.SystemPageSize;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
+        {
+            using var self = Process.GetCurrentProcess();
+            return self.WorkingSet64;
+        }
+    }
+}

@@ -1,0 +1,110 @@
+using System.Text;
+using Corral.Agent;
+using Prometheus;
+
+namespace Corral.Metrics;
+
+/// <summary>
+/// The master's Prometheus metrics, in a registry of their own (prometheus-net: the exposition format
+/// is the library's, not ours). Counters only ever grow by the deltas between a worker's successive
+/// stats lines, so they stay monotonic when workers are recycled: a worker's requests are counted once,
+/// whichever worker served them. Gauges are set from a snapshot of the master's state at each scrape.
+/// </summary>
+public sealed class MasterMetrics
+{
+    public static readonly double[] BootBuckets = [0.25, 0.5, 1, 2, 5, 10, 30, 60];
+
+    private readonly CollectorRegistry _registry = Prometheus.Metrics.NewCustomRegistry();
+    private readonly Counter _requests;
+    private readonly Histogram _duration;
+    private readonly Gauge _inFlight;
+    private readonly Gauge _workers;
+    private readonly Counter _restarts;
+    private readonly Histogram _boot;
+    private readonly Gauge _rss;
+    private readonly Gauge _gcHeap;
+    private readonly Gauge _listenQueue;
+    private readonly HashSet<string> _workerPids = [];
+
+    public MasterMetrics()
+    {
+        var f = Prometheus.Metrics.WithCustomRegistry(_registry);
+        _requests = f.CreateCounter("corral_requests_total", "HTTP requests served by the workers, by method and status class.",
+            new CounterConfiguration { LabelNames = ["method", "status_class"] });
+        _duration = f.CreateHistogram("corral_request_duration_seconds", "Time from the request reaching corral's middleware to its end, in seconds.",
+            new HistogramConfiguration { Buckets = WorkerStats.Buckets });
+        _inFlight = f.CreateGauge("corral_requests_in_flight", "Requests being served now, all workers.");
+        _workers = f.CreateGauge("corral_workers", "Worker processes by state.", new GaugeConfiguration { LabelNames = ["state"] });
+        _restarts = f.CreateCounter("corral_worker_restarts_total", "Workers replaced, by reason: max-requests, timeout, crash, reload, kill (corral ctl kill).",
+            new CounterConfiguration { LabelNames = ["reason"] });
+        _boot = f.CreateHistogram("corral_worker_boot_seconds", "Time from a worker's spawn to its ready message, in seconds.",
+            new HistogramConfiguration { Buckets = BootBuckets });
+        _rss = f.CreateGauge("corral_worker_rss_bytes", "Resident memory of each worker, as it last reported it.", new GaugeConfiguration { LabelNames = ["pid"] });
+        _gcHeap = f.CreateGauge("corral_worker_gc_heap_bytes", "Managed (GC) heap of each worker, as it last reported it.", new GaugeConfiguration { LabelNames = ["pid"] });
+        _listenQueue = f.CreateGauge("corral_listen_queue", "Connections waiting in the kernel's accept queue of each TCP listener (/proc/net/tcp rx_queue).",
+            new GaugeConfiguration { LabelNames = ["listener"] });
+        foreach (var reason in RestartReasons)
+        {
+            _restarts.WithLabels(reason).IncTo(0); // every reason shows from the start, at 0
+        }
+    }
+
+    public static readonly string[] RestartReasons = ["max-requests", "timeout", "crash", "reload", "kill"];
+
+    public void AddRequests(string method, string statusClass, long delta) => _requests.WithLabels(method, statusClass).Inc(delta);
+
+    /// <summary>
+    /// Adds a bucket's new observations: <paramref name="count"/> requests whose durations sum to
+    /// <paramref name="sum"/>. Their mean lies within the bucket, so observing it <paramref name="count"/>
+    /// times puts them in the right bucket and keeps the histogram's sum exact.
+    /// </summary>
+    public void AddDurations(int bucket, long count, double sum)
+    {
+        var b = WorkerStats.Buckets;
+        var upper = bucket < b.Length ? b[bucket] : double.PositiveInfinity;
+        var lower = bucket == 0 ? double.NegativeInfinity : Math.BitIncrement(b[bucket - 1]);
+        _duration.Observe(Math.Clamp(sum / count, lower, upper), count);
+    }
+
+    public void AddRestart(string reason) => _restarts.WithLabels(reason).Inc();
+
+    public void ObserveBoot(double seconds) => _boot.Observe(seconds);
+
+    /// <summary>Sets every gauge from the master's state at this scrape; series of workers that are gone are removed.</summary>
+    public void SetGauges(MasterSnapshot s)
+    {
+        _inFlight.Set(s.Workers.Sum(w => w.InFlight));
+        foreach (var state in new[] { "booting", "ready", "stopping", "killing" })
+        {
+            _workers.WithLabels(state).Set(s.Workers.Count(w => w.State == state));
+        }
+        var live = s.Workers.Select(w => w.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToHashSet();
+        foreach (var gone in _workerPids.Where(p => !live.Contains(p)).ToList())
+        {
+            _rss.RemoveLabelled(gone);
+            _gcHeap.RemoveLabelled(gone);
+            _workerPids.Remove(gone);
+        }
+        foreach (var w in s.Workers)
+        {
+            var pid = w.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            if (w.Rss > 0)
+            {
+                _rss.WithLabels(pid).Set(w.Rss);
+                _gcHeap.WithLabels(pid).Set(w.GcHeap);
+                _workerPids.Add(pid);
+            }
+        }
+        foreach (var l in s.Listeners.Where(l => l.Queued >= 0))
+        {
+            _listenQueue.WithLabels(l.Name).Set(l.Queued);
+        }
+    }
+
+    public async Task<string> ExportAsync(CancellationToken ct)
+    {
+        using var stream = new MemoryStream();
+        await _registry.CollectAndExportAsTextAsync(stream, ct).ConfigureAwait(false);
+        return Encoding.UTF8.GetString(stream.ToArray());
+    }
+}

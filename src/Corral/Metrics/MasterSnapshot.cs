@@ -1,0 +1,45 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Corral.Metrics;
+
+/// <summary>What the master knows at one moment, made on its loop: the answer to `corral ctl status`, the status page's data, the gauges' values.</summary>
+public sealed record MasterSnapshot
+{
+    [JsonPropertyName("pid")] public required int Pid { get; init; }
+    [JsonPropertyName("version")] public required string Version { get; init; }
+    [JsonPropertyName("uptime_seconds")] public required double UptimeSeconds { get; init; }
+    [JsonPropertyName("desired_workers")] public required int DesiredWorkers { get; init; }
+    [JsonPropertyName("stopping")] public required bool Stopping { get; init; }
+    [JsonPropertyName("listeners")] public required IReadOnlyList<ListenerView> Listeners { get; init; }
+    [JsonPropertyName("workers")] public required IReadOnlyList<WorkerView> Workers { get; init; }
+
+    /// <summary>Requests served since the master started, every worker that ever ran included.</summary>
+    [JsonPropertyName("requests_total")] public required long RequestsTotal { get; init; }
+    [JsonPropertyName("requests_by_class")] public required IReadOnlyDictionary<string, long> RequestsByClass { get; init; }
+    [JsonPropertyName("restarts")] public required IReadOnlyDictionary<string, long> Restarts { get; init; }
+
+    public string ToJson() => JsonSerializer.Serialize(this, SnapshotJson.Default.MasterSnapshot);
+
+    public static MasterSnapshot? FromJson(string json) => JsonSerializer.Deserialize(json, SnapshotJson.Default.MasterSnapshot);
+}
+
+public sealed record ListenerView(
+    [property: JsonPropertyName("name")] string Name,
+    [property: JsonPropertyName("queued")] long Queued);
+
+public sealed record WorkerView(
+    [property: JsonPropertyName("pid")] int Pid,
+    [property: JsonPropertyName("state")] string State,
+    [property: JsonPropertyName("retiring")] bool Retiring,
+    [property: JsonPropertyName("generation")] int Generation,
+    [property: JsonPropertyName("age_seconds")] double AgeSeconds,
+    [property: JsonPropertyName("boot_seconds")] double? BootSeconds,
+    [property: JsonPropertyName("served")] long Served,
+    [property: JsonPropertyName("in_flight")] int InFlight,
+    [property: JsonPropertyName("rss_bytes")] long Rss,
+    [property: JsonPropertyName("gc_heap_bytes")] long GcHeap);
+
+[JsonSourceGenerationOptions(WriteIndented = false)]
+[JsonSerializable(typeof(MasterSnapshot))]
+internal sealed partial class SnapshotJson : JsonSerializerContext;

@@ -1,0 +1,58 @@
+using Corral.IntegrationTests.Infrastructure;
+using Microsoft.Playwright;
+using Xunit.Abstractions;
+
+namespace Corral.IntegrationTests.Observability;
+
+/// <summary>
+/// The status page in a real browser: Debian's chromium, headless, driven by Playwright for .NET
+/// (which never downloads a browser of its own here: it is pointed at /usr/bin/chromium).
+/// </summary>
+public sealed class StatusPageTests(ITestOutputHelper output)
+{
+    private const string Chromium = "/usr/bin/chromium";
+
+    [Fact]
+    public async Task StatusPageRendersTheWorkerTableInChromium()
+    {
+        Assert.True(File.Exists(Chromium), $"{Chromium} is missing: apt-get install chromium (.ci/run does)");
+        var apps = await TestApps.GetAsync();
+        using var corral = CorralProcess.Start(["-w", "2", "-b", "127.0.0.1:0", "--metrics-bind", "127.0.0.1:0", "--log-level", "debug", apps.TestApp]);
+        var port = await corral.PortAsync();
+        var metrics = await Observe.MetricsPortAsync(corral);
+        var workers = await corral.WaitForWorkersAsync(2, TimeSpan.FromSeconds(60));
+        for (var i = 0; i < 10; i++)
+        {
+            await Http.GetAsync(port, "/");
+        }
+
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = Chromium,
+            Headless = true,
+            Args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        });
+        var page = await browser.NewPageAsync(new BrowserNewPageOptions { ViewportSize = new ViewportSize { Width = 900, Height = 420 } });
+        var errors = new List<string>();
+        page.PageError += (_, e) => errors.Add(e);
+        await page.GotoAsync($"http://127.0.0.1:{metrics}/");
+
+        // The table fills from /status.json; the rate needs two refreshes.
+        await page.WaitForFunctionAsync("() => document.querySelectorAll('#rows tr').length === 2 && document.getElementById('rate').textContent !== '-'",
+            null, new PageWaitForFunctionOptions { Timeout = 20000 });
+        var pids = await page.EvalOnSelectorAllAsync<int[]>("#rows tr", "rows => rows.map(r => Number(r.dataset.pid))");
+        Assert.Equal(workers.Order(), pids.Order());
+        var states = await page.EvalOnSelectorAllAsync<string[]>("#rows tr td:nth-child(2)", "cells => cells.map(c => c.textContent)");
+        Assert.All(states, s => Assert.Equal("ready", s));
+        Assert.Equal("10", await page.TextContentAsync("#total"));
+        Assert.Empty(errors);
+
+        var dir = Path.Combine(AppContext.BaseDirectory, "TestResults");
+        Directory.CreateDirectory(dir);
+        var shot = Path.Combine(dir, "status-page.png");
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = shot, FullPage = true });
+        Assert.True(new FileInfo(shot).Length > 1000);
+        output.WriteLine($"screenshot: {shot}");
+    }
+}
