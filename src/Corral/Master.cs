@@ -110,7 +110,10 @@ public sealed class Master
             arbiter.Notify = systemd.Enabled ? systemd.Send : null;
             using var ticker = new Timer(_ => _events.Writer.TryWrite(new MasterEvent.Tick()), null, TickInterval, TickInterval);
 
-            using var observability = Control.Observability.Start(config, listeners, log, e => _events.Writer.TryWrite(e));
+            // After USR2 the old master still runs: this one takes PIDFILE.2.ctl, and the metrics port once the old one is gone.
+            var controlSocket = config.ControlSocket is null ? null
+                : config.IsExplicit(SettingsTable.ControlSocket) || pidFile is null ? config.ControlSocket : pidFile + ".ctl";
+            using var observability = Control.Observability.Start(config, controlSocket, deferMetrics: !tookOver, listeners, log, e => _events.Writer.TryWrite(e));
             if (observability is null)
             {
                 return 1;
@@ -157,6 +160,12 @@ public sealed class Master
                         if (!tookOver && Upgrade.TryTakeOverPidFile(finalPidFile, env, log))
                         {
                             tookOver = true;
+                            observability.StartMetrics(arbiter.Config, log, e => _events.Writer.TryWrite(e));
+                            if (controlSocket is not null && finalPidFile is not null && controlSocket == finalPidFile + ".2.ctl" && File.Exists(controlSocket))
+                            {
+                                // `corral ctl -p PIDFILE` finds this master now. (Its file is left at exit; the next start replaces it.)
+                                File.Move(controlSocket, finalPidFile + ".ctl", overwrite: true);
+                            }
                             pidFile = finalPidFile;
                         }
                         arbiter.Tick();

@@ -20,10 +20,12 @@ public sealed class Observability : IDisposable
     public Observatory Observatory { get; }
 
     /// <summary>Starts them; null (after logging why) if a socket cannot be bound: the master then exits 1.</summary>
-    public static Observability? Start(CorralConfig config, IReadOnlyList<Listener> listeners, IMasterLog log, Action<MasterEvent> post)
+    /// <param name="controlSocket">The control socket path (after a USR2 upgrade, the new master's own).</param>
+    /// <param name="deferMetrics">After a USR2 upgrade the old master still holds the metrics port: <see cref="StartMetrics"/> later.</param>
+    public static Observability? Start(CorralConfig config, string? controlSocket, bool deferMetrics, IReadOnlyList<Listener> listeners, IMasterLog log, Action<MasterEvent> post)
     {
         var o = new Observability(new Observatory(new ListenQueue(listeners), new MasterMetrics()));
-        if (config.ControlSocket is { } path)
+        if (controlSocket is { } path)
         {
             var full = Path.GetFullPath(path);
             try
@@ -38,21 +40,32 @@ public sealed class Observability : IDisposable
                 return null;
             }
         }
-        if (config.MetricsBind is { } bind && MetricsServer.ParseBind(bind, out _) is { } endpoint)
+        if (!deferMetrics && !o.StartMetrics(config, log, post))
         {
-            try
-            {
-                o._metrics = MetricsServer.StartAsync(endpoint, o.Observatory.Metrics, post).GetAwaiter().GetResult();
-                log.Info($"Metrics at: {o._metrics.Url}/metrics");
-            }
-            catch (IOException e)
-            {
-                log.Error($"Can't serve metrics at {bind}: {e.Message}");
-                o.Dispose();
-                return null;
-            }
+            o.Dispose();
+            return null;
         }
         return o;
+    }
+
+    /// <summary>Serves --metrics-bind, if set; false (after logging why) if the port cannot be had.</summary>
+    public bool StartMetrics(CorralConfig config, IMasterLog log, Action<MasterEvent> post)
+    {
+        if (_metrics is not null || config.MetricsBind is not { } bind || MetricsServer.ParseBind(bind, out _) is not { } endpoint)
+        {
+            return true;
+        }
+        try
+        {
+            _metrics = MetricsServer.StartAsync(endpoint, Observatory.Metrics, post).GetAwaiter().GetResult();
+            log.Info($"Metrics at: {_metrics.Url}/metrics");
+            return true;
+        }
+        catch (IOException e)
+        {
+            log.Error($"Can't serve metrics at {bind}: {e.Message}");
+            return false;
+        }
     }
 
     public void Dispose()
