@@ -14,7 +14,6 @@ public sealed class AdmissionGate
 {
     private readonly SemaphoreSlim? _connections;
     private readonly SemaphoreSlim? _requests;
-    private readonly int _requestCapacity;
     private TaskCompletionSource _requestSlotFreed = NewSignal();
     private readonly CancellationTokenSource _drain = new();
     private readonly TaskCompletionSource _noConnections = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -30,7 +29,6 @@ public sealed class AdmissionGate
         if (requestCapacity > 0)
         {
             _requests = new SemaphoreSlim(requestCapacity, requestCapacity);
-            _requestCapacity = requestCapacity;
         }
     }
 
@@ -136,7 +134,7 @@ public sealed class AdmissionGate
             return;
         }
         _requests.Release();
-        if (_requests.CurrentCount == 1 || _requestCapacity == 1)
+        if (_requests.CurrentCount == 1) // from full to one free: wake the accept loop
         {
             Interlocked.Exchange(ref _requestSlotFreed, NewSignal()).TrySetResult();
         }

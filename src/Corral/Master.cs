@@ -185,10 +185,6 @@ public sealed class Master
                 }
                 observatory.AfterEvent(arbiter);
             }
-            if (arbiter.HaltReason is not null)
-            {
-                Console.Error.Flush();
-            }
             log.Info("Shutting down: Master");
             return arbiter.ExitCode;
         }

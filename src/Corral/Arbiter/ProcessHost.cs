@@ -228,8 +228,6 @@ public sealed class ProcessHost(
         }
         return -1;
     }
-
-    public static string FormatPid(int pid) => pid.ToString(CultureInfo.InvariantCulture);
 }
 
 /// <summary>What reaches the master's loop.</summary>
