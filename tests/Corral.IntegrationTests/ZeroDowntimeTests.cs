@@ -169,3 +169,71 @@ public sealed class CrashLoopTests : IDisposable
         return (long.Parse(fields[11], System.Globalization.CultureInfo.InvariantCulture) + long.Parse(fields[12], System.Globalization.CultureInfo.InvariantCulture)) / 100.0;
     }
 }
+
+/// <summary>The release-folder deploy: swap a `current` symlink, HUP; a broken release keeps the old workers.</summary>
+public sealed class SymlinkDeployTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("corral-deploy-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public async Task ABrokenReleaseKeepsTheOldWorkersAndAFixedOneRecovers()
+    {
+        var apps = await TestApps.GetAsync();
+        var built = Path.GetDirectoryName(apps.TestApp)!;
+        var v1 = Copy(built, "v1");
+        var broken = Copy(built, "v2-broken");
+        File.WriteAllText(Path.Combine(broken, "TestApp.dll"), "not an assembly"); // a botched upload
+        var v3 = Copy(built, "v3");
+        var current = Path.Combine(_dir, "current");
+        File.CreateSymbolicLink(current, v1);
+
+        using var corral = CorralProcess.Start(["-w", "2", "-b", "127.0.0.1:0", "--log-level", "debug", Path.Combine(current, "TestApp.dll")]);
+        var port = await corral.PortAsync();
+        var old = await corral.WaitForWorkersAsync(2, TimeSpan.FromSeconds(30));
+
+        Swap(current, broken);
+        corral.Signal(SIGHUP);
+        await corral.WaitForLineAsync("Reload failed: keeping the old workers", TimeSpan.FromSeconds(30));
+        Assert.Equal(old, await corral.WaitForWorkersAsync(2, TimeSpan.FromSeconds(10)));
+        Assert.Equal(200, (await Http.GetAsync(port, "/")).Status);
+
+        Swap(current, v3);
+        corral.Signal(SIGHUP);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        HashSet<int> now;
+        do
+        {
+            now = await corral.WaitForWorkersAsync(2, TimeSpan.FromSeconds(30));
+        }
+        while (now.Overlaps(old) && DateTime.UtcNow < deadline);
+        Assert.False(now.Overlaps(old));
+        Assert.Equal(200, (await Http.GetAsync(port, "/")).Status);
+        // The new workers run in the new release folder (`current` resolved at their start).
+        Assert.All(now, pid => Assert.Equal(v3, File.ResolveLinkTarget($"/proc/{pid}/cwd", returnFinalTarget: false)?.FullName));
+    }
+
+    private string Copy(string from, string name)
+    {
+        var to = Path.Combine(_dir, "releases", name);
+        foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
+        {
+            var target = Path.Combine(to, Path.GetRelativePath(from, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target);
+        }
+        return to;
+    }
+
+    /// <summary>An atomic swap, as deploy tools do it: a new link renamed over the old.</summary>
+    private static void Swap(string link, string target)
+    {
+        var next = link + ".next";
+        File.CreateSymbolicLink(next, target);
+        // rename(2) over the old link (File.Move does not take a link to a directory).
+        using var mv = System.Diagnostics.Process.Start("mv", ["-T", next, link]);
+        mv.WaitForExit(10_000);
+        Assert.Equal(0, mv.ExitCode);
+    }
+}
