@@ -57,11 +57,18 @@ start_corral() {
   curl -fs -o /dev/null "http://127.0.0.1:$PORT/"
 }
 
+# Stops every master of the scenario: after a USR2 there are two (corral.pid and corral.pid.2, or a
+# new master that already took corral.pid over).
 stop_corral() {
-  local pid
-  pid=$(cat "$OUT/corral.pid" 2>/dev/null || echo "$MASTER")
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  local pids="$MASTER" pid
+  for f in "$OUT/corral.pid" "$OUT/corral.pid.2"; do [ -f "$f" ] && pids="$pids $(cat "$f")"; done
+  for pid in $pids; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in $pids; do
+    for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  done
+  for f in "$OUT/corral.pid" "$OUT/corral.pid.2"; do   # a new master that took over meanwhile
+    [ -f "$f" ] && { pid=$(cat "$f"); kill -TERM "$pid" 2>/dev/null; for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done; }
+  done
   MASTER=""
 }
 
@@ -91,8 +98,10 @@ run() {
 run baseline "true"
 run hup-every-3s 'sleep 2; while sleep 3; do kill -HUP $(cat '"$OUT"'/corral.pid); done'
 run max-requests "true" --max-requests 20000 --max-requests-jitter 2000
-run usr2-upgrade 'sleep 5; kill -USR2 $(cat '"$OUT"'/corral.pid); sleep 8; kill -WINCH $(cat '"$OUT"'/corral.pid); sleep 4; kill -TERM $(cat '"$OUT"'/corral.pid)'
-run kill-9-worker 'sleep 5; kill -9 $(pgrep -P $(cat '"$OUT"'/corral.pid) | head -1)'
+# USR2 at 1/6 of the run, WINCH to the old master at 1/2, TERM to it at 2/3.
+STEP=$(awk -v d="$DURATION" 'BEGIN {printf "%.1f", d/6}')
+run usr2-upgrade 'sleep '"$STEP"'; OLD=$(cat '"$OUT"'/corral.pid); kill -USR2 $OLD; sleep '"$STEP"'; sleep '"$STEP"'; kill -WINCH $OLD; sleep '"$STEP"'; kill -TERM $OLD'
+run kill-9-worker 'sleep '"$STEP"'; kill -9 $(pgrep -P $(cat '"$OUT"'/corral.pid) | head -1)'
 run baseline-again "true"
 
 base=$(printf '%s\n' "${ROWS[@]}" | awk -F'|' '$1 ~ /^baseline/ {s+=$4; n++} END {print s/n}')
