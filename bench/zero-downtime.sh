@@ -28,7 +28,7 @@ build_dotnet "$ROOT_DIR/src/Corral"
 build_dotnet "$ROOT_DIR/examples/SeedApp"
 SEED_DLL="$ROOT_DIR/examples/SeedApp/bin/Release/net10.0/SeedApp.dll"
 
-REDIS_PORT=$(next_port)
+REDIS_PORT=$(next_port); NEXT_PORT=$((REDIS_PORT + 1))   # $(...) runs in a subshell: advance here
 setsid timeout 3600 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$OUT" >"$OUT/redis.log" 2>&1 &
 REDIS_PID=$!
 MASTER=""
@@ -43,7 +43,7 @@ trap cleanup EXIT
 # start_corral NAME EXTRA_ARGS...: sets MASTER and PORT, waits until / answers.
 start_corral() {
   local name=$1; shift
-  PORT=$(next_port)
+  PORT=$(next_port); NEXT_PORT=$((PORT + 1))
   rm -f "$OUT/corral.pid" "$OUT/corral.pid.2"
   setsid timeout 900 dotnet "$CORRAL_DLL_DEFAULT" -w "$WORKERS" -b "127.0.0.1:$PORT" -p "$OUT/corral.pid" \
     -e ASPNETCORE_ENVIRONMENT=Production -e Redis__Host=127.0.0.1 -e "Redis__Port=$REDIS_PORT" \
@@ -113,7 +113,7 @@ base=$(printf '%s\n' "${ROWS[@]}" | awk -F'|' '$1 ~ /^baseline/ {s+=$4; n++} END
   echo
   echo "- command: \`bench/zero-downtime.sh --duration $DURATION --workers $WORKERS\`"
   echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average before: $(cut -d' ' -f1-3 /proc/loadavg) (shared machine)"
+  echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average at the end of the run (wrk and the servers included): $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "- .NET $(dotnet --version), $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
   echo
   echo "| scenario | extra flags | requests | req/s | vs baseline | p99 | socket errors | non-2xx | reloads/recycles/upgrades/kills seen |"
