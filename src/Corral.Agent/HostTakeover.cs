@@ -132,23 +132,26 @@ internal static class HostTakeover
     }
 
     /// <summary>
-    /// Blocking handlers need threads, not just connections: raise the pool's minimum so that the
-    /// worker class's concurrency is real from the first request (the pool otherwise adds a thread
-    /// about every 0.5 s once its minimum is busy).
+    /// Blocking handlers need threads, not just connections (the pool otherwise adds a thread about
+    /// every 0.5 s once its minimum is busy): gthread raises the minimum to --threads at once; async
+    /// raises it only when the pool is seen starving (<see cref="StarvationGuard"/>).
     /// </summary>
     private static void SizeThreadPool(AgentOptions options)
     {
-        var wanted = options.WorkerClass switch
+        switch (options.WorkerClass)
         {
-            "sync" => 0,
-            "gthread" => options.Threads,
-            _ => Math.Min(options.WorkerConnections, 256),
-        };
-        ThreadPool.GetMinThreads(out var workers, out var io);
-        var target = wanted + Environment.ProcessorCount;
-        if (wanted > 0 && workers < target)
-        {
-            ThreadPool.SetMinThreads(target, io);
+            case "gthread":
+                // N blocking handlers at once, from the first request.
+                ThreadPool.GetMinThreads(out var workers, out var io);
+                var target = options.Threads + Environment.ProcessorCount;
+                if (workers < target)
+                {
+                    ThreadPool.SetMinThreads(target, io);
+                }
+                break;
+            case "async":
+                StarvationGuard.Start(cap: options.WorkerConnections + Environment.ProcessorCount);
+                break;
         }
     }
 }
