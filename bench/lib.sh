@@ -112,3 +112,23 @@ require_tools() {
     exit 2
   fi
 }
+
+# resolve_corral: sets CORRAL_DLL (built from src/Corral unless --corral DLL was given) or, when corral
+# cannot be used, CORRAL_NOTE with the reason (the server is then reported as not available).
+# Reads NO_CORRAL and CORRAL_DLL.
+resolve_corral() {
+  CORRAL_NOTE=""
+  local err
+  if ((${NO_CORRAL:-0})); then
+    CORRAL_NOTE="left out (--no-corral)"
+  elif [[ -n ${CORRAL_DLL:-} ]]; then
+    [[ -f $CORRAL_DLL ]] || CORRAL_NOTE="no such file: $CORRAL_DLL"
+  else
+    log "building src/Corral"
+    CORRAL_DLL=$CORRAL_DLL_DEFAULT
+    if ! err=$(build_dotnet "$ROOT_DIR/src/Corral" 2>&1); then
+      CORRAL_NOTE="build failed: ${err:-see dotnet build src/Corral -c Release}"
+    fi
+  fi
+  [[ -z $CORRAL_NOTE ]] || log "corral: not available ($CORRAL_NOTE)"
+}

@@ -90,19 +90,7 @@ log "building bench/BenchApp and bench/SeedClient"
 build_dotnet "$BENCH_DIR/BenchApp" || { log "BenchApp does not build"; exit 1; }
 build_dotnet "$BENCH_DIR/SeedClient" || { log "SeedClient does not build"; exit 1; }
 
-CORRAL_NOTE=""
-if ((NO_CORRAL)); then
-  CORRAL_NOTE="left out (--no-corral)"
-elif [[ -n $CORRAL_DLL ]]; then
-  [[ -f $CORRAL_DLL ]] || CORRAL_NOTE="no such file: $CORRAL_DLL"
-else
-  log "building src/Corral"
-  CORRAL_DLL=$CORRAL_DLL_DEFAULT
-  if ! err=$(build_dotnet "$ROOT_DIR/src/Corral" 2>&1); then
-    CORRAL_NOTE="build failed: ${err:-see dotnet build src/Corral -c Release}"
-  fi
-fi
-[[ -z $CORRAL_NOTE ]] || log "corral: not available ($CORRAL_NOTE)"
+resolve_corral
 
 start_one() {
   local id=$1 port

@@ -53,19 +53,7 @@ T0=$SECONDS
 
 log "building bench/BenchApp"
 build_dotnet "$BENCH_DIR/BenchApp" || { log "BenchApp does not build"; exit 1; }
-CORRAL_NOTE=""
-if ((NO_CORRAL)); then
-  CORRAL_NOTE="left out (--no-corral)"
-elif [[ -n $CORRAL_DLL ]]; then
-  [[ -f $CORRAL_DLL ]] || CORRAL_NOTE="no such file: $CORRAL_DLL"
-else
-  log "building src/Corral"
-  CORRAL_DLL=$CORRAL_DLL_DEFAULT
-  if ! err=$(build_dotnet "$ROOT_DIR/src/Corral" 2>&1); then
-    CORRAL_NOTE="build failed: ${err:-see dotnet build src/Corral -c Release}"
-  fi
-fi
-[[ -z $CORRAL_NOTE ]] || log "corral: not available ($CORRAL_NOTE)"
+resolve_corral
 
 # run_wrk PHASE ID LABEL PORT SECONDS: one wrk run, parsed and appended to raw.jsonl.
 run_wrk() {
