@@ -164,7 +164,16 @@ public sealed partial class CorralProcess : IDisposable
             }
             await Task.Delay(50);
         }
-        _process.WaitForExit(2000); // drain what output there is
+        // Then the rest of its output (the last lines matter: "Reason: ..."). After a USR2 upgrade the
+        // output stays open in the new master, so this wait is bounded.
+        using var drained = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        try
+        {
+            await _process.WaitForExitAsync(drained.Token);
+        }
+        catch (OperationCanceledException)
+        {
+        }
         return _process.ExitCode;
     }
 
