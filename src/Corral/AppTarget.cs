@@ -71,16 +71,22 @@ public sealed record AppTarget(string FileName, string[] Arguments, string Displ
     private static string Build(string project, Action<string> log)
     {
         log($"Building {project} (Release)");
-        using var p = Process.Start(BuildStartInfo(project, "Release")) ?? throw new AppException($"cannot start dotnet to build {project}", 1);
+        return BuildOrThrow(project, "Release", error => Console.Error.WriteLine(error), maxErrors: 20);
+    }
+
+    /// <summary>Builds now and returns the output .dll; on failure writes the compiler errors and throws (exit 1).</summary>
+    public static string BuildOrThrow(string project, string configuration, Action<string> writeError, int maxErrors)
+    {
+        using var p = Process.Start(BuildStartInfo(project, configuration)) ?? throw new AppException($"cannot start dotnet to build {project}", 1);
         var stderr = p.StandardError.ReadToEndAsync();
         var stdout = p.StandardOutput.ReadToEnd();
         p.WaitForExit();
         var result = ReadBuildResult(project, p.ExitCode, stdout + stderr.Result);
         if (result.TargetPath is null)
         {
-            foreach (var e in result.Errors.Take(20))
+            foreach (var e in result.Errors.Take(maxErrors))
             {
-                Console.Error.WriteLine(e);
+                writeError(e);
             }
             throw new AppException(result.Summary, 1);
         }

@@ -45,25 +45,14 @@ public sealed class Upgrade(IReadOnlyList<Listener> listeners, IMasterLog log, s
         psi.Environment.Remove("LISTEN_PID");
         try
         {
-            foreach (var l in listeners)
-            {
-                Native.SetInheritable(l.Fd, true);
-            }
             _child = new Process { StartInfo = psi, EnableRaisingEvents = true };
-            _child.Start();
+            ListenerBinder.WithInheritable(listeners, [], _child.Start);
         }
         catch (Exception e) when (e is System.ComponentModel.Win32Exception or IOException)
         {
             log.Error($"USR2: cannot start a new master: {e.Message}");
             _child = null;
             return;
-        }
-        finally
-        {
-            foreach (var l in listeners)
-            {
-                Native.SetInheritable(l.Fd, false);
-            }
         }
         var child = _child;
         child.Exited += (_, _) => post(new MasterEvent.UpgradeExited(child.Id, child.ExitCode));

@@ -70,16 +70,10 @@ public sealed class ProcessHost(
         }
         psi.Environment[AgentOptions.EnvironmentVariable] = AgentOptionsFor(config, childFd).ToJson();
 
-        Process process;
+        var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
         try
         {
-            foreach (var l in listeners)
-            {
-                Native.SetInheritable(l.Fd, true);
-            }
-            Native.SetInheritable(childFd, true);
-            process = new Process { StartInfo = psi, EnableRaisingEvents = true };
-            process.Start();
+            ListenerBinder.WithInheritable(listeners, [childFd], process.Start);
         }
         catch (Exception e) when (e is System.ComponentModel.Win32Exception or IOException or InvalidOperationException)
         {
@@ -88,10 +82,6 @@ public sealed class ProcessHost(
         }
         finally
         {
-            foreach (var l in listeners)
-            {
-                Native.SetInheritable(l.Fd, false);
-            }
             Native.Close(childFd);
         }
 

@@ -72,6 +72,31 @@ public static class ListenerBinder
         }
     }
 
+    /// <summary>
+    /// Runs <paramref name="spawn"/> with the listeners (and <paramref name="extraFds"/>) inheritable, and
+    /// makes them close-on-exec again after it: .NET opens every fd CLOEXEC, so only a process started
+    /// inside this window inherits them. Call it from the master's loop thread only.
+    /// </summary>
+    public static T WithInheritable<T>(IEnumerable<Listener> listeners, IReadOnlyList<int> extraFds, Func<T> spawn)
+    {
+        var fds = listeners.Select(l => l.Fd).Concat(extraFds).ToList();
+        try
+        {
+            foreach (var fd in fds)
+            {
+                Native.SetInheritable(fd, true);
+            }
+            return spawn();
+        }
+        finally
+        {
+            foreach (var fd in fds)
+            {
+                Native.SetInheritable(fd, false);
+            }
+        }
+    }
+
     /// <summary>Closes the sockets and removes the unix socket files corral made.</summary>
     public static void Close(IEnumerable<Listener> listeners, bool removeUnixFiles = true)
     {

@@ -40,20 +40,7 @@ public sealed class Reloader : IDisposable
     public AppTarget BuildInitial()
     {
         _log.Info($"Building {_project} (Debug) for --reload");
-        using var p = Process.Start(AppTarget.BuildStartInfo(_project, "Debug"))!;
-        var stderr = p.StandardError.ReadToEndAsync();
-        var stdout = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        var result = AppTarget.ReadBuildResult(_project, p.ExitCode, stdout + stderr.Result);
-        if (result.TargetPath is null)
-        {
-            foreach (var e in result.Errors.Take(30))
-            {
-                _log.Error(e);
-            }
-            throw new AppTarget.AppException(result.Summary, 1);
-        }
-        return Snapshot(result.TargetPath);
+        return Snapshot(AppTarget.BuildOrThrow(_project, "Debug", _log.Error, maxErrors: 30));
     }
 
     public void StartWatching()
