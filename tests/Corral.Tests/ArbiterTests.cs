@@ -351,6 +351,32 @@ public class ArbiterTests
     }
 
     [Fact]
+    public void A_second_hup_drains_the_first_hups_still_booting_workers_and_keeps_the_old_ones()
+    {
+        var rig = new ArbiterRig("-w", "2").Booted();
+        var old = rig.Pids;
+        rig.NextConfig = Settings.Ok("-w", "2", "App.dll");
+        rig.Signal(Signals.HUP);
+        var first = rig.Booting;
+        rig.Ready(first[0]); // one of them is up (and may hold connections), the other still boots
+
+        rig.NextConfig = Settings.Ok("-w", "2", "App.dll");
+        rig.Signal(Signals.HUP);
+        var second = rig.Booting.Except(first).ToArray();
+
+        Assert.Equal(2, second.Length);
+        Assert.Equal([Signals.TERM], rig.Host.SignalsTo(first[1])); // drained, never cut off
+        Assert.All(old, pid => Assert.Empty(rig.Host.SignalsTo(pid)));
+        foreach (var pid in second)
+        {
+            rig.Ready(pid);
+        }
+        Assert.All(old.Append(first[0]), pid => Assert.Equal([Signals.TERM], rig.Host.SignalsTo(pid)));
+        rig.ExitSignalled();
+        Assert.Equal(second, rig.Pids);
+    }
+
+    [Fact]
     public void Hup_with_more_workers_in_the_new_config_grows()
     {
         var rig = new ArbiterRig("-w", "1").Booted();
@@ -375,7 +401,7 @@ public class ArbiterTests
         Assert.False(rig.Arbiter.Finished);
         Assert.True(rig.Log.Has("error", $"Worker failed to boot (pid:{fresh[0]}): appsettings.json: invalid JSON"));
         Assert.True(rig.Log.Has("error", "Reload failed: keeping the old workers"));
-        Assert.Equal([Signals.QUIT], rig.Host.SignalsTo(fresh[1]));
+        Assert.Equal([Signals.TERM], rig.Host.SignalsTo(fresh[1])); // it may hold connections: drain
         Assert.All(old, pid => Assert.Empty(rig.Host.SignalsTo(pid)));
         rig.ExitSignalled();
 

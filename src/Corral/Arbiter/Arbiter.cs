@@ -323,9 +323,11 @@ public sealed class Arbiter
 
         // Workers of an earlier generation that are still booting will never serve: a newer HUP (or
         // build) superseded them, so they stop now instead of competing for the CPU with their successors.
+        // TERM, not QUIT: a worker listens (and takes connections) a moment before it reports ready,
+        // and those requests must be answered, not cut off. One with no connection stops at once.
         foreach (var w in _workers.Values.Where(w => w.Generation != _generation && w.State == WorkerState.Booting).ToList())
         {
-            StopWorker(w, Signals.QUIT);
+            StopWorker(w, Signals.TERM);
         }
 
         var readyCurrent = current.Count(w => w.State == WorkerState.Ready);
@@ -415,9 +417,10 @@ public sealed class Arbiter
             _log.Error("Reload failed: keeping the old workers; fix the app and send HUP again");
             _reloading = false;
             Notify?.Invoke("READY=1\nSTATUS=Reload failed: serving with the old workers");
+            // TERM: a sibling may already listen and hold connections (see ManageWorkers).
             foreach (var n in _workers.Values.Where(o => o.Generation == _generation && o.IsServing).ToList())
             {
-                StopWorker(n, Signals.QUIT);
+                StopWorker(n, Signals.TERM);
             }
             _generation = _workers.Values.Where(o => o.IsServing).Select(o => o.Generation).DefaultIfEmpty(_generation).Max();
             if (_configBeforeReload is { } previous)
