@@ -57,7 +57,7 @@ public sealed class FoundationTests
 
         var victim = back.First();
         Kill(victim, SIGKILL);
-        var replaced = await corral.WaitForWorkersAsync(2, TimeSpan.FromSeconds(2));
+        var replaced = await corral.WaitForWorkersAsync(2, TimeSpan.FromSeconds(5), gone: [victim]);
         Assert.DoesNotContain(victim, replaced);
         await corral.WaitForLineAsync($@"Worker \(pid:{victim}\) was sent SIGKILL", TimeSpan.FromSeconds(2));
     }

@@ -120,9 +120,11 @@ public sealed partial class CorralProcess : IDisposable
 
     /// <summary>
     /// Waits until the master has exactly <paramref name="count"/> children, each of which it logged as
-    /// ready ("Worker ready (pid: N)", a debug line: start corral with --log-level debug).
+    /// ready ("Worker ready (pid: N)", a debug line: start corral with --log-level debug), and none of
+    /// which is in <paramref name="gone"/> (workers just killed: until the master reaps one, it is still
+    /// a child and would count).
     /// </summary>
-    public async Task<HashSet<int>> WaitForWorkersAsync(int count, TimeSpan timeout)
+    public async Task<HashSet<int>> WaitForWorkersAsync(int count, TimeSpan timeout, IReadOnlyCollection<int>? gone = null)
     {
         var deadline = DateTime.UtcNow + timeout;
         while (true)
@@ -130,7 +132,7 @@ public sealed partial class CorralProcess : IDisposable
             var children = ProcessTree.Children(Pid);
             var ready = _lines.Select(l => ReadyLine().Match(l)).Where(m => m.Success)
                 .Select(m => int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture)).ToHashSet();
-            if (children.Count == count && children.All(ready.Contains))
+            if (children.Count == count && children.All(ready.Contains) && (gone is null || !children.Overlaps(gone)))
             {
                 return children;
             }
