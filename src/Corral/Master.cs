@@ -161,10 +161,10 @@ public sealed class Master
                         {
                             tookOver = true;
                             observability.StartMetrics(arbiter.Config, log, e => _events.Writer.TryWrite(e));
-                            if (controlSocket is not null && finalPidFile is not null && controlSocket == finalPidFile + ".2.ctl" && File.Exists(controlSocket))
+                            if (controlSocket is not null && finalPidFile is not null && controlSocket == finalPidFile + ".2.ctl")
                             {
-                                // `corral ctl -p PIDFILE` finds this master now. (Its file is left at exit; the next start replaces it.)
-                                File.Move(controlSocket, finalPidFile + ".ctl", overwrite: true);
+                                // `corral ctl -p PIDFILE` finds this master now, and the file goes at exit.
+                                observability.MoveControlSocket(controlSocket, finalPidFile + ".ctl", log);
                             }
                             pidFile = finalPidFile;
                         }

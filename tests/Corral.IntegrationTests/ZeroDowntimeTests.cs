@@ -93,6 +93,14 @@ public sealed class UpgradeTests : IDisposable
         await WaitUntilAsync(() => !File.Exists(pidFile + ".2") && File.Exists(pidFile));
         Assert.Equal(_newMaster.ToString(System.Globalization.CultureInfo.InvariantCulture), File.ReadAllText(pidFile).Trim());
         Assert.True(File.Exists(sock), "the old master removed the unix socket the new one serves");
+        // `corral ctl -p PIDFILE` reaches the new master at PIDFILE.ctl (it was PIDFILE.2.ctl until now).
+        await WaitUntilAsync(() => !File.Exists(pidFile + ".2.ctl") && File.Exists(pidFile + ".ctl"));
+        var status = await Observability.Observe.CtlAsync("-p", pidFile, "status", "--json");
+        Assert.True(status.Exit == 0, status.Err);
+        using (var json = System.Text.Json.JsonDocument.Parse(status.Out))
+        {
+            Assert.Equal(_newMaster, json.RootElement.GetProperty("pid").GetInt32());
+        }
 
         await Task.Delay(500);
         await stop.CancelAsync();
@@ -107,6 +115,7 @@ public sealed class UpgradeTests : IDisposable
         await WaitUntilAsync(() => !IsAlive(_newMaster));
         Assert.False(File.Exists(sock));
         Assert.False(File.Exists(pidFile));
+        Assert.False(File.Exists(pidFile + ".ctl"), "the new master left its control socket behind");
         _newMaster = 0;
     }
 

@@ -17,7 +17,7 @@ public sealed class ControlServer : IDisposable
     private readonly Action<MasterEvent> _post;
     private readonly CancellationTokenSource _stop = new();
 
-    public string Path { get; }
+    public string Path { get; private set; }
 
     private ControlServer(string path, Socket socket, Action<MasterEvent> post)
     {
@@ -96,6 +96,16 @@ public sealed class ControlServer : IDisposable
             {
             }
         }
+    }
+
+    /// <summary>
+    /// Renames the socket file (after a USR2 upgrade: PIDFILE.2.ctl becomes PIDFILE.ctl); connections
+    /// made to either name are the same socket. The file removed at exit is the new name.
+    /// </summary>
+    public void MoveTo(string path)
+    {
+        File.Move(Path, path, overwrite: true);
+        Path = path;
     }
 
     public void Dispose()

@@ -68,6 +68,24 @@ public sealed class Observability : IDisposable
         }
     }
 
+    /// <summary>After a USR2 upgrade, once this master owns the pid file: PIDFILE.2.ctl becomes PIDFILE.ctl.</summary>
+    public void MoveControlSocket(string from, string to, IMasterLog log)
+    {
+        if (_control is null || _control.Path != Path.GetFullPath(from))
+        {
+            return;
+        }
+        try
+        {
+            _control.MoveTo(Path.GetFullPath(to));
+            log.Info($"Control socket at: {_control.Path}");
+        }
+        catch (IOException e)
+        {
+            log.Warning($"Can't rename the control socket {from} to {to}: {e.Message}; it stays at {from}");
+        }
+    }
+
     public void Dispose()
     {
         _control?.Dispose();
