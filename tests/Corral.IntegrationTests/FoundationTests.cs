@@ -48,7 +48,7 @@ public sealed class FoundationTests
         var two = await corral.WaitForWorkersAsync(2, Boot);
 
         corral.Signal(SIGTTIN);
-        var three = await corral.WaitForWorkersAsync(3, TimeSpan.FromSeconds(2));
+        var three = await corral.WaitForWorkersAsync(3, TimeSpan.FromSeconds(10));
         Assert.True(two.IsSubsetOf(three));
 
         corral.Signal(SIGTTOU);
@@ -118,7 +118,7 @@ public sealed class FoundationTests
         await corral.WaitForLineAsync($@"\[CRITICAL\] WORKER TIMEOUT \(pid:{worker}\)", TimeSpan.FromSeconds(6));
         // The request dies with its worker (a reset; once, on a loaded machine, only the client's timeout).
         await Assert.ThrowsAnyAsync<Exception>(() => slow);
-        var replacement = (await corral.WaitForWorkersAsync(1, Boot)).Single();
+        var replacement = (await corral.WaitForWorkersAsync(1, Boot, gone: [worker])).Single();
         Assert.NotEqual(worker, replacement);
         Assert.Equal(200, (await Http.GetAsync(port, "/")).Status);
     }
