@@ -27,8 +27,15 @@ public sealed class AgentLog
 
     public void Reopen() => _file.Reopen();
 
+    /// <summary>--statsd-host: warning, error and critical lines count as gunicorn.log.LEVEL (whatever --log-level lets through, as Gunicorn).</summary>
+    public StatsdClient? Statsd { get; set; }
+
     private void Write(int level, string text)
     {
+        if (level >= 2 && Statsd is { } statsd && StatsdMetrics.ForLogLevel(Levels[level]) is { } metric)
+        {
+            statsd.Increment(metric);
+        }
         if (level >= _minLevel)
         {
             _file.Write([Format(DateTimeOffset.Now, Environment.ProcessId, Levels[level], text)]);

@@ -54,6 +54,13 @@ public sealed class AgentOptions
     /// <summary>--ca-certs (PEM bundle, full path): client certificates are required and must chain to it.</summary>
     public string? CaCerts { get; set; }
 
+    /// <summary>--statsd-host, resolved by the master (IP:PORT, [IPv6]:PORT or unix:PATH); null: no statsd.</summary>
+    public string? StatsdHost { get; set; }
+
+    /// <summary>--statsd-prefix, normalised (empty, or ending in one '.'), and --dogstatsd-tags.</summary>
+    public string StatsdPrefix { get; set; } = "";
+    public string? DogstatsdTags { get; set; }
+
     public string ToJson() => JsonSerializer.Serialize(this, AgentJsonContext.Default.AgentOptions);
 
     public static AgentOptions FromJson(string json) =>

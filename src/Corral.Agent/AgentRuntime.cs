@@ -24,6 +24,9 @@ internal static class AgentRuntime
     public static RequestStats Stats { get; } = new();
     public static WorkerStats Metrics { get; } = new();
 
+    /// <summary>--statsd-host: the worker's statsd client; null (the default) leaves the request path untouched.</summary>
+    public static StatsdClient? Statsd { get; private set; }
+
     /// <summary>Called by the startup hook. Outside corral (no options) it does nothing at all.</summary>
     public static void Start()
     {
@@ -38,6 +41,11 @@ internal static class AgentRuntime
 
         s_options = AgentOptions.FromJson(json);
         Log = new AgentLog(s_options.ErrorLogFile, s_options.LogLevel);
+        if (!string.IsNullOrEmpty(s_options.StatsdHost))
+        {
+            Statsd = new StatsdClient(s_options.StatsdHost, s_options.StatsdPrefix, s_options.DogstatsdTags, Log.Warning);
+            Log.Statsd = Statsd;
+        }
         s_control = new ControlChannel(s_options.ControlFd);
         s_control.WatchForClose(OnMasterGone);
 
@@ -55,6 +63,7 @@ internal static class AgentRuntime
             // The last counts, before the control channel closes: the master folds them into its totals.
             SendStats();
             Log.Info($"Worker exiting (pid: {Environment.ProcessId})");
+            Statsd?.Dispose();
         };
 
         // Gunicorn's worker signals: INT and QUIT stop at once, TERM drains (the host's own handler
@@ -119,6 +128,7 @@ internal static class AgentRuntime
         Log.Info($"Worker exiting (pid: {Environment.ProcessId})");
         SendStats();
         AccessLogWriter.Current?.Flush();
+        Statsd?.Flush();
         // Not Environment.Exit: the host's ProcessExit handler would wait for a graceful stop.
         Native.Exit(0);
     }

@@ -87,13 +87,17 @@ internal sealed class CorralMiddleware
         catch
         {
             status = StatusCodes.Status500InternalServerError;
+            // Gunicorn logs "Error handling request" with log.exception: counted the same way.
+            AgentRuntime.Statsd?.Increment(StatsdMetrics.LogException);
             throw;
         }
         finally
         {
             _gate.ExitRequest();
             var elapsed = Stopwatch.GetElapsedTime(started);
-            AgentRuntime.Metrics.Record(context.Request.Method, status != 0 && !context.Response.HasStarted ? status : context.Response.StatusCode, elapsed);
+            var finalStatus = status != 0 && !context.Response.HasStarted ? status : context.Response.StatusCode;
+            AgentRuntime.Metrics.Record(context.Request.Method, finalStatus, elapsed);
+            AgentRuntime.Statsd?.Request(finalStatus, elapsed);
             var served = _stats.End();
             if (_accessWriter is not null)
             {

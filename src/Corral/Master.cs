@@ -34,6 +34,7 @@ public sealed class Master
     public int Run(CorralConfig config, MasterLog log, IReadOnlyDictionary<string, string?> env)
     {
         log.Info($"Starting corral {Version}");
+        using var statsd = new Metrics.MasterStatsd(log, config);
         AppTarget app;
         Reload.Reloader? reloader = null;
         try
@@ -184,6 +185,7 @@ public sealed class Master
                         break;
                 }
                 observatory.AfterEvent(arbiter);
+                statsd.AfterEvent(arbiter.Config, arbiter.Workers.Count);
             }
             log.Info("Shutting down: Master");
             return arbiter.ExitCode;

@@ -46,6 +46,9 @@ public class SettingsCliTests
         ["ca_certs"] = ("(TLS)", "(TLS)"),
         ["control_socket"] = ("/run/corral.ctl", "/run/corral.ctl"),
         ["metrics_bind"] = ("127.0.0.1:9100", "127.0.0.1:9100"),
+        ["statsd_host"] = ("127.0.0.1:8125", "127.0.0.1:8125"),
+        ["statsd_prefix"] = ("service.app", "service.app"),
+        ["dogstatsd_tags"] = ("env:prod,app:shop", "env:prod,app:shop"),
     };
 
     private static bool CoveredByTlsTests(string name) => name is "certfile" or "keyfile" or "ca_certs";

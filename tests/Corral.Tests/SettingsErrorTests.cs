@@ -41,6 +41,9 @@ public class SettingsErrorTests
         ["ca_certs"] = ["(a file that does not exist)"],
         ["control_socket"] = [""],
         ["metrics_bind"] = ["9100", "127.0.0.1:http", "127.0.0.1:70000", "example.com:9100", "::1:9100", ""],
+        ["statsd_host"] = ["127.0.0.1:http", "127.0.0.1:70000", "127.0.0.1:0", "unix:", "::1:8125", "[::1", "no-such-host.invalid:8125", ""],
+        ["statsd_prefix"] = ["a:b", "a|b", "my app", "app@1", ""],
+        ["dogstatsd_tags"] = ["env:x|y", "env:a b", ""],
     };
 
     public static TheoryData<string, string> EveryBadValue()

@@ -14,4 +14,11 @@ public sealed class MasterLog(string errorLog, string level) : IMasterLog
     public void Error(string text) => _log.Error(text);
     public void Critical(string text) => _log.Critical(text);
     public void Reopen() => _log.Reopen();
+
+    /// <summary>--statsd-host: the master's warning, error and critical lines are counted (gunicorn.log.LEVEL).</summary>
+    public StatsdClient? Statsd
+    {
+        get => _log.Statsd;
+        set => _log.Statsd = value;
+    }
 }

@@ -103,7 +103,23 @@ public static class ConfigLoader
             {
                 return LoadResult.Fail(tlsError);
             }
-            return new LoadResult(new CorralConfig(values, sources), null);
+            // --statsd-host: looked up once, here, so a name that does not resolve stops corral before it starts.
+            string? statsdTarget = null;
+            if (values[SettingsTable.StatsdHost.Name] is string statsdHost)
+            {
+                try
+                {
+                    Agent.StatsdAddress.TryParse(statsdHost, out var address, out _);
+                    statsdTarget = address!.Resolve();
+                }
+                catch (Agent.StatsdException e)
+                {
+                    var source = sources[SettingsTable.StatsdHost.Name];
+                    var reason = new SettingException(SettingsTable.StatsdHost, statsdHost, e.Message).Reason;
+                    throw new SettingException(SettingsTable.StatsdHost, statsdHost, $"{reason} (from {(source == "command line" ? "the command line" : source)})");
+                }
+            }
+            return new LoadResult(new CorralConfig(values, sources) { StatsdTarget = statsdTarget }, null);
         }
         catch (SettingException e)
         {

@@ -65,6 +65,12 @@ public sealed class CorralConfig
     public string? KeyFile => Str(SettingsTable.KeyFile);
     public string? CaCerts => Str(SettingsTable.CaCerts);
     public string? MetricsBind => Str(SettingsTable.MetricsBind);
+    public string? StatsdHost => Str(SettingsTable.StatsdHost);
+    public string StatsdPrefix => Agent.StatsdFormat.NormalizePrefix(Str(SettingsTable.StatsdPrefix));
+    public string? DogstatsdTags => Str(SettingsTable.DogstatsdTags);
+
+    /// <summary>--statsd-host resolved once when the settings were loaded (IP:PORT or unix:PATH); null without it.</summary>
+    public string? StatsdTarget { get; init; }
 
     /// <summary>--control-socket, or PIDFILE.ctl next to the pid file; null: no control socket.</summary>
     public string? ControlSocket => Str(SettingsTable.ControlSocket) ?? (PidFile is { } pid ? pid + ".ctl" : null);

@@ -318,6 +318,39 @@ public static class SettingsTable
         Validate = v => Metrics.MetricsServer.ParseBind((string)v, out var error) is null ? error : null,
     };
 
+    public static readonly Setting StatsdHost = new()
+    {
+        Name = "statsd_host",
+        Flags = ["--statsd-host"],
+        Type = SettingType.String,
+        Section = "Observability",
+        Help = "Send Gunicorn's statsd metrics (gunicorn.requests, gunicorn.request.duration, gunicorn.request.status.CODE, gunicorn.workers, gunicorn.log.LEVEL) to this statsd server over UDP: HOST:PORT (port 8125 if left out), [IPv6]:PORT, or unix:PATH for a unix datagram socket. The host is resolved once, at start (and at a reload); workers send the request metrics, the master the rest. Off by default. See docs/observability.md.",
+        AcceptedOverride = "HOST:PORT, HOST, [IPv6]:PORT or unix:PATH",
+        Validate = v => Agent.StatsdAddress.TryParse((string)v, out _, out var error) ? null : error,
+    };
+
+    public static readonly Setting StatsdPrefix = new()
+    {
+        Name = "statsd_prefix",
+        Flags = ["--statsd-prefix"],
+        Type = SettingType.String,
+        Section = "Observability",
+        Help = "A prefix for every statsd metric name; it gets exactly one '.' before the name, as with Gunicorn (app, app. and app.. all send app.gunicorn.requests).",
+        AcceptedOverride = "a dotted name without ':', '|', '@', '#' or spaces",
+        Validate = v => Agent.StatsdFormat.CheckPrefix((string)v),
+    };
+
+    public static readonly Setting DogstatsdTags = new()
+    {
+        Name = "dogstatsd_tags",
+        Flags = ["--dogstatsd-tags"],
+        Type = SettingType.String,
+        Section = "Observability",
+        Help = "DogStatsD tags appended to every statsd metric as |#TAGS: comma-separated, e.g. env:prod,app:shop.",
+        AcceptedOverride = "comma-separated tags without '|' or spaces, e.g. env:prod,app:shop",
+        Validate = v => Agent.StatsdFormat.CheckTags((string)v),
+    };
+
     public static readonly Setting AccessLog = new()
     {
         Name = "accesslog",
@@ -472,7 +505,7 @@ public static class SettingsTable
         AccessLog, AccessLogFormatSetting, ErrorLog, LogLevel,
         ForwardedAllowIps, SecureSchemeHeaders, ProxyProtocol,
         CertFile, KeyFile, CaCerts,
-        ControlSocket, MetricsBind,
+        ControlSocket, MetricsBind, StatsdHost, StatsdPrefix, DogstatsdTags,
     ];
 
     public static Setting? ByName(string name) => All.FirstOrDefault(s => s.Name == name);
