@@ -147,7 +147,7 @@ internal sealed class CorralMiddleware
             BytesSent = counter?.Count ?? 0,
             RequestHeader = name => request.Headers.TryGetValue(name, out var v) ? v.ToString() : null,
             ResponseHeader = name => response.Headers.TryGetValue(name, out var v) ? v.ToString() : null,
-            RequestHeaderValues = name => request.Headers.TryGetValue(name, out var v) ? v.ToArray() : null,
+            RequestHeaderValues = _accessFormat is null ? name => request.Headers.TryGetValue(name, out var v) ? v.ToArray() : null : null,
             Scheme = request.Scheme,
         };
         _accessWriter!.Write(_accessFormat is null ? JsonAccessLog.Format(entry) : _accessFormat.Format(entry));
