@@ -19,6 +19,13 @@ public sealed record AccessLogEntry
     public required long BytesSent { get; init; }
     public required Func<string, string?> RequestHeader { get; init; }
     public required Func<string, string?> ResponseHeader { get; init; }
+
+    /// <summary>Every value of a request header, in order (null when absent); without it, <see cref="RequestHeader"/>'s one value.</summary>
+    public Func<string, string?[]?>? RequestHeaderValues { get; init; }
+
+    /// <summary>"http" or "https", as the app sees it (after --forwarded-allow-ips and --secure-scheme-headers).</summary>
+    public string Scheme { get; init; } = "http";
+
     public int ProcessId { get; init; } = Environment.ProcessId;
 }
 
@@ -165,7 +172,7 @@ public sealed class AccessLogFormat
         string.Create(CultureInfo.InvariantCulture,
             $"[{t.Day:00}/{Months[t.Month - 1]}/{t.Year:0000}:{t.Hour:00}:{t.Minute:00}:{t.Second:00} {AgentLog.FormatOffset(t.Offset)}]");
 
-    private static string? BasicAuthUser(string? authorization)
+    internal static string? BasicAuthUser(string? authorization)
     {
         if (authorization is null || !authorization.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
         {

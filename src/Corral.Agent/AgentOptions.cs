@@ -35,6 +35,9 @@ public sealed class AgentOptions
 
     public string? AccessLogFile { get; set; }
     public string AccessLogFormat { get; set; } = "";
+
+    /// <summary>--access-log-json: one JSON object per line instead of <see cref="AccessLogFormat"/>.</summary>
+    public bool AccessLogJson { get; set; }
     public string? ErrorLogFile { get; set; }
     public string LogLevel { get; set; } = "info";
 

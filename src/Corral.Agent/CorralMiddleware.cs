@@ -42,7 +42,8 @@ internal sealed class CorralMiddleware
         _proxyTrust = ProxyTrust.Create(options.ForwardedAllowIps, options.SecureSchemeHeaders);
         if (!string.IsNullOrEmpty(options.AccessLogFile))
         {
-            _accessFormat = AccessLogFormat.Parse(string.IsNullOrEmpty(options.AccessLogFormat) ? AccessLogFormat.GunicornDefault : options.AccessLogFormat);
+            // --access-log-json: the JSON line's fields are fixed; --access-logformat is not used.
+            _accessFormat = options.AccessLogJson ? null : AccessLogFormat.Parse(string.IsNullOrEmpty(options.AccessLogFormat) ? AccessLogFormat.GunicornDefault : options.AccessLogFormat);
             _accessWriter = new AccessLogWriter(options.AccessLogFile);
         }
     }
@@ -150,8 +151,10 @@ internal sealed class CorralMiddleware
             BytesSent = counter?.Count ?? 0,
             RequestHeader = name => request.Headers.TryGetValue(name, out var v) ? v.ToString() : null,
             ResponseHeader = name => response.Headers.TryGetValue(name, out var v) ? v.ToString() : null,
+            RequestHeaderValues = _accessFormat is null ? name => request.Headers.TryGetValue(name, out var v) ? v.ToArray() : null : null,
+            Scheme = request.Scheme,
         };
-        _accessWriter!.Write(_accessFormat!.Format(entry));
+        _accessWriter!.Write(_accessFormat is null ? JsonAccessLog.Format(entry) : _accessFormat.Format(entry));
     }
 
     /// <summary>Counts the response body bytes the app writes, for the b and B atoms.</summary>

@@ -60,6 +60,77 @@ public sealed class ObservabilityUnitTests
     }
 
     [Fact]
+    public void PssIsTheKilobytesOfThePssLineOfSmapsRollup()
+    {
+        const string rollup = """
+            55d0c0a00000-7ffc4e9f1000 ---p 00000000 00:00 0                          [rollup]
+            Rss:               96692 kB
+            SwapPss:             512 kB
+            Pss:               71966 kB
+            Pss_Dirty:         38231 kB
+            Pss_Anon:          22168 kB
+            """;
+        Assert.Equal(71966L * 1024, WorkerStats.ParsePss(rollup));
+        Assert.Equal(0, WorkerStats.ParsePss("Rss: 1 kB\nSwapPss: 7 kB\nPss_Anon: 3 kB\n"));
+        Assert.Equal(0, WorkerStats.ParsePss("Pss: lots kB\n"));
+        Assert.Equal(0, WorkerStats.ReadPss("/nonexistent/smaps_rollup"));
+    }
+
+    [Fact]
+    public void ThisProcessHasAPssBetweenZeroAndItsRss()
+    {
+        var pss = WorkerStats.ReadPss("/proc/self/smaps_rollup");
+        var rss = WorkerStats.ReadRss();
+        if (!File.Exists("/proc/self/smaps_rollup"))
+        {
+            Assert.Equal(0, pss); // a kernel before 4.14
+            return;
+        }
+        Assert.InRange(pss, 1024 * 1024, rss);
+    }
+
+    [Fact]
+    public async Task PssTravelsFromTheStatsLineToSnapshotTableAndGauge()
+    {
+        var stats = new WorkerStats();
+        var json = stats.Format(0);
+        using (var doc = System.Text.Json.JsonDocument.Parse(json))
+        {
+            var root = doc.RootElement;
+            var rss = root.GetProperty("rss").GetInt64();
+            var pss = root.GetProperty("pss").GetInt64();
+            Assert.InRange(pss, 1, rss);
+        }
+
+        var rig = new ArbiterRig("-w", "2").Booted();
+        var (known, unknown) = (rig.Pids[0], rig.Pids[1]);
+        var o = new Observatory(new ListenQueue([]), new MasterMetrics());
+        o.OnStats(known, """{"requests":{},"buckets":[],"inflight":0,"gc_heap":1000,"rss":83886080,"pss":52428800}""");
+        o.OnStats(unknown, """{"requests":{},"buckets":[],"inflight":0,"gc_heap":1000,"rss":83886080,"pss":0}""");
+        var snapshot = o.Snapshot(rig.Arbiter);
+        Assert.Equal(52428800, snapshot.Workers.Single(w => w.Pid == known).Pss);
+        Assert.Equal(0, snapshot.Workers.Single(w => w.Pid == unknown).Pss);
+        var roundTripped = MasterSnapshot.FromJson(snapshot.ToJson())!;
+        Assert.Contains("\"pss_bytes\":52428800", snapshot.ToJson());
+        Assert.Equal(52428800, roundTripped.Workers.Single(w => w.Pid == known).Pss);
+
+        var table = CtlCommand.FormatStatus(roundTripped).Split('\n');
+        Assert.Matches(@"^PID .* RSS +PSS +GC HEAP$", table.Single(l => l.StartsWith("PID", StringComparison.Ordinal)));
+        Assert.Matches(@" 80\.0M +50\.0M +0\.0M$", table.Single(l => l.StartsWith($"{known} ", StringComparison.Ordinal)));
+        Assert.Matches(@" 80\.0M +- +0\.0M$", table.Single(l => l.StartsWith($"{unknown} ", StringComparison.Ordinal)));
+
+        o.Metrics.SetGauges(snapshot);
+        var text = await o.Metrics.ExportAsync(CancellationToken.None);
+        Assert.Contains($"corral_worker_pss_bytes{{pid=\"{known}\"}} 52428800", text);
+        Assert.DoesNotContain($"corral_worker_pss_bytes{{pid=\"{unknown}\"}}", text); // unknown: no series rather than a false 0
+        Assert.Contains($"corral_worker_rss_bytes{{pid=\"{unknown}\"}} 83886080", text);
+
+        // A worker that is gone takes its series with it.
+        o.Metrics.SetGauges(snapshot with { Workers = [.. snapshot.Workers.Where(w => w.Pid == unknown)] });
+        Assert.DoesNotContain($"corral_worker_pss_bytes{{pid=\"{known}\"}}", await o.Metrics.ExportAsync(CancellationToken.None));
+    }
+
+    [Fact]
     public void ListeningRowsOfProcNetTcpGiveTheAcceptQueue()
     {
         string[] lines =

@@ -32,6 +32,7 @@ public class SettingsCliTests
         ["raw_env"] = ("ASPNETCORE_ENVIRONMENT=Production", new List<string> { "ASPNETCORE_ENVIRONMENT=Production" }),
         ["accesslog"] = ("-", "-"),
         ["access_log_format"] = ("%(h)s %(s)s", "%(h)s %(s)s"),
+        ["access_log_json"] = (null, true),
         ["errorlog"] = ("corral.log", "corral.log"),
         ["loglevel"] = ("debug", "debug"),
         ["reload"] = (null, true),

@@ -152,6 +152,7 @@ public sealed class ProcessHost(
             LimitRequestFieldSize = config.LimitRequestFieldSize,
             AccessLogFile = config.AccessLog is null or "-" ? config.AccessLog : Path.GetFullPath(config.AccessLog),
             AccessLogFormat = config.AccessLogFormat,
+            AccessLogJson = config.AccessLogJson,
             ErrorLogFile = errorLogPath,
             LogLevel = config.LogLevel,
             ForwardedAllowIps = config.ForwardedAllowIps,

@@ -118,11 +118,11 @@ public static class CtlCommand
         {
             sb.Append(inv, $"listener {l.Name}  accept queue {l.Queued}\n");
         }
-        sb.Append(inv, $"{"PID",-8} {"STATE",-18} {"AGE",8} {"SERVED",8} {"INFLIGHT",8} {"RSS",10} {"GC HEAP",10}\n");
+        sb.Append(inv, $"{"PID",-8} {"STATE",-18} {"AGE",8} {"SERVED",8} {"INFLIGHT",8} {"RSS",10} {"PSS",10} {"GC HEAP",10}\n");
         foreach (var w in s.Workers)
         {
             var state = w.State + (w.Retiring ? " (retiring)" : "");
-            sb.Append(inv, $"{w.Pid,-8} {state,-18} {Duration(w.AgeSeconds),8} {w.Served,8} {w.InFlight,8} {Mib(w.Rss),10} {Mib(w.GcHeap),10}\n");
+            sb.Append(inv, $"{w.Pid,-8} {state,-18} {Duration(w.AgeSeconds),8} {w.Served,8} {w.InFlight,8} {Mib(w.Rss),10} {Mib(w.Pss),10} {Mib(w.GcHeap),10}\n");
         }
         return sb.ToString();
     }

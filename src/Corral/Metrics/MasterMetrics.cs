@@ -22,6 +22,7 @@ public sealed class MasterMetrics
     private readonly Counter _restarts;
     private readonly Histogram _boot;
     private readonly Gauge _rss;
+    private readonly Gauge _pss;
     private readonly Gauge _gcHeap;
     private readonly Gauge _listenQueue;
     private readonly HashSet<string> _workerPids = [];
@@ -40,6 +41,8 @@ public sealed class MasterMetrics
         _boot = f.CreateHistogram("corral_worker_boot_seconds", "Time from a worker's spawn to its ready message, in seconds.",
             new HistogramConfiguration { Buckets = BootBuckets });
         _rss = f.CreateGauge("corral_worker_rss_bytes", "Resident memory of each worker, as it last reported it.", new GaugeConfiguration { LabelNames = ["pid"] });
+        _pss = f.CreateGauge("corral_worker_pss_bytes", "Proportional set size of each worker (shared pages divided among the processes that map them), as it last reported it; read every 5 s.",
+            new GaugeConfiguration { LabelNames = ["pid"] });
         _gcHeap = f.CreateGauge("corral_worker_gc_heap_bytes", "Managed (GC) heap of each worker, as it last reported it.", new GaugeConfiguration { LabelNames = ["pid"] });
         _listenQueue = f.CreateGauge("corral_listen_queue", "Connections waiting in the kernel's accept queue of each TCP listener (/proc/net/tcp rx_queue).",
             new GaugeConfiguration { LabelNames = ["listener"] });
@@ -82,6 +85,7 @@ public sealed class MasterMetrics
         foreach (var gone in _workerPids.Where(p => !live.Contains(p)).ToList())
         {
             _rss.RemoveLabelled(gone);
+            _pss.RemoveLabelled(gone);
             _gcHeap.RemoveLabelled(gone);
             _workerPids.Remove(gone);
         }
@@ -92,6 +96,12 @@ public sealed class MasterMetrics
             {
                 _rss.WithLabels(pid).Set(w.Rss);
                 _gcHeap.WithLabels(pid).Set(w.GcHeap);
+                _workerPids.Add(pid);
+            }
+            if (w.Pss > 0)
+            {
+                // No series while it is unknown (smaps_rollup unreadable, or not read yet): 0 would be a false value.
+                _pss.WithLabels(pid).Set(w.Pss);
                 _workerPids.Add(pid);
             }
         }

@@ -38,6 +38,7 @@ public sealed record WorkerView(
     [property: JsonPropertyName("served")] long Served,
     [property: JsonPropertyName("in_flight")] int InFlight,
     [property: JsonPropertyName("rss_bytes")] long Rss,
+    [property: JsonPropertyName("pss_bytes")] long Pss,
     [property: JsonPropertyName("gc_heap_bytes")] long GcHeap);
 
 [JsonSourceGenerationOptions(WriteIndented = false)]

@@ -37,6 +37,7 @@ public sealed class Observatory
         public long[] Counts { get; } = new long[WorkerStats.Buckets.Length + 1];
         public double[] Sums { get; } = new double[WorkerStats.Buckets.Length + 1];
         public long Rss { get; set; }
+        public long Pss { get; set; }
         public long GcHeap { get; set; }
     }
 
@@ -106,6 +107,10 @@ public sealed class Observatory
             if (root.TryGetProperty("rss", out var rss) && rss.TryGetInt64(out var r))
             {
                 last.Rss = r;
+            }
+            if (root.TryGetProperty("pss", out var pss) && pss.TryGetInt64(out var ps))
+            {
+                last.Pss = ps;
             }
             if (root.TryGetProperty("gc_heap", out var heap) && heap.TryGetInt64(out var h))
             {
@@ -179,7 +184,7 @@ public sealed class Observatory
                 return new WorkerView(w.Pid, w.State.ToString().ToLowerInvariant(), w.Retiring, w.Generation,
                     Math.Round((now - w.SpawnedAt).TotalSeconds, 3),
                     w.ReadyAt is { } r ? Math.Round((r - w.SpawnedAt).TotalSeconds, 3) : null,
-                    w.Served, w.InFlight, last?.Rss ?? 0, last?.GcHeap ?? 0);
+                    w.Served, w.InFlight, last?.Rss ?? 0, last?.Pss ?? 0, last?.GcHeap ?? 0);
             })],
             RequestsTotal = _requests.Values.Sum(),
             RequestsByClass = byClass,

@@ -37,7 +37,7 @@ public static class StatusPage
 <div class="facts" id="listeners"></div>
 <svg id="chart" width="600" height="80" viewBox="0 0 600 80" aria-label="requests per second, last 2 minutes"><polyline id="line" fill="none" stroke="#2a62c9" stroke-width="2" points=""/></svg>
 <table id="table">
-  <thead><tr><th>pid</th><th class="l">state</th><th>age</th><th>boot</th><th>served</th><th>in flight</th><th>RSS</th><th>GC heap</th></tr></thead>
+  <thead><tr><th>pid</th><th class="l">state</th><th>age</th><th>boot</th><th>served</th><th>in flight</th><th>RSS</th><th>PSS</th><th>GC heap</th></tr></thead>
   <tbody id="rows"></tbody>
 </table>
 <p id="error"></p>
@@ -88,6 +88,7 @@ function render(s) {
     cell(row, w.served);
     cell(row, w.in_flight);
     cell(row, mib(w.rss_bytes));
+    cell(row, mib(w.pss_bytes));
     cell(row, mib(w.gc_heap_bytes));
   }
 }

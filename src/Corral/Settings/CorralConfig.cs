@@ -56,6 +56,7 @@ public sealed class CorralConfig
     public IReadOnlyList<string> RawEnv => List(SettingsTable.RawEnv);
     public string? AccessLog => Str(SettingsTable.AccessLog);
     public string AccessLogFormat => Str(SettingsTable.AccessLogFormatSetting)!;
+    public bool AccessLogJson => (bool)this[SettingsTable.AccessLogJson]!;
     public string ErrorLog => Str(SettingsTable.ErrorLog) ?? "-";
     public string LogLevel => Str(SettingsTable.LogLevel)!;
     public string ForwardedAllowIps => Str(SettingsTable.ForwardedAllowIps)!;

@@ -373,6 +373,16 @@ public static class SettingsTable
         Validate = v => Agent.AccessLogFormat.TryParse((string)v, out _, out var error) ? null : error,
     };
 
+    public static readonly Setting AccessLogJson = new()
+    {
+        Name = "access_log_json",
+        Flags = ["--access-log-json"],
+        Type = SettingType.Bool,
+        Section = "Logging",
+        Default = false,
+        Help = "Write each access-log line as one JSON object (OpenTelemetry semantic-convention names: timestamp, http.request.method, url.path, http.response.status_code, client.address, ...; docs/observability.md lists every field) instead of --access-logformat, which is then ignored. Every value is JSON-escaped, so no header or path can forge a field or break the line.",
+    };
+
     public static readonly Setting ErrorLog = new()
     {
         Name = "errorlog",
@@ -502,7 +512,7 @@ public static class SettingsTable
         Workers, WorkerClass, Threads, WorkerConnections, MaxRequests, MaxRequestsJitter, Timeout, GracefulTimeout, KeepAlive, ReloadStrategy, Gc,
         LimitRequestLine, LimitRequestFields, LimitRequestFieldSize,
         Chdir, Umask, PidFile, RawEnv,
-        AccessLog, AccessLogFormatSetting, ErrorLog, LogLevel,
+        AccessLog, AccessLogFormatSetting, AccessLogJson, ErrorLog, LogLevel,
         ForwardedAllowIps, SecureSchemeHeaders, ProxyProtocol,
         CertFile, KeyFile, CaCerts,
         ControlSocket, MetricsBind, StatsdHost, StatsdPrefix, DogstatsdTags,

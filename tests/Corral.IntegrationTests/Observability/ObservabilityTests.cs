@@ -62,6 +62,14 @@ public sealed class ObservabilityTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(1, samples.Sum("corral_workers", l => l["state"] == "ready"));
         Assert.True(samples.Sum("corral_worker_boot_seconds_count") >= 4);
         Assert.True(samples.Count(s => s.Name == "corral_worker_rss_bytes" && s.Value > 0) >= 1);
+
+        // PSS next to RSS, per worker: the live worker's PSS is known (read at its first report) and at most its RSS.
+        samples = await Observe.ScrapeUntilAsync(metrics, s => s.Any(x => x.Name == "corral_worker_pss_bytes"), TimeSpan.FromSeconds(10), "a PSS gauge");
+        Assert.All(samples.Where(s => s.Name == "corral_worker_pss_bytes"), pss =>
+        {
+            var rss = Assert.Single(samples, s => s.Name == "corral_worker_rss_bytes" && s.Labels["pid"] == pss.Labels["pid"]);
+            Assert.InRange(pss.Value, 1024 * 1024, rss.Value);
+        });
         output.WriteLine(corral.Output);
     }
 
@@ -90,7 +98,7 @@ public sealed class ObservabilityTests(ITestOutputHelper output) : IDisposable
             status = JsonDocument.Parse(json).RootElement;
             if (status.GetProperty("workers").EnumerateArray().Sum(w => w.GetProperty("served").GetInt64()) == 30
                 && status.GetProperty("requests_total").GetInt64() == 30
-                && status.GetProperty("workers").EnumerateArray().All(w => w.GetProperty("rss_bytes").GetInt64() > 0))
+                && status.GetProperty("workers").EnumerateArray().All(w => w.GetProperty("rss_bytes").GetInt64() > 0 && w.GetProperty("pss_bytes").GetInt64() > 0))
             {
                 break;
             }
@@ -101,6 +109,8 @@ public sealed class ObservabilityTests(ITestOutputHelper output) : IDisposable
         Assert.All(workers, w => Assert.Equal("ready", w.GetProperty("state").GetString()));
         Assert.Equal(30, workers.Sum(w => w.GetProperty("served").GetInt64()));
         Assert.All(workers, w => Assert.True(w.GetProperty("rss_bytes").GetInt64() > 0));
+        // PSS: plausible for a .NET worker (over 1 MiB) and at most its RSS (pages it shares count in part).
+        Assert.All(workers, w => Assert.InRange(w.GetProperty("pss_bytes").GetInt64(), 1024 * 1024, w.GetProperty("rss_bytes").GetInt64()));
         Assert.Equal(corral.Pid, status.GetProperty("pid").GetInt32());
         Assert.Equal(30, status.GetProperty("requests_total").GetInt64());
         Assert.Equal(ProcessTree.Children(corral.Pid).Order(), workers.Select(w => w.GetProperty("pid").GetInt32()).Order());
@@ -110,7 +120,9 @@ public sealed class ObservabilityTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(0, code);
         output.WriteLine(text);
         Assert.Contains("listener http://127.0.0.1:", text);
-        Assert.All(workers, w => Assert.Matches($@"(?m)^{w.GetProperty("pid").GetInt32()} +ready ", text));
+        Assert.Matches(@"(?m)^PID +STATE +AGE +SERVED +INFLIGHT +RSS +PSS +GC HEAP$", text);
+        // Every row has RSS, PSS and GC heap in MiB (PSS is not "-": smaps_rollup is readable here).
+        Assert.All(workers, w => Assert.Matches($@"(?m)^{w.GetProperty("pid").GetInt32()} +ready .* \d+\.\dM +\d+\.\dM +\d+\.\dM$", text));
 
         var (addExit, addOut, addErr) = await Observe.CtlAsync("-p", pidFile, "add", "2");
         Assert.True(addExit == 0, addErr);

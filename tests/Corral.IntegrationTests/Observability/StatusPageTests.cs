@@ -46,6 +46,13 @@ public sealed class StatusPageTests(ITestOutputHelper output)
         var states = await page.EvalOnSelectorAllAsync<string[]>("#rows tr td:nth-child(2)", "cells => cells.map(c => c.textContent)");
         Assert.All(states, s => Assert.Equal("ready", s));
         Assert.Equal("10", await page.TextContentAsync("#total"));
+        // RSS, PSS and GC heap columns, each worker's in MiB.
+        var headers = await page.EvalOnSelectorAllAsync<string[]>("#table th", "cells => cells.map(c => c.textContent)");
+        Assert.Equal(["RSS", "PSS", "GC heap"], headers[^3..]);
+        await page.WaitForFunctionAsync("() => [...document.querySelectorAll('#rows tr td:nth-child(8)')].every(c => c.textContent.endsWith(' MiB'))",
+            null, new PageWaitForFunctionOptions { Timeout = 10000 });
+        var pssCells = await page.EvalOnSelectorAllAsync<string[]>("#rows tr td:nth-child(8)", "cells => cells.map(c => c.textContent)");
+        Assert.All(pssCells, c => Assert.Matches(@"^\d+\.\d MiB$", c));
         Assert.Empty(errors);
 
         var dir = Path.Combine(AppContext.BaseDirectory, "TestResults");
