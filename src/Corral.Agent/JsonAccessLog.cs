@@ -142,13 +142,9 @@ public static class JsonAccessLog
             {
                 w.WriteNullValue();
             }
-            else if (HasSurrogate(v))
-            {
-                w.WriteStringValue(Sanitize(v));
-            }
             else
             {
-                w.WriteStringValue(v);
+                w.WriteStringValue(HasSurrogate(v) ? Sanitize(v) : v);
             }
         }
         w.WriteEndArray();
@@ -156,14 +152,7 @@ public static class JsonAccessLog
 
     private static void String(Utf8JsonWriter w, JsonEncodedText name, ReadOnlySpan<char> value)
     {
-        if (HasSurrogate(value))
-        {
-            w.WriteString(name, Sanitize(value));
-        }
-        else
-        {
-            w.WriteString(name, value);
-        }
+        w.WriteString(name, HasSurrogate(value) ? Sanitize(value) : value);
     }
 
     private static bool HasSurrogate(ReadOnlySpan<char> value) => value.IndexOfAnyInRange('\uD800', '\uDFFF') >= 0;

@@ -120,13 +120,13 @@ public sealed record StatsdAddress(string? Host, int Port, string? UnixPath)
 
     /// <summary>
     /// Resolves the host once (an IPv4 address first, as Gunicorn sends over IPv4): the text a worker
-    /// gets (IP:PORT, [IPv6]:PORT or unix:PATH), so that no worker looks the name up again.
+    /// gets (IP:PORT, [IPv6]:PORT or unix:FULLPATH), so that no worker looks the name up again.
     /// </summary>
     public string Resolve()
     {
         if (UnixPath is not null)
         {
-            return "unix:" + UnixPath;
+            return "unix:" + Path.GetFullPath(UnixPath); // workers run in the app's folder
         }
         if (!IPAddress.TryParse(Host, out var ip))
         {
@@ -145,12 +145,6 @@ public sealed record StatsdAddress(string? Host, int Port, string? UnixPath)
         }
         return new IPEndPoint(ip, Port).ToString();
     }
-
-    /// <summary>A <see cref="Resolve"/>d address with a unix socket's path made full (from the current directory).</summary>
-    public static string? WithFullPath(string? resolved) =>
-        resolved is not null && resolved.StartsWith("unix:", StringComparison.Ordinal)
-            ? "unix:" + Path.GetFullPath(resolved["unix:".Length..])
-            : resolved;
 
     /// <summary>The endpoint of a <see cref="Resolve"/>d address.</summary>
     public static EndPoint EndPointOf(string resolved) =>

@@ -161,7 +161,7 @@ public sealed class ProcessHost(
             CertFile = config.CertFile is null ? null : Path.GetFullPath(config.CertFile),
             KeyFile = config.KeyFile is null ? null : Path.GetFullPath(config.KeyFile),
             CaCerts = config.CaCerts is null ? null : Path.GetFullPath(config.CaCerts),
-            StatsdHost = StatsdAddress.WithFullPath(config.StatsdTarget),
+            StatsdHost = config.StatsdTarget,
             StatsdPrefix = config.StatsdPrefix,
             DogstatsdTags = config.DogstatsdTags,
         };

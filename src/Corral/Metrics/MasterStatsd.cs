@@ -41,7 +41,7 @@ public sealed class MasterStatsd : IDisposable
         _lastWorkers = -1;
         if (settings.StatsdTarget is { } target)
         {
-            _client = new StatsdClient(StatsdAddress.WithFullPath(target)!, settings.StatsdPrefix, settings.DogstatsdTags, _log.Warning);
+            _client = new StatsdClient(target, settings.StatsdPrefix, settings.DogstatsdTags, _log.Warning);
             _log.Statsd = _client;
             _log.Info($"Statsd at: {_client.Target} ({config.StatsdHost})");
         }
