@@ -11,6 +11,16 @@ public sealed class AgentOptions
 {
     public const string EnvironmentVariable = "CORRAL_AGENT";
 
+    /// <summary>
+    /// The version of these options and of the control channel's messages. A Native AOT app links its
+    /// own copy of the agent, which may be older or newer than the corral that runs it: the two must
+    /// speak the same version. Raise it with every change either side could misread.
+    /// </summary>
+    public const int CurrentProtocol = 1;
+
+    /// <summary>The master's <see cref="CurrentProtocol"/> (0: a master from before there was one).</summary>
+    public int Protocol { get; set; }
+
     /// <summary>Inherited listening sockets (file descriptor numbers), one Kestrel endpoint each.</summary>
     public int[] ListenFds { get; set; } = [];
 

@@ -17,6 +17,7 @@ internal static class AgentRuntime
     private static Timer? s_statsTimer;
     private static readonly List<PosixSignalRegistration> s_signals = [];
     private static int s_hostTaken;
+    private static int s_started;
     private static volatile bool s_ready;
 
     public static AgentOptions Options => s_options ?? throw new InvalidOperationException("corral agent not started");
@@ -27,9 +28,14 @@ internal static class AgentRuntime
     /// <summary>--statsd-host: the worker's statsd client; null (the default) leaves the request path untouched.</summary>
     public static StatsdClient? Statsd { get; private set; }
 
-    /// <summary>Called by the startup hook. Outside corral (no options) it does nothing at all.</summary>
+    /// <summary>Called by the startup hook, or by the module initializer in a Native AOT app. Outside corral (no options) it does nothing at all.</summary>
     public static void Start()
     {
+        // The startup hook and the module initializer (Native AOT apps) may both call it.
+        if (Interlocked.Exchange(ref s_started, 1) != 0)
+        {
+            return;
+        }
         var json = Environment.GetEnvironmentVariable(AgentOptions.EnvironmentVariable);
         if (string.IsNullOrEmpty(json))
         {
@@ -47,6 +53,11 @@ internal static class AgentRuntime
             Log.Statsd = Statsd;
         }
         s_control = new ControlChannel(s_options.ControlFd);
+        if (s_options.Protocol != AgentOptions.CurrentProtocol)
+        {
+            // Only a Native AOT app's linked-in copy can differ from the corral that runs it.
+            FailBoot($"the app links a Corral.Agent of protocol {AgentOptions.CurrentProtocol}, and this corral speaks protocol {s_options.Protocol}: publish the app again against this corral's Corral.Agent");
+        }
         s_control.WatchForClose(OnMasterGone);
 
         AppDomain.CurrentDomain.UnhandledException += (_, e) =>

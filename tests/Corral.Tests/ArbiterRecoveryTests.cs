@@ -37,6 +37,7 @@ public sealed class ArbiterRecoveryTests
 
         rig.Exit(pid, 128 + Signals.ABRT);
         Assert.True(rig.Log.Has("error", "Worker failed to boot. not ready within --timeout"), string.Join("\n", rig.Log.Lines));
+        Assert.True(rig.Log.Has("error", "agent never started"), string.Join("\n", rig.Log.Lines));
         rig.ExitSignalled(); // the replacement started meanwhile is stopped too
         Assert.True(rig.Arbiter.Finished);
         Assert.Equal(3, rig.Arbiter.ExitCode);

@@ -85,6 +85,31 @@ public class ArbiterTests
     }
 
     [Fact]
+    public void A_worker_that_exits_without_a_word_is_said_to_have_run_without_the_agent()
+    {
+        // A Native AOT app that does not link the agent runs no startup hook: it never speaks.
+        var rig = new ArbiterRig("-w", "1");
+        rig.Arbiter.Start();
+        rig.Exit(rig.Pids[0], 134);
+
+        Assert.Equal(3, rig.Arbiter.ExitCode);
+        Assert.Contains("exit code 134, and corral's agent never started in it (a Native AOT app must link it in", rig.Arbiter.HaltReason);
+    }
+
+    [Fact]
+    public void A_worker_the_agent_spoke_from_fails_with_its_exit_code_only()
+    {
+        var rig = new ArbiterRig("-w", "1");
+        rig.Arbiter.Start();
+        rig.Heartbeat(rig.Pids[0]);
+        rig.Exit(rig.Pids[0], 1);
+
+        Assert.Equal(3, rig.Arbiter.ExitCode);
+        Assert.EndsWith("exit code 1", rig.Arbiter.HaltReason);
+        Assert.DoesNotContain("agent", rig.Arbiter.HaltReason);
+    }
+
+    [Fact]
     public void The_first_boot_failing_stops_the_other_workers_and_finishes_once_they_exit()
     {
         var rig = new ArbiterRig("-w", "3");

@@ -143,6 +143,7 @@ public sealed class Arbiter
             return;
         }
         w.LastSeen = Now;
+        w.HeardFrom = true;
         switch (message.Kind)
         {
             case MessageKind.Ready:
@@ -256,7 +257,7 @@ public sealed class Arbiter
                 {
                     // Not ready within --timeout: a boot failure (back-off, failed reload), not a hang.
                     w.BootTimedOut = true;
-                    w.LastError ??= $"not ready within --timeout ({Timeout.TotalSeconds:0.#} s)";
+                    w.LastError ??= $"not ready within --timeout ({Timeout.TotalSeconds:0.#} s)" + (w.HeardFrom ? "" : NoAgent);
                 }
                 w.State = WorkerState.Killing;
                 w.SignalledAt = now;
@@ -401,9 +402,12 @@ public sealed class Arbiter
         _host.Signal(w.Pid, signal);
     }
 
+    /// <summary>Why a worker may say nothing at all: the agent did not load (it starts before the app's Main).</summary>
+    public const string NoAgent = ", and corral's agent never started in it (a Native AOT app must link it in: docs/deployment.md, \"Native AOT apps\")";
+
     private void OnBootFailure(Worker w, int exitCode)
     {
-        var why = w.LastError ?? $"exit code {exitCode}";
+        var why = w.LastError ?? $"exit code {exitCode}" + (w.HeardFrom ? "" : NoAgent);
         if (!_booted)
         {
             // The very first boot: nothing serves yet, and a broken app will not fix itself.

@@ -138,6 +138,7 @@ public sealed class ProcessHost(
         }
         return new AgentOptions
         {
+            Protocol = AgentOptions.CurrentProtocol,
             ListenFds = [.. listeners.Select(l => l.Fd)],
             ListenNames = [.. listeners.Select(l => l.Name)],
             ControlFd = controlFd,

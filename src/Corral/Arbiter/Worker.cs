@@ -41,5 +41,8 @@ public sealed class Worker
     public long BusyMs { get; set; }
     public string? LastError { get; set; }
 
+    /// <summary>Said anything on its control channel: corral's agent runs in it.</summary>
+    public bool HeardFrom { get; set; }
+
     public bool IsServing => State is WorkerState.Booting or WorkerState.Ready;
 }

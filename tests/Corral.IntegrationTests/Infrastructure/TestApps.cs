@@ -14,6 +14,11 @@ public static class TestApps
 
     public static Task<Built> GetAsync() => s_built.Value;
 
+    private static readonly Lazy<Task<string>> s_seedAppAot = new(PublishSeedAppAotAsync);
+
+    /// <summary>SeedApp published as Native AOT (with the agent linked in): its executable. Only the tests that need it pay for it.</summary>
+    public static Task<string> SeedAppNativeAotAsync() => s_seedAppAot.Value;
+
     public static string RepoRoot { get; } = FindRepoRoot();
 
     /// <summary>corral.dll as built next to the tests (with Corral.Agent.dll beside it).</summary>
@@ -29,6 +34,17 @@ public static class TestApps
         var console = NewAndBuildAsync("console", consoleDir, Path.Combine(scratch, "PlainConsole-out"));
         var seedApp = BuildAsync(Path.Combine(RepoRoot, "examples", "SeedApp", "SeedApp.csproj"), Path.Combine(scratch, "SeedApp"));
         return new Built(await testApp, await fresh, freshDir, await console, await seedApp);
+    }
+
+    private static async Task<string> PublishSeedAppAotAsync()
+    {
+        // After the shared build: both restore into examples/SeedApp/obj.
+        await GetAsync();
+        var output = Directory.CreateTempSubdirectory("corral-seedapp-aot-").FullName;
+        var project = Path.Combine(RepoRoot, "examples", "SeedApp", "SeedApp.csproj");
+        await RunAsync(Path.GetDirectoryName(project)!, "publish", project, "-c", "Release", "-r", "linux-x64", "-p:PublishAot=true",
+            "-o", output, "--nologo", "-v", "q", "-p:UseSharedCompilation=false", "--disable-build-servers");
+        return Path.Combine(output, "SeedApp");
     }
 
     private static async Task<string> NewAndBuildAsync(string template, string dir, string output)
