@@ -3,23 +3,40 @@
 # while it reloads, recycles, upgrades and loses a worker; errors and throughput against a quiet run.
 #
 #   bench/zero-downtime.sh [--duration S] [--workers N]
+#   bench/zero-downtime.sh --rounds R [--profiles default,fast,aot] [--duration S] [--workers N]
 #
-# Every scenario runs twice: with the runtime's defaults and the app as `dotnet build` leaves it, and
-# as docs/deployment.md's "Fast worker boots" advises for frequent reloads and recycling (the app
-# published ReadyToRun, workers with DOTNET_TieredPGO=0); each is compared with its own baseline.
-# Writes bench/results/zero-downtime.md. About 10 x duration + boots (default 30 s: ~6 minutes).
+# The reload and recycling scenarios run three times: with the runtime's defaults and the app as
+# `dotnet build` leaves it; as docs/deployment.md's "Fast worker boots" advises for frequent reloads
+# and recycling (the app published ReadyToRun, workers with DOTNET_TieredPGO=0); and with the app
+# published as Native AOT (docs/deployment.md, "Native AOT apps"). Each profile is compared with its
+# own baselines. Writes bench/results/zero-downtime.md. About 14 x duration + boots and publishing
+# (default 30 s: ~10 minutes).
+#
+# With --rounds R, only the quiet, HUP and recycling runs, for the --profiles given, in alternation
+# R times over; each round's ratios are against that round's quiet run, and the report gives each
+# one and their median (this machine's noise is 10-20% between identical runs). Writes
+# bench/results/zero-downtime-rounds.md.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 DURATION=30
 WORKERS=2
+ROUNDS=0
+PROFILES=default,fast,aot
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
     --workers) WORKERS=$2; shift 2 ;;
-    *) echo "usage: $0 [--duration S] [--workers N]" >&2; exit 2 ;;
+    --rounds) ROUNDS=$2; shift 2 ;;
+    --profiles) PROFILES=$2; shift 2 ;;
+    *) echo "usage: $0 [--duration S] [--workers N] [--rounds R [--profiles default,fast,aot]]" >&2; exit 2 ;;
   esac
 done
+[[ $ROUNDS =~ ^[0-9]+$ ]] || { echo "--rounds: a whole number, not '$ROUNDS'" >&2; exit 2; }
+for p in ${PROFILES//,/ }; do
+  [[ $p == default || $p == fast || $p == aot ]] || { echo "--profiles: default, fast or aot, not '$p'" >&2; exit 2; }
+done
+wants() { [[ ",$PROFILES," == *",$1,"* || $ROUNDS -eq 0 ]]; }
 for tool in wrk redis-server; do
   command -v "$tool" >/dev/null || { echo "$tool is missing: apt-get install -y wrk redis-server" >&2; exit 1; }
 done
@@ -30,10 +47,18 @@ log "building corral and SeedApp (Release)"
 build_dotnet "$ROOT_DIR/src/Corral"
 build_dotnet "$ROOT_DIR/examples/SeedApp"
 SEED_DLL="$ROOT_DIR/examples/SeedApp/bin/Release/net10.0/SeedApp.dll"
-log "publishing SeedApp ReadyToRun"
-dotnet publish "$ROOT_DIR/examples/SeedApp" -c Release -r linux-x64 --self-contained false \
-  -p:PublishReadyToRun=true -o "$OUT/seedapp-r2r" >"$OUT/publish.log" 2>&1 || { cat "$OUT/publish.log" >&2; exit 1; }
+if wants fast; then
+  log "publishing SeedApp ReadyToRun"
+  dotnet publish "$ROOT_DIR/examples/SeedApp" -c Release -r linux-x64 --self-contained false \
+    -p:PublishReadyToRun=true -o "$OUT/seedapp-r2r" >"$OUT/publish.log" 2>&1 || { cat "$OUT/publish.log" >&2; exit 1; }
+fi
 SEED_R2R_DLL="$OUT/seedapp-r2r/SeedApp.dll"
+if wants aot; then
+  log "publishing SeedApp as Native AOT"
+  dotnet publish "$ROOT_DIR/examples/SeedApp" -c Release -r linux-x64 -p:PublishAot=true \
+    -o "$OUT/seedapp-aot" >"$OUT/publish-aot.log" 2>&1 || { cat "$OUT/publish-aot.log" >&2; exit 1; }
+fi
+SEED_AOT_EXE="$OUT/seedapp-aot/SeedApp"
 APP_DLL=$SEED_DLL
 
 REDIS_PORT=$(next_port); NEXT_PORT=$((REDIS_PORT + 1))   # $(...) runs in a subshell: advance here
@@ -126,6 +151,53 @@ scenarios() {
   run "hup-every-3s$sfx" 'sleep 2; while sleep 3; do kill -HUP $(cat '"$OUT"'/corral.pid); done' "$@"
   run "max-requests$sfx" "true" --max-requests 20000 --max-requests-jitter 2000 "$@"
 }
+if [ "$ROUNDS" -gt 0 ]; then
+  for r in $(seq 1 "$ROUNDS"); do
+    for p in ${PROFILES//,/ }; do
+      case $p in
+        default) APP_DLL=$SEED_DLL; scenarios "-r$r" ;;
+        fast) APP_DLL=$SEED_R2R_DLL; scenarios "-fast-r$r" -e DOTNET_TieredPGO=0 ;;
+        aot) APP_DLL=$SEED_AOT_EXE; scenarios "-aot-r$r" ;;
+      esac
+    done
+  done
+  {
+    echo "# Zero downtime under load, in rounds (issue #5)"
+    echo
+    echo "wrk (keep-alive connections, no retries) against SeedApp's \`/\` under corral \`-w $WORKERS\` (async class), Production, Redis running."
+    echo "Each run is a fresh corral; each round runs every profile's quiet, HUP-every-3-s and \`--max-requests 20000 --max-requests-jitter 2000\`"
+    echo "runs one after the other, and each ratio is against the same round's quiet run of the same profile. Profiles: \`default\` (the app as"
+    echo "\`dotnet build\` leaves it), \`fast\` (published ReadyToRun, workers with \`DOTNET_TieredPGO=0\`), \`aot\` (published as Native AOT:"
+    echo "docs/deployment.md, \"Native AOT apps\")."
+    echo
+    echo "- command: \`bench/zero-downtime.sh --rounds $ROUNDS --profiles $PROFILES --duration $DURATION --workers $WORKERS\`"
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average at the end of the run (wrk and the servers included): $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "- .NET $(dotnet --version), $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
+    echo
+    echo "| profile | scenario | req/s per round | vs the round's quiet run | median | socket errors | non-2xx | reloads/recycles seen | worker boots |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    for p in ${PROFILES//,/ }; do
+      sfx=""; [ "$p" != default ] && sfx="-$p"
+      for sc in baseline hup-every-3s max-requests; do
+        printf '%s\n' "${ROWS[@]}" | awk -F'|' -v p="$p" -v sc="$sc$sfx-r" -v base="baseline$sfx-r" '
+          index($1, base) == 1 { b[substr($1, length(base) + 1)] = $4 }
+          index($1, sc) == 1 { n++; r[n] = substr($1, length(sc) + 1); rps[n] = $4; e += $6; x += $7; ev += $8; bo += $9 }
+          END {
+            for (i = 1; i <= n; i++) { ratio[i] = 100 * rps[i] / b[r[i]]; list = list (i > 1 ? ", " : "") sprintf("%.0f", rps[i]); rl = rl (i > 1 ? ", " : "") sprintf("%.0f%%", ratio[i]) }
+            for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (ratio[j] < ratio[i]) { t = ratio[i]; ratio[i] = ratio[j]; ratio[j] = t }
+            med = n % 2 ? ratio[(n + 1) / 2] : (ratio[n / 2] + ratio[n / 2 + 1]) / 2
+            printf "| %s | %s | %s | %s | %.0f%% | %d | %d | %d | %d |\n", p, substr(sc, 1, length(sc) - length(p == "default" ? "" : "-" p) - 2), list, rl, med, e, x, ev, bo
+          }'
+      done
+    done
+    echo
+    echo "Targets (#5): 0 socket errors and 0 non-2xx; HUP every 3 s and max-requests recycling at >= 90% of the quiet throughput."
+  } | tidy >"$BENCH_DIR/results/zero-downtime-rounds.md"
+  cat "$BENCH_DIR/results/zero-downtime-rounds.md"
+  exit 0
+fi
+
 scenarios ""
 # USR2 at 1/6 of the run, WINCH to the old master at 1/2, TERM to it at 2/3.
 STEP=$(awk -v d="$DURATION" 'BEGIN {printf "%.1f", d/6}')
@@ -135,18 +207,28 @@ run baseline-again "true"
 APP_DLL=$SEED_R2R_DLL
 scenarios "-fast" -e DOTNET_TieredPGO=0
 run baseline-fast-again "true" -e DOTNET_TieredPGO=0
+APP_DLL=$SEED_AOT_EXE
+scenarios "-aot"
+run baseline-aot-again "true"
 
-base=$(printf '%s\n' "${ROWS[@]}" | awk -F'|' '$1 ~ /^baseline/ && $1 !~ /-fast/ {s+=$4; n++} END {print s/n}')
-# CPU seconds per request of each profile's quiet runs: what a run's boots cost beyond that.
-cpr=$(printf '%s\n' "${ROWS[@]}" | awk -F'|' '$1 ~ /^baseline/ && $1 !~ /-fast/ {c+=$10; r+=$3} END {print c/r}')
-cpr_fast=$(printf '%s\n' "${ROWS[@]}" | awk -F'|' '$1 ~ /^baseline-fast/ {c+=$10; r+=$3} END {print c/r}')
-base_fast=$(printf '%s\n' "${ROWS[@]}" | awk -F'|' '$1 ~ /^baseline-fast/ {s+=$4; n++} END {print s/n}')
+# profile NAME: the suffix of a scenario's profile ("", -fast or -aot).
+profile() { case "$1" in *-fast*) echo -fast ;; *-aot*) echo -aot ;; *) echo "" ;; esac; }
+# Per profile: the mean req/s of its quiet baselines, and their CPU seconds per request (what a
+# run's boots cost beyond that).
+declare -A BASE CPR
+for p in "" -fast -aot; do
+  quiet=$(for row in "${ROWS[@]}"; do n=${row%%|*}; if [[ $n == baseline* && "$(profile "$n")" == "$p" ]]; then echo "$row"; fi; done)
+  BASE[x$p]=$(awk -F'|' '{s+=$4; n++} END {print s/n}' <<<"$quiet")
+  CPR[x$p]=$(awk -F'|' '{c+=$10; r+=$3} END {print c/r}' <<<"$quiet")
+done
 {
   echo "# Zero downtime under load (issue #5)"
   echo
   echo "wrk (keep-alive connections, no retries) against SeedApp's \`/\` under corral \`-w $WORKERS\` (async class), Production, Redis running."
-  echo "Each scenario is a fresh corral; throughput is compared with the mean of the two quiet baselines; the \`-fast\` rows"
-  echo "(SeedApp published ReadyToRun, workers with \`DOTNET_TieredPGO=0\`: docs/deployment.md, \"Fast worker boots\") with \`baseline-fast\`."
+  echo "Each scenario is a fresh corral; throughput is compared with the mean of its profile's two quiet baselines: the \`-fast\` rows"
+  echo "(SeedApp published ReadyToRun, workers with \`DOTNET_TieredPGO=0\`: docs/deployment.md, \"Fast worker boots\") with \`baseline-fast\`,"
+  echo "the \`-aot\` rows (SeedApp published as Native AOT: docs/deployment.md, \"Native AOT apps\") with \`baseline-aot\`."
+  echo "Quiet baselines side by side: default $(printf '%.0f' "${BASE[x]}") req/s, fast $(printf '%.0f' "${BASE[x-fast]}") req/s, Native AOT $(printf '%.0f' "${BASE[x-aot]}") req/s."
   echo
   echo "- command: \`bench/zero-downtime.sh --duration $DURATION --workers $WORKERS\`"
   echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -157,7 +239,7 @@ base_fast=$(printf '%s\n' "${ROWS[@]}" | awk -F'|' '$1 ~ /^baseline-fast/ {s+=$4
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
   for row in "${ROWS[@]}"; do
     IFS='|' read -r name flags reqs rps p99 errors non2xx events boots cpu <<<"$row"
-    b=$base; c=$cpr; [[ $name == *-fast* ]] && { b=$base_fast; c=$cpr_fast; }
+    p=$(profile "$name"); b=${BASE[x$p]}; c=${CPR[x$p]}
     per_boot=$(awk -v cpu="$cpu" -v r="$reqs" -v c="$c" -v n="$boots" 'BEGIN {if (cpu == "-" || n <= 0) print "-"; else printf "%.2f", (cpu - r*c)/n}')
     ratio=$(awk -v r="$rps" -v b="$b" 'BEGIN {printf "%.0f%%", 100*r/b}')
     echo "| $name | ${flags:--} | $reqs | $rps | $ratio | $p99 | $errors | $non2xx | $events | $boots | $cpu | $per_boot |"
