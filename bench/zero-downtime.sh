@@ -15,7 +15,7 @@
 # With --rounds R, only the quiet, HUP and recycling runs, for the --profiles given, in alternation
 # R times over; each round's ratios are against that round's quiet run, and the report gives each
 # one and their median (this machine's noise is 10-20% between identical runs). Writes
-# bench/results/zero-downtime-rounds.md.
+# bench/results/zero-downtime-rounds-PROFILES.md (e.g. zero-downtime-rounds-default-aot.md).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -193,8 +193,8 @@ if [ "$ROUNDS" -gt 0 ]; then
     done
     echo
     echo "Targets (#5): 0 socket errors and 0 non-2xx; HUP every 3 s and max-requests recycling at >= 90% of the quiet throughput."
-  } | tidy >"$BENCH_DIR/results/zero-downtime-rounds.md"
-  cat "$BENCH_DIR/results/zero-downtime-rounds.md"
+  } | tidy >"$BENCH_DIR/results/zero-downtime-rounds-${PROFILES//,/-}.md"
+  cat "$BENCH_DIR/results/zero-downtime-rounds-${PROFILES//,/-}.md"
   exit 0
 fi
 

@@ -43,13 +43,44 @@ public sealed record AppTarget(string FileName, string[] Arguments, string Displ
             {
                 throw new AppException($"APP {app}: {Path.GetFileName(path)} has no {Path.GetFileName(runtimeConfig)} beside it: it is a library, not a built app", 2);
             }
+            RejectDisabledStartupHooks(app, runtimeConfig);
             return new AppTarget(DotnetHost(), [path], path, Path.GetDirectoryName(path)!);
         }
         if ((File.GetUnixFileMode(path) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) == 0)
         {
             throw new AppException($"APP {app}: not a .dll, a .csproj or an executable", 2);
         }
+        // An apphost has its runtimeconfig.json beside it; a Native AOT executable has none (and links the agent in).
+        RejectDisabledStartupHooks(app, path + ".runtimeconfig.json");
         return new AppTarget(path, [], path, Path.GetDirectoryName(path)!);
+    }
+
+    /// <summary>
+    /// Trimmed and AOT builds switch startup hooks off in runtimeconfig.json: the agent would never load,
+    /// and the app would bind its own port. Say so before any worker starts.
+    /// </summary>
+    private static void RejectDisabledStartupHooks(string app, string runtimeConfig)
+    {
+        if (!File.Exists(runtimeConfig))
+        {
+            return;
+        }
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(runtimeConfig));
+            if (doc.RootElement.TryGetProperty("runtimeOptions", out var options)
+                && options.TryGetProperty("configProperties", out var properties)
+                && properties.TryGetProperty("System.StartupHookProvider.IsSupported", out var supported)
+                && supported.ValueKind == System.Text.Json.JsonValueKind.False)
+            {
+                throw new AppException($"APP {app}: {Path.GetFileName(runtimeConfig)} switches startup hooks off (a trimmed or PublishAot build), so corral's agent cannot load: "
+                    + "build it with <StartupHookSupport>true</StartupHookSupport>, or publish it as Native AOT with Corral.Agent linked in (docs/deployment.md, \"Native AOT apps\")", 2);
+            }
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new AppException($"APP {app}: {Path.GetFileName(runtimeConfig)} is not valid JSON ({e.Message})", 2);
+        }
     }
 
     /// <summary>The dotnet host that runs corral, else the one on PATH.</summary>

@@ -43,7 +43,37 @@ public sealed class NativeAotTests
 
         corral.Signal(ProcessTree.SIGTERM);
         Assert.Equal(0, await corral.WaitForExitAsync(TimeSpan.FromSeconds(30)));
-        Assert.DoesNotContain(corral.Lines, l => l.Contains("[ERROR]", StringComparison.Ordinal));
+        var errors = corral.Lines.Where(l => l.Contains("[ERROR]", StringComparison.Ordinal)).ToList();
+        Assert.True(errors.Count == 0, string.Join("\n", errors));
+    }
+
+    [Fact]
+    public async Task AnAppThatCarriesItsOwnAgentRunsItUnderTheJit()
+    {
+        // The runtime would refuse corral's copy as a startup hook beside the app's own ("manifest
+        // definition does not match"), so corral hooks the app's copy.
+        var dll = await TestApps.OwnAgentAppAsync();
+        var own = Path.Combine(Path.GetDirectoryName(dll)!, "Corral.Agent.dll");
+        Assert.True(File.Exists(own), own);
+        using var corral = CorralProcess.Start(["-b", "127.0.0.1:0", "--log-level", "debug", dll]);
+        var port = await corral.PortAsync();
+        var worker = Assert.Single(await corral.WaitForWorkersAsync(1, TimeSpan.FromSeconds(30)));
+
+        Assert.Equal("own agent", (await Http.GetAsync(port, "/")).Body);
+        var agents = File.ReadAllLines($"/proc/{worker}/maps").Where(l => l.EndsWith("Corral.Agent.dll", StringComparison.Ordinal))
+            .Select(l => l[l.IndexOf('/', StringComparison.Ordinal)..]).Distinct().ToList();
+        Assert.Equal([own], agents);
+    }
+
+    [Fact]
+    public async Task AnIlBuildWithStartupHooksSwitchedOffIsRefusedBeforeAnyWorkerStarts()
+    {
+        // `dotnet build -p:PublishAot=true` leaves IL that runs on the JIT but ignores startup hooks.
+        var dll = await TestApps.SeedAppAotBuildAsync();
+        using var corral = CorralProcess.Start(["-b", "127.0.0.1:0", dll]);
+        Assert.Equal(2, await corral.WaitForExitAsync(TimeSpan.FromSeconds(20)));
+        Assert.Contains("SeedApp.runtimeconfig.json switches startup hooks off (a trimmed or PublishAot build), so corral's agent cannot load", corral.Output);
+        Assert.DoesNotContain("Booting worker", corral.Output);
     }
 
     [Fact]

@@ -50,9 +50,13 @@ public sealed class ProcessHost(
         {
             psi.Environment.Remove(name);
         }
+        // An app that links the agent in (for Native AOT: docs/deployment.md) carries Corral.Agent.dll; run
+        // as a .dll, the runtime would refuse corral's copy beside its own, so its own is the hook.
+        var ownAgent = Path.Combine(Path.GetDirectoryName(app.DisplayPath) ?? ".", "Corral.Agent.dll");
+        var agent = File.Exists(ownAgent) ? ownAgent : agentPath;
         var hooks = psi.Environment.TryGetValue("DOTNET_STARTUP_HOOKS", out var existing) && !string.IsNullOrEmpty(existing)
-            ? agentPath + Path.PathSeparator + existing
-            : agentPath;
+            ? agent + Path.PathSeparator + existing
+            : agent;
         psi.Environment["DOTNET_STARTUP_HOOKS"] = hooks;
         switch (config.Gc)
         {

@@ -36,6 +36,38 @@ public static class TestApps
         return new Built(await testApp, await fresh, freshDir, await console, await seedApp);
     }
 
+    private static readonly Lazy<Task<string>> s_seedAppAotBuild = new(async () =>
+    {
+        await GetAsync(); // both restore into examples/SeedApp/obj
+        return await BuildAsync(Path.Combine(RepoRoot, "examples", "SeedApp", "SeedApp.csproj"),
+            Directory.CreateTempSubdirectory("corral-seedapp-aot-build-").FullName, "-p:PublishAot=true");
+    });
+
+    /// <summary>SeedApp built (not published) with PublishAot=true: IL whose runtimeconfig.json switches startup hooks off.</summary>
+    public static Task<string> SeedAppAotBuildAsync() => s_seedAppAotBuild.Value;
+
+    private static readonly Lazy<Task<string>> s_ownAgentApp = new(async () =>
+    {
+        // A user's web app (outside the repository) that references Corral.Agent in every build, not only for AOT.
+        var dir = Directory.CreateTempSubdirectory("corral-own-agent-").FullName;
+        await File.WriteAllTextAsync(Path.Combine(dir, "Directory.Build.props"), "<Project />");
+        await File.WriteAllTextAsync(Path.Combine(dir, "OwnAgent.csproj"), $"""
+            <Project Sdk="Microsoft.NET.Sdk.Web">
+              <PropertyGroup><TargetFramework>net10.0</TargetFramework><ImplicitUsings>enable</ImplicitUsings></PropertyGroup>
+              <ItemGroup><ProjectReference Include="{Path.Combine(RepoRoot, "src", "Corral.Agent", "Corral.Agent.csproj")}" /></ItemGroup>
+            </Project>
+            """);
+        await File.WriteAllTextAsync(Path.Combine(dir, "Program.cs"), """
+            var app = WebApplication.CreateBuilder(args).Build();
+            app.MapGet("/", () => "own agent");
+            app.Run();
+            """);
+        return await BuildAsync(Path.Combine(dir, "OwnAgent.csproj"), Path.Combine(dir, "out"));
+    });
+
+    /// <summary>A JIT web app that carries its own Corral.Agent.dll.</summary>
+    public static Task<string> OwnAgentAppAsync() => s_ownAgentApp.Value;
+
     private static async Task<string> PublishSeedAppAotAsync()
     {
         // After the shared build: both restore into examples/SeedApp/obj.
@@ -56,10 +88,10 @@ public static class TestApps
         return await BuildAsync(Path.Combine(dir, Path.GetFileName(dir) + ".csproj"), output);
     }
 
-    private static async Task<string> BuildAsync(string project, string output)
+    private static async Task<string> BuildAsync(string project, string output, params string[] properties)
     {
-        await RunAsync(Path.GetDirectoryName(project)!, "build", project, "-c", "Release", "-o", output, "--nologo", "-v", "q",
-            "-p:UseSharedCompilation=false", "--disable-build-servers");
+        await RunAsync(Path.GetDirectoryName(project)!, ["build", project, "-c", "Release", "-o", output, "--nologo", "-v", "q",
+            "-p:UseSharedCompilation=false", "--disable-build-servers", .. properties]);
         return Path.Combine(output, Path.GetFileNameWithoutExtension(project) + ".dll");
     }
 
