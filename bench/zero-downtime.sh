@@ -175,24 +175,32 @@ if [ "$ROUNDS" -gt 0 ]; then
     echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average at the end of the run (wrk and the servers included): $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "- .NET $(dotnet --version), $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
     echo
-    echo "| profile | scenario | req/s per round | vs the round's quiet run | median | socket errors | non-2xx | reloads/recycles seen | worker boots |"
-    echo "|---|---|---|---|---|---|---|---|---|"
+    echo "| profile | scenario | req/s per round | vs the round's quiet run | median | corral's CPU µs per request, per round | median | socket errors | non-2xx | reloads/recycles seen | worker boots |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
     for p in ${PROFILES//,/ }; do
       sfx=""; [ "$p" != default ] && sfx="-$p"
       for sc in baseline hup-every-3s max-requests; do
         printf '%s\n' "${ROWS[@]}" | awk -F'|' -v p="$p" -v sc="$sc$sfx-r" -v base="baseline$sfx-r" '
           index($1, base) == 1 { b[substr($1, length(base) + 1)] = $4 }
-          index($1, sc) == 1 { n++; r[n] = substr($1, length(sc) + 1); rps[n] = $4; e += $6; x += $7; ev += $8; bo += $9 }
+          index($1, sc) == 1 { n++; r[n] = substr($1, length(sc) + 1); rps[n] = $4; us[n] = 1e6 * $10 / $3; e += $6; x += $7; ev += $8; bo += $9 }
+          function median(a, n,   i, j, t) {
+            for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+            return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+          }
           END {
-            for (i = 1; i <= n; i++) { ratio[i] = 100 * rps[i] / b[r[i]]; list = list (i > 1 ? ", " : "") sprintf("%.0f", rps[i]); rl = rl (i > 1 ? ", " : "") sprintf("%.0f%%", ratio[i]) }
-            for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (ratio[j] < ratio[i]) { t = ratio[i]; ratio[i] = ratio[j]; ratio[j] = t }
-            med = n % 2 ? ratio[(n + 1) / 2] : (ratio[n / 2] + ratio[n / 2 + 1]) / 2
-            printf "| %s | %s | %s | %s | %.0f%% | %d | %d | %d | %d |\n", p, substr(sc, 1, length(sc) - length(p == "default" ? "" : "-" p) - 2), list, rl, med, e, x, ev, bo
+            for (i = 1; i <= n; i++) {
+              ratio[i] = 100 * rps[i] / b[r[i]]; sep = i > 1 ? ", " : ""
+              list = list sep sprintf("%.0f", rps[i]); rl = rl sep sprintf("%.0f%%", ratio[i]); ul = ul sep sprintf("%.1f", us[i])
+            }
+            printf "| %s | %s | %s | %s | %.0f%% | %s | %.1f | %d | %d | %d | %d |\n", p, substr(sc, 1, length(sc) - length(p == "default" ? "" : "-" p) - 2),
+              list, rl, median(ratio, n), ul, median(us, n), e, x, ev, bo
           }'
       done
     done
     echo
     echo "Targets (#5): 0 socket errors and 0 non-2xx; HUP every 3 s and max-requests recycling at >= 90% of the quiet throughput."
+    echo "CPU per request counts the master and every worker, the ones that exited during the run included: unlike req/s, it does not"
+    echo "depend on what else the machine runs, so it shows what reloads and recycles cost even when the rounds' req/s scatter."
   } | tidy >"$BENCH_DIR/results/zero-downtime-rounds-${PROFILES//,/-}.md"
   cat "$BENCH_DIR/results/zero-downtime-rounds-${PROFILES//,/-}.md"
   exit 0
