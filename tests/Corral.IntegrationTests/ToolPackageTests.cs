@@ -60,6 +60,31 @@ public sealed class ToolPackageTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task AgentPackageCarriesTheAgentRootsItAndSharesCorralsVersion()
+    {
+        // What a Native AOT app references (docs/deployment.md, "Native AOT apps").
+        var feed = Path.Combine(_dir, "agent-feed");
+        await RunAsync("dotnet", "pack", Path.Combine(TestApps.RepoRoot, "src", "Corral.Agent", "Corral.Agent.csproj"), "-c", "Release", "-o", feed, "--nologo",
+            "-p:UseSharedCompilation=false", "--disable-build-servers");
+        var version = FileVersionInfo.GetVersionInfo(TestApps.CorralDll).ProductVersion!.Split('+')[0];
+        var package = Path.Combine(feed, $"Corral.Agent.{version}.nupkg");
+        Assert.True(File.Exists(package), $"no {package}: {string.Join(", ", Directory.GetFiles(feed))}");
+
+        using var zip = System.IO.Compression.ZipFile.OpenRead(package);
+        var entries = zip.Entries.Select(e => e.FullName).ToHashSet();
+        Assert.Contains("lib/net10.0/Corral.Agent.dll", entries);
+        foreach (var targets in new[] { "build/Corral.Agent.targets", "buildTransitive/Corral.Agent.targets" })
+        {
+            using var reader = new StreamReader(zip.GetEntry(targets)!.Open());
+            Assert.Contains("<TrimmerRootAssembly Include=\"Corral.Agent\" />", await reader.ReadToEndAsync());
+        }
+        using var nuspec = new StreamReader(zip.GetEntry("Corral.Agent.nuspec")!.Open());
+        var spec = await nuspec.ReadToEndAsync();
+        Assert.DoesNotContain("<dependency ", spec); // the shared framework only
+        Assert.Contains("Microsoft.AspNetCore.App", spec);
+    }
+
     private static async Task<(int Code, string Output)> RunAsync(string file, params string[] args)
     {
         var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
