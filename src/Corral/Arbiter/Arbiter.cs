@@ -257,7 +257,7 @@ public sealed class Arbiter
                 {
                     // Not ready within --timeout: a boot failure (back-off, failed reload), not a hang.
                     w.BootTimedOut = true;
-                    w.LastError ??= $"not ready within --timeout ({Timeout.TotalSeconds:0.#} s)" + (w.HeardFrom ? "" : NoAgent);
+                    w.LastError ??= $"not ready within --timeout ({Timeout.TotalSeconds:0.#} s)";
                 }
                 w.State = WorkerState.Killing;
                 w.SignalledAt = now;
@@ -403,11 +403,12 @@ public sealed class Arbiter
     }
 
     /// <summary>Why a worker may say nothing at all: the agent did not load (it starts before the app's Main).</summary>
-    public const string NoAgent = ", and corral's agent never started in it (a Native AOT app must link it in: docs/deployment.md, \"Native AOT apps\")";
+    private const string NoAgent = ", and corral's agent never started in it (a Native AOT app must link it in: docs/deployment.md, \"Native AOT apps\")";
 
     private void OnBootFailure(Worker w, int exitCode)
     {
-        var why = w.LastError ?? $"exit code {exitCode}" + (w.HeardFrom ? "" : NoAgent);
+        // A worker that never spoke ran without the agent: whatever ended it, say so.
+        var why = (w.LastError ?? $"exit code {exitCode}") + (w.HeardFrom ? "" : NoAgent);
         if (!_booted)
         {
             // The very first boot: nothing serves yet, and a broken app will not fix itself.
