@@ -144,6 +144,13 @@ run() {
   log "$name: $rps req/s, socket errors $errors, non-2xx $non2xx, events $events"
 }
 
+# run_facts: the report's date, machine and versions lines.
+run_facts() {
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average at the end of the run (wrk and the servers included): $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "- .NET $(dotnet --version), $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
+}
+
 # scenarios PROFILE_SUFFIX EXTRA_FLAGS...
 scenarios() {
   local sfx=$1; shift
@@ -171,9 +178,7 @@ if [ "$ROUNDS" -gt 0 ]; then
     echo "docs/deployment.md, \"Native AOT apps\")."
     echo
     echo "- command: \`bench/zero-downtime.sh --rounds $ROUNDS --profiles $PROFILES --duration $DURATION --workers $WORKERS\`"
-    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average at the end of the run (wrk and the servers included): $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "- .NET $(dotnet --version), $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
+    run_facts
     echo
     echo "| profile | scenario | req/s per round | vs the round's quiet run | median | corral's CPU µs per request, per round | median | socket errors | non-2xx | reloads/recycles seen | worker boots |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|"
@@ -239,9 +244,7 @@ done
   echo "Quiet baselines side by side: default $(printf '%.0f' "${BASE[x]}") req/s, fast $(printf '%.0f' "${BASE[x-fast]}") req/s, Native AOT $(printf '%.0f' "${BASE[x-aot]}") req/s."
   echo
   echo "- command: \`bench/zero-downtime.sh --duration $DURATION --workers $WORKERS\`"
-  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average at the end of the run (wrk and the servers included): $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "- .NET $(dotnet --version), $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
+  run_facts
   echo
   echo "| scenario | extra flags | requests | req/s | vs baseline | p99 | socket errors | non-2xx | reloads/recycles/upgrades/kills seen | worker boots | CPU s (all corral processes) | CPU s per boot beyond the baseline's per-request cost |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
