@@ -2,42 +2,101 @@ namespace Corral.Agent;
 
 /// <summary>
 /// For the async class: blocking handlers (the seed's Thread.Sleep) must run at once, yet a thread
-/// pool pre-sized to hundreds of threads costs throughput on fast handlers (threads injected under
-/// load, then context switches). Instead this watches from its own thread (the pool may be the thing
-/// that is stuck) and raises the pool's minimum only when work is queued and nothing completes:
-/// the pool's threads are blocked. Fast handlers keep completing, so they never trigger it.
+/// pool pre-sized to hundreds of threads costs throughput and tail latency on fast handlers (threads
+/// injected under load, then context switches). Instead this watches from its own thread (the pool
+/// may be the thing that is stuck) and raises the pool's minimum only while the pool is seen
+/// starving, then gives it back (<see cref="StarvationPolicy"/>).
 /// </summary>
 internal sealed class StarvationGuard
 {
-    private static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(25);
-    private readonly int _cap;
+    private readonly StarvationPolicy _policy;
 
-    private StarvationGuard(int cap) => _cap = cap;
+    private StarvationGuard(StarvationPolicy policy) => _policy = policy;
 
     public static void Start(int cap)
     {
-        var guard = new StarvationGuard(cap);
+        ThreadPool.GetMinThreads(out var workers, out _);
+        var guard = new StarvationGuard(new StarvationPolicy(baseMin: workers, cap: cap));
         new Thread(guard.Run) { IsBackground = true, Name = "corral-starvation-guard" }.Start();
     }
 
     private void Run()
     {
         var lastCompleted = ThreadPool.CompletedWorkItemCount;
+        var last = Environment.TickCount64;
         while (true)
         {
-            Thread.Sleep(Interval);
+            Thread.Sleep(StarvationPolicy.Interval);
+            var now = Environment.TickCount64;
             var completed = ThreadPool.CompletedWorkItemCount;
-            var pending = ThreadPool.PendingWorkItemCount;
-            if (pending > 0 && completed == lastCompleted)
+            var minimum = _policy.Observe(
+                completed - lastCompleted, ThreadPool.PendingWorkItemCount, ThreadPool.ThreadCount, TimeSpan.FromMilliseconds(now - last));
+            if (minimum is { } wanted)
             {
-                ThreadPool.GetMinThreads(out var workers, out var io);
-                var wanted = (int)Math.Min(_cap, ThreadPool.ThreadCount + pending);
-                if (wanted > workers)
-                {
-                    ThreadPool.SetMinThreads(wanted, io);
-                }
+                ThreadPool.GetMinThreads(out _, out var io);
+                ThreadPool.SetMinThreads(wanted, io);
             }
             lastCompleted = completed;
+            last = now;
         }
+    }
+}
+
+/// <summary>
+/// The guard's decisions, apart from the clock and the pool so that they can be tested. An interval
+/// is "stalled" when work is queued and nothing completed, and the guard itself woke on time (a late
+/// wake-up means the whole process was paused: a GC, or other processes holding the cores; more
+/// threads would not help then). After <see cref="StallsToRaise"/> stalled intervals in a row the
+/// minimum goes up to the threads there are plus the queued work (at most the cap); after
+/// <see cref="CalmToLower"/> without a stall it goes back to where it was. Before, a single 25 ms
+/// interval without a completion raised it for good: under load on a busy machine that happens by
+/// chance, and the workers grew to 40-60 threads that then all competed for the cores.
+/// </summary>
+internal sealed class StarvationPolicy(int baseMin, int cap)
+{
+    public static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(25);
+    public const int StallsToRaise = 3;
+    public static readonly TimeSpan CalmToLower = TimeSpan.FromSeconds(10);
+
+    private readonly int _baseMin = baseMin;
+    private int _minimum = baseMin;
+    private int _stalls;
+    private TimeSpan _calm;
+
+    /// <summary>The minimum currently asked of the pool.</summary>
+    public int Minimum => _minimum;
+
+    /// <summary>One interval's observation; returns the pool minimum to set now, or null to leave it.</summary>
+    public int? Observe(long completedInInterval, long pending, int threads, TimeSpan elapsed)
+    {
+        var onTime = elapsed <= Interval * 2;
+        if (pending > 0 && completedInInterval == 0 && onTime)
+        {
+            _calm = TimeSpan.Zero;
+            if (++_stalls < StallsToRaise)
+            {
+                return null;
+            }
+            var wanted = (int)Math.Min(cap, threads + pending);
+            if (wanted <= _minimum)
+            {
+                return null;
+            }
+            _minimum = wanted;
+            return wanted;
+        }
+        _stalls = 0;
+        if (_minimum <= _baseMin)
+        {
+            return null;
+        }
+        _calm += elapsed;
+        if (_calm < CalmToLower)
+        {
+            return null;
+        }
+        _calm = TimeSpan.Zero;
+        _minimum = _baseMin;
+        return _baseMin;
     }
 }
