@@ -495,19 +495,21 @@ def throughput(args):
         f"load average at the end {meta.get('load')}")
     add(f"- versions: {versions_line(meta)}")
     add("")
-    add("| server | req/s (median) | rounds | p50 | p90 | p99 | errors | vs bare Kestrel |")
-    add("|---|---:|---|---:|---:|---:|---:|---:|")
+    add("| server | req/s (median) | rounds | p50 | p90 | p99 | errors | req/s vs bare Kestrel | p99 vs bare Kestrel's |")
+    add("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     for s in servers:
         if s["note"]:
-            add(f"| {s['label']} | n/a | | | | | | not available |")
+            add(f"| {s['label']} | n/a | | | | | | not available | |")
             continue
         m = summary.get(s["id"])
         if not m:
-            add(f"| {s['label']} | failed | | | | | | |")
+            add(f"| {s['label']} | failed | | | | | | | |")
             continue
         ratio = f"{m['rps'] / kestrel:.2f}×" if kestrel else "—"
+        kestrel_p99 = summary.get("kestrel", {}).get("p99")
+        p99_ratio = f"{m['p99'] / kestrel_p99:.2f}×" if kestrel_p99 else "—"
         add(f"| {s['label']} | {m['rps']:,.0f} | {', '.join(f'{x:,.0f}' for x in m['rps_all'])} | "
-            f"{m['p50']:.2f} ms | {m['p90']:.2f} ms | {m['p99']:.2f} ms | {m['errors']} | {ratio} |")
+            f"{m['p50']:.2f} ms | {m['p90']:.2f} ms | {m['p99']:.2f} ms | {m['errors']} | {ratio} | {p99_ratio} |")
     add("")
     c, k = summary.get("corral-async-w2"), summary.get("kestrel")
     targets = []

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Throughput of `GET /` with keep-alive: wrk against Corral (-k async -w 2), bare Kestrel and the
+# Throughput of `GET /` with keep-alive: wrk against Corral (-k async -w 2, and -w 1), bare Kestrel and the
 # best Gunicorn configuration found here (gthread and gevent, -w 2..5, each tried first with a
 # short wrk run). Several rounds alternate the servers; the report shows the median round, p50,
 # p90 and p99 latency, and the ratio to bare Kestrel. Corral is skipped, with a note, when it does
@@ -90,17 +90,19 @@ done
 log "best Gunicorn: $BEST ($BEST_RPS req/s)"
 
 # ---- the measured servers --------------------------------------------------------------------
-SERVERS=(corral-async-w2 kestrel gunicorn-best)
-declare -A LABEL=([corral-async-w2]="Corral async -w 2" [kestrel]="bare Kestrel" [gunicorn-best]="Gunicorn $BEST")
-declare -A KIND=([corral-async-w2]=corral [kestrel]=kestrel [gunicorn-best]=gunicorn)
+# -w 1 as well: one async worker uses every core, and on a busy 2-core machine it can beat -w 2 (the addendum in results/throughput.md).
+SERVERS=(corral-async-w2 kestrel gunicorn-best corral-async-w1)
+declare -A LABEL=([corral-async-w2]="Corral async -w 2" [kestrel]="bare Kestrel" [gunicorn-best]="Gunicorn $BEST" [corral-async-w1]="Corral async -w 1")
+declare -A KIND=([corral-async-w2]=corral [kestrel]=kestrel [gunicorn-best]=gunicorn [corral-async-w1]=corral)
 for id in "${SERVERS[@]}"; do
   port=$(next_port)
   SERVER_PORT[$id]=$port
   case $id in
-    corral-async-w2)
+    corral-async-w2 | corral-async-w1)
       if [[ -n $CORRAL_NOTE ]]; then SERVER_NOTE[$id]=$CORRAL_NOTE; continue; fi
-      SERVER_CMD[$id]="dotnet $(tidy <<<"$CORRAL_DLL") -k async -w 2 -b 127.0.0.1:$port bench/BenchApp/bin/Release/net10.0/BenchApp.dll"
-      start_server "$id" "$OUT" dotnet "$CORRAL_DLL" -k async -w 2 -b "127.0.0.1:$port" "$BENCH_APP_DLL" ;;
+      w=${id##*-w}
+      SERVER_CMD[$id]="dotnet $(tidy <<<"$CORRAL_DLL") -k async -w $w -b 127.0.0.1:$port bench/BenchApp/bin/Release/net10.0/BenchApp.dll"
+      start_server "$id" "$OUT" dotnet "$CORRAL_DLL" -k async -w "$w" -b "127.0.0.1:$port" "$BENCH_APP_DLL" ;;
     kestrel)
       SERVER_CMD[$id]="dotnet bench/BenchApp/bin/Release/net10.0/BenchApp.dll --urls http://127.0.0.1:$port"
       start_server "$id" "$OUT" dotnet "$BENCH_APP_DLL" --urls "http://127.0.0.1:$port" ;;
