@@ -51,7 +51,7 @@ public static class SettingsTable
         Min = 1,
         Max = 1024,
         EnvVar = "WEB_CONCURRENCY",
-        Help = "The number of worker processes. WEB_CONCURRENCY sets the default, as with Gunicorn. A start: 2-4 x cores for sync, fewer for async.",
+        Help = "The number of worker processes. WEB_CONCURRENCY sets the default, as with Gunicorn. A start: 2-4 x cores for sync (and workers x --threads about that for gthread); for async, 1 or a few per host: one async worker uses every core, and more cost throughput when the cores are busy (docs/deployment.md).",
     };
 
     public static readonly Setting WorkerClass = new()
