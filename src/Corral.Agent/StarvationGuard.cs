@@ -15,8 +15,7 @@ internal sealed class StarvationGuard
 
     public static void Start(int cap)
     {
-        ThreadPool.GetMinThreads(out var workers, out _);
-        var guard = new StarvationGuard(new StarvationPolicy(baseMin: workers, cap: cap));
+        var guard = new StarvationGuard(new StarvationPolicy(cap));
         new Thread(guard.Run) { IsBackground = true, Name = "corral-starvation-guard" }.Start();
     }
 
@@ -29,11 +28,11 @@ internal sealed class StarvationGuard
             Thread.Sleep(StarvationPolicy.Interval);
             var now = Environment.TickCount64;
             var completed = ThreadPool.CompletedWorkItemCount;
+            ThreadPool.GetMinThreads(out var workers, out var io);
             var minimum = _policy.Observe(
-                completed - lastCompleted, ThreadPool.PendingWorkItemCount, ThreadPool.ThreadCount, TimeSpan.FromMilliseconds(now - last));
+                completed - lastCompleted, ThreadPool.PendingWorkItemCount, ThreadPool.ThreadCount, TimeSpan.FromMilliseconds(now - last), workers);
             if (minimum is { } wanted)
             {
-                ThreadPool.GetMinThreads(out _, out var io);
                 ThreadPool.SetMinThreads(wanted, io);
             }
             lastCompleted = completed;
@@ -48,27 +47,32 @@ internal sealed class StarvationGuard
 /// wake-up means the whole process was paused: a GC, or other processes holding the cores; more
 /// threads would not help then). After <see cref="StallsToRaise"/> stalled intervals in a row the
 /// minimum goes up to the threads there are plus the queued work (at most the cap); after
-/// <see cref="CalmToLower"/> without a stall it goes back to where it was. Before, a single 25 ms
-/// interval without a completion raised it for good: under load on a busy machine that happens by
-/// chance, and the workers grew to 40-60 threads that then all competed for the cores.
+/// <see cref="CalmToLower"/> without a stall it goes back to what it was before, unless something
+/// else (the app) has set it in between. Before, a single 25 ms interval without a completion raised
+/// it for good: under load on a busy machine that happens by chance, and the workers grew to 40-60
+/// threads that then all competed for the cores.
 /// </summary>
-internal sealed class StarvationPolicy(int baseMin, int cap)
+internal sealed class StarvationPolicy(int cap)
 {
     public static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(25);
     public const int StallsToRaise = 3;
     public static readonly TimeSpan CalmToLower = TimeSpan.FromSeconds(10);
 
-    private readonly int _baseMin = baseMin;
-    private int _minimum = baseMin;
     private int _stalls;
     private TimeSpan _calm;
+    private int? _raisedTo;
+    private int _restoreTo;
 
-    /// <summary>The minimum currently asked of the pool.</summary>
-    public int Minimum => _minimum;
-
-    /// <summary>One interval's observation; returns the pool minimum to set now, or null to leave it.</summary>
-    public int? Observe(long completedInInterval, long pending, int threads, TimeSpan elapsed)
+    /// <summary>
+    /// One interval's observation, with the pool's minimum as it is now; returns the minimum to set
+    /// now, or null to leave it.
+    /// </summary>
+    public int? Observe(long completedInInterval, long pending, int threads, TimeSpan elapsed, int currentMinimum)
     {
+        if (_raisedTo is { } raised && raised != currentMinimum)
+        {
+            _raisedTo = null; // set by someone else since: theirs to keep
+        }
         var onTime = elapsed <= Interval * 2;
         if (pending > 0 && completedInInterval == 0 && onTime)
         {
@@ -78,15 +82,19 @@ internal sealed class StarvationPolicy(int baseMin, int cap)
                 return null;
             }
             var wanted = (int)Math.Min(cap, threads + pending);
-            if (wanted <= _minimum)
+            if (wanted <= currentMinimum)
             {
                 return null;
             }
-            _minimum = wanted;
+            if (_raisedTo is null)
+            {
+                _restoreTo = currentMinimum;
+            }
+            _raisedTo = wanted;
             return wanted;
         }
         _stalls = 0;
-        if (_minimum <= _baseMin)
+        if (_raisedTo is null)
         {
             return null;
         }
@@ -96,7 +104,7 @@ internal sealed class StarvationPolicy(int baseMin, int cap)
             return null;
         }
         _calm = TimeSpan.Zero;
-        _minimum = _baseMin;
-        return _baseMin;
+        _raisedTo = null;
+        return _restoreTo;
     }
 }
