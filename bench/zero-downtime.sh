@@ -15,7 +15,8 @@
 # With --rounds R, only the quiet, HUP and recycling runs, for the --profiles given, in alternation
 # R times over; each round's ratios are against that round's quiet run, and the report gives each
 # one and their median (this machine's noise is 10-20% between identical runs). Writes
-# bench/results/zero-downtime-rounds-PROFILES.md (e.g. zero-downtime-rounds-default-aot.md).
+# bench/results/zero-downtime-rounds-PROFILES.md (e.g. zero-downtime-rounds-default-aot.md; with a
+# --workers other than 2, zero-downtime-rounds-default-aot-w1.md).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -159,6 +160,7 @@ scenarios() {
   run "max-requests$sfx" "true" --max-requests 20000 --max-requests-jitter 2000 "$@"
 }
 if [ "$ROUNDS" -gt 0 ]; then
+  ROUNDS_MD="$BENCH_DIR/results/zero-downtime-rounds-${PROFILES//,/-}$([ "$WORKERS" = 2 ] || echo "-w$WORKERS").md"
   for r in $(seq 1 "$ROUNDS"); do
     for p in ${PROFILES//,/ }; do
       case $p in
@@ -206,8 +208,8 @@ if [ "$ROUNDS" -gt 0 ]; then
     echo "Targets (#5): 0 socket errors and 0 non-2xx; HUP every 3 s and max-requests recycling at >= 90% of the quiet throughput."
     echo "CPU per request counts the master and every worker, the ones that exited during the run included: unlike req/s, it does not"
     echo "depend on what else the machine runs, so it shows what reloads and recycles cost even when the rounds' req/s scatter."
-  } | tidy >"$BENCH_DIR/results/zero-downtime-rounds-${PROFILES//,/-}.md"
-  cat "$BENCH_DIR/results/zero-downtime-rounds-${PROFILES//,/-}.md"
+  } | tidy >"$ROUNDS_MD"
+  cat "$ROUNDS_MD"
   exit 0
 fi
 
