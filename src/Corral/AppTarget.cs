@@ -61,27 +61,51 @@ public sealed record AppTarget(string FileName, string[] Arguments, string Displ
     /// </summary>
     private static void RejectDisabledStartupHooks(string app, string runtimeConfig)
     {
-        if (!File.Exists(runtimeConfig))
+        if (StartupHooksProblem(app, runtimeConfig) is { } problem)
         {
-            return;
+            throw new AppException(problem, 2);
+        }
+    }
+
+    /// <summary>
+    /// What is wrong with the runtimeconfig.json beside the app for corral's agent (startup hooks off,
+    /// or not JSON), or null. Checked at start, and again at each spawn: a release swapped in later
+    /// through a `current` symlink may be such a build.
+    /// </summary>
+    public static string? StartupHooksProblem(string app, string runtimeConfig)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText(runtimeConfig);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return null; // a Native AOT executable has none; a missing app fails at its start
         }
         try
         {
-            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(runtimeConfig));
+            using var doc = System.Text.Json.JsonDocument.Parse(text);
             if (doc.RootElement.TryGetProperty("runtimeOptions", out var options)
                 && options.TryGetProperty("configProperties", out var properties)
                 && properties.TryGetProperty("System.StartupHookProvider.IsSupported", out var supported)
                 && supported.ValueKind == System.Text.Json.JsonValueKind.False)
             {
-                throw new AppException($"APP {app}: {Path.GetFileName(runtimeConfig)} switches startup hooks off (a trimmed or PublishAot build), so corral's agent cannot load: "
-                    + "build it with <StartupHookSupport>true</StartupHookSupport>, or publish it as Native AOT with Corral.Agent linked in (docs/deployment.md, \"Native AOT apps\")", 2);
+                return $"APP {app}: {Path.GetFileName(runtimeConfig)} switches startup hooks off (a trimmed or PublishAot build), so corral's agent cannot load: "
+                    + "build it with <StartupHookSupport>true</StartupHookSupport>, or publish it as Native AOT with Corral.Agent linked in (docs/deployment.md, \"Native AOT apps\")";
             }
+            return null;
         }
         catch (System.Text.Json.JsonException e)
         {
-            throw new AppException($"APP {app}: {Path.GetFileName(runtimeConfig)} is not valid JSON ({e.Message})", 2);
+            return $"APP {app}: {Path.GetFileName(runtimeConfig)} is not valid JSON ({e.Message})";
         }
     }
+
+    /// <summary>The runtimeconfig.json that goes with this target (beside a .dll, or an apphost's).</summary>
+    public string RuntimeConfigPath => DisplayPath.EndsWith(".dll", StringComparison.OrdinalIgnoreCase)
+        ? Path.ChangeExtension(DisplayPath, ".runtimeconfig.json")
+        : DisplayPath + ".runtimeconfig.json";
 
     /// <summary>The dotnet host that runs corral, else the one on PATH.</summary>
     public static string DotnetHost()

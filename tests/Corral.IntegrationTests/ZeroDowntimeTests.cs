@@ -223,6 +223,37 @@ public sealed class SymlinkDeployTests : IDisposable
         Assert.All(now, pid => Assert.Equal(v3, File.ResolveLinkTarget($"/proc/{pid}/cwd", returnFinalTarget: false)?.FullName));
     }
 
+    [Fact]
+    public async Task AReleaseWithStartupHooksOffIsRefusedAtItsSpawnAndTheOldWorkersStay()
+    {
+        var apps = await TestApps.GetAsync();
+        var built = Path.GetDirectoryName(apps.TestApp)!;
+        var v1 = Copy(built, "v1");
+        var trimmed = Copy(built, "v2-trimmed");
+        var config = Path.Combine(trimmed, "TestApp.runtimeconfig.json");
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(config))!;
+        var options = json["runtimeOptions"]!.AsObject();
+        if (options["configProperties"] is null)
+        {
+            options["configProperties"] = new System.Text.Json.Nodes.JsonObject();
+        }
+        options["configProperties"]!["System.StartupHookProvider.IsSupported"] = false; // as a trimmed build writes it
+        File.WriteAllText(config, json.ToJsonString());
+        var current = Path.Combine(_dir, "current");
+        File.CreateSymbolicLink(current, v1);
+
+        using var corral = CorralProcess.Start(["-w", "2", "-b", "127.0.0.1:0", "--log-level", "debug", Path.Combine(current, "TestApp.dll")]);
+        var port = await corral.PortAsync();
+        var old = await corral.WaitForWorkersAsync(2, TimeSpan.FromSeconds(30));
+
+        Swap(current, trimmed);
+        corral.Signal(SIGHUP);
+        await corral.WaitForLineAsync("Reload failed: keeping the old workers", TimeSpan.FromSeconds(30));
+        Assert.Contains("Can't start a worker: APP " + Path.Combine(current, "TestApp.dll") + ": TestApp.runtimeconfig.json switches startup hooks off", corral.Output);
+        Assert.Equal(200, (await Http.GetAsync(port, "/")).Status);
+        Assert.Equal(old, await corral.WaitForWorkersAsync(2, TimeSpan.FromSeconds(10)));
+    }
+
     private string Copy(string from, string name)
     {
         var to = Path.Combine(_dir, "releases", name);

@@ -444,6 +444,33 @@ public class ArbiterTests
     }
 
     [Fact]
+    public void Hup_whose_new_workers_cannot_even_start_keeps_the_old_ones_and_does_not_retry()
+    {
+        // `current` swapped to a release with startup hooks off: ProcessHost refuses to spawn it.
+        var rig = new ArbiterRig("-w", "2").Booted();
+        var old = rig.Pids;
+        rig.NextConfig = Settings.Ok("-w", "3", "App.dll");
+        rig.Host.FailSpawnWith = "APP current/App.dll: App.runtimeconfig.json switches startup hooks off";
+        rig.Signal(Signals.HUP);
+
+        Assert.False(rig.Arbiter.Finished);
+        Assert.True(rig.Log.Has("error", "Can't start a worker: APP current/App.dll: App.runtimeconfig.json switches startup hooks off"));
+        Assert.True(rig.Log.Has("error", "Reload failed: keeping the old workers"));
+        Assert.Equal(2, rig.Arbiter.DesiredWorkers); // the old configuration again
+        rig.Run(TimeSpan.FromSeconds(60), S, rig.HeartbeatAll);
+        Assert.Equal(old, rig.ServingPids);
+        Assert.Equal(2, rig.Host.Spawned.Count); // no retry, no back-off loop
+        Assert.All(old, pid => Assert.Empty(rig.Host.SignalsTo(pid)));
+
+        // Fixed and HUP: the reload goes through.
+        rig.Host.FailSpawnWith = null;
+        rig.Signal(Signals.HUP);
+        Assert.Equal(3, rig.Booting.Length);
+        rig.ReadyAll();
+        Assert.All(old, pid => Assert.Equal([Signals.TERM], rig.Host.SignalsTo(pid)));
+    }
+
+    [Fact]
     public void Hup_with_an_invalid_config_changes_nothing()
     {
         var rig = new ArbiterRig("-w", "2").Booted();

@@ -383,6 +383,10 @@ public sealed class Arbiter
             {
                 Halt("Worker failed to boot.", 3, e.Message);
             }
+            else if (ReloadCanFail)
+            {
+                FailReload();
+            }
             else
             {
                 Backoff();
@@ -415,30 +419,38 @@ public sealed class Arbiter
             Halt("Worker failed to boot.", 3, why);
             return;
         }
-        if (w.Generation == _generation && _generation != 0 && _workers.Values.Any(o => o.Generation < _generation && o.IsServing))
+        if (w.Generation == _generation && ReloadCanFail)
         {
-            // A reload whose new workers cannot boot: keep the old ones serving.
             _log.Error($"Worker failed to boot (pid:{w.Pid}): {why}");
-            _log.Error("Reload failed: keeping the old workers; fix the app and send HUP again");
-            _reloading = false;
-            Notify?.Invoke("READY=1\nSTATUS=Reload failed: serving with the old workers");
-            // TERM: a sibling may already listen and hold connections (see ManageWorkers).
-            foreach (var n in _workers.Values.Where(o => o.Generation == _generation && o.IsServing).ToList())
-            {
-                StopWorker(n, Signals.TERM);
-            }
-            _generation = _workers.Values.Where(o => o.IsServing).Select(o => o.Generation).DefaultIfEmpty(_generation).Max();
-            if (_configBeforeReload is { } previous)
-            {
-                // The old workers run the old configuration: respawns must use it too.
-                Config = previous.Config;
-                DesiredWorkers = previous.Desired;
-                _configBeforeReload = null;
-            }
+            FailReload();
             return;
         }
         _log.Error($"Worker failed to boot (pid:{w.Pid}): {why}");
         Backoff();
+    }
+
+    /// <summary>A new generation is booting while older workers still serve: if it cannot start, they stay.</summary>
+    private bool ReloadCanFail => _generation != 0 && _workers.Values.Any(o => o.Generation < _generation && o.IsServing);
+
+    /// <summary>A reload whose new workers cannot boot (or not even start): keep the old ones serving.</summary>
+    private void FailReload()
+    {
+        _log.Error("Reload failed: keeping the old workers; fix the app and send HUP again");
+        _reloading = false;
+        Notify?.Invoke("READY=1\nSTATUS=Reload failed: serving with the old workers");
+        // TERM: a sibling may already listen and hold connections (see ManageWorkers).
+        foreach (var n in _workers.Values.Where(o => o.Generation == _generation && o.IsServing).ToList())
+        {
+            StopWorker(n, Signals.TERM);
+        }
+        _generation = _workers.Values.Where(o => o.IsServing).Select(o => o.Generation).DefaultIfEmpty(_generation).Max();
+        if (_configBeforeReload is { } previous)
+        {
+            // The old workers run the old configuration: respawns must use it too.
+            Config = previous.Config;
+            DesiredWorkers = previous.Desired;
+            _configBeforeReload = null;
+        }
     }
 
     private void Backoff()

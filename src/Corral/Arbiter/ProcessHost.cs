@@ -33,8 +33,13 @@ public sealed class ProcessHost(
 
     public int Spawn(CorralConfig config)
     {
-        var (parentFd, childFd) = Native.SocketPair();
         var app = App;
+        // Checked at each spawn, not only at start: `current` may now point at a release built with hooks off.
+        if (AppTarget.StartupHooksProblem(app.DisplayPath, app.RuntimeConfigPath) is { } problem)
+        {
+            throw new SpawnException(problem);
+        }
+        var (parentFd, childFd) = Native.SocketPair();
         var psi = new ProcessStartInfo(app.FileName)
         {
             UseShellExecute = false,
