@@ -85,6 +85,49 @@ public sealed class ToolPackageTests : IDisposable
         Assert.Contains("Microsoft.AspNetCore.App", spec);
     }
 
+    [Fact]
+    public async Task ANativeAotAppThatReferencesTheAgentPackageServesUnderCorral()
+    {
+        // docs/deployment.md's route, end to end: pack, a package source, the conditional reference, an AOT publish, corral.
+        var feed = Path.Combine(_dir, "agent-feed-e2e");
+        // A version of its own, so that no copy of an earlier pack in the NuGet cache stands in for this one.
+        var version = "0.0.0-e2e." + DateTime.UtcNow.ToString("yyyyMMddHHmmssfff", System.Globalization.CultureInfo.InvariantCulture);
+        await RunAsync("dotnet", "pack", Path.Combine(TestApps.RepoRoot, "src", "Corral.Agent", "Corral.Agent.csproj"), "-c", "Release", "-o", feed, "--nologo",
+            $"-p:PackageVersion={version}", "-p:UseSharedCompilation=false", "--disable-build-servers");
+
+        var app = Path.Combine(_dir, "AotApp");
+        Directory.CreateDirectory(app);
+        await File.WriteAllTextAsync(Path.Combine(app, "Directory.Build.props"), "<Project />"); // a user's app, not the repository's
+        await File.WriteAllTextAsync(Path.Combine(app, "nuget.config"), $"""
+            <?xml version="1.0" encoding="utf-8"?>
+            <configuration><packageSources><add key="corral" value="{feed}" /></packageSources></configuration>
+            """);
+        await File.WriteAllTextAsync(Path.Combine(app, "AotApp.csproj"), $"""
+            <Project Sdk="Microsoft.NET.Sdk.Web">
+              <PropertyGroup><TargetFramework>net10.0</TargetFramework><ImplicitUsings>enable</ImplicitUsings><InvariantGlobalization>true</InvariantGlobalization></PropertyGroup>
+              <ItemGroup Condition="'$(PublishAot)' == 'true'">
+                <PackageReference Include="Corral.Agent" Version="{version}" />
+              </ItemGroup>
+            </Project>
+            """);
+        await File.WriteAllTextAsync(Path.Combine(app, "Program.cs"), """
+            var app = WebApplication.CreateSlimBuilder(args).Build();
+            app.MapGet("/", () => "AOT, agent from the package");
+            app.Run();
+            """);
+        var output = Path.Combine(app, "out");
+        await RunAsync("dotnet", "publish", Path.Combine(app, "AotApp.csproj"), "-c", "Release", "-r", "linux-x64", "-p:PublishAot=true", "-o", output,
+            "--nologo", "-p:UseSharedCompilation=false", "--disable-build-servers");
+        var exe = Path.Combine(output, "AotApp");
+        Assert.False(File.Exists(exe + ".dll"), "a Native AOT app has no IL beside it");
+
+        using var corral = CorralProcess.Start(["-w", "2", "-b", "127.0.0.1:0", "--log-level", "debug", exe]);
+        var port = await corral.PortAsync();
+        await corral.WaitForWorkersAsync(2, TimeSpan.FromSeconds(30));
+        Assert.Equal((200, "AOT, agent from the package"), await Http.GetAsync(port, "/"));
+        Assert.DoesNotContain("agent never started", corral.Output);
+    }
+
     private static async Task<(int Code, string Output)> RunAsync(string file, params string[] args)
     {
         var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
