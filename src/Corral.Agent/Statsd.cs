@@ -120,9 +120,11 @@ public sealed record StatsdAddress(string? Host, int Port, string? UnixPath)
 
     /// <summary>
     /// Resolves the host once (an IPv4 address first, as Gunicorn sends over IPv4): the text a worker
-    /// gets (IP:PORT, [IPv6]:PORT or unix:FULLPATH), so that no worker looks the name up again.
+    /// gets (IP:PORT, [IPv6]:PORT or unix:FULLPATH), so that no worker looks the name up again. The
+    /// master does this on its loop (at start and at HUP), so a resolver that does not answer is given
+    /// up on after <paramref name="timeout"/> (5 s if not given).
     /// </summary>
-    public string Resolve()
+    public string Resolve(TimeSpan? timeout = null)
     {
         if (UnixPath is not null)
         {
@@ -131,13 +133,19 @@ public sealed record StatsdAddress(string? Host, int Port, string? UnixPath)
         if (!IPAddress.TryParse(Host, out var ip))
         {
             IPAddress[] all;
+            var limit = timeout ?? TimeSpan.FromSeconds(5);
+            using var cts = new CancellationTokenSource(limit);
             try
             {
-                all = Dns.GetHostAddresses(Host!);
+                all = Dns.GetHostAddressesAsync(Host!, cts.Token).WaitAsync(limit).GetAwaiter().GetResult();
             }
             catch (SocketException e)
             {
                 throw new StatsdException($"cannot resolve {Host}: {e.Message}");
+            }
+            catch (Exception e) when (e is OperationCanceledException or TimeoutException)
+            {
+                throw new StatsdException($"cannot resolve {Host}: no answer within {limit.TotalSeconds:0.#} s");
             }
             ip = all.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork)
                 ?? all.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetworkV6)

@@ -67,10 +67,20 @@ catch (Exception e) when (e is IOException or UnauthorizedAccessException)
 }
 
 // HUP re-reads everything from the same sources: the config file, CORRAL_CMD_ARGS, the command line.
+// The statsd host's last address stands in if its lookup fails now (a resolver down must not fail a deploy).
+var statsd = config.StatsdHost is { } host && config.StatsdTarget is { } target ? new StatsdFallback(host, target) : null;
 CorralConfig? Reload()
 {
     var current = Environment.GetEnvironmentVariables().Cast<DictionaryEntry>().ToDictionary(e => (string)e.Key, e => (string?)e.Value);
-    var again = ConfigLoader.Load(args, current);
+    var again = ConfigLoader.Load(args, current, statsdFallback: statsd);
+    foreach (var warning in again.Warnings)
+    {
+        log.Warning($"Reload: {warning}");
+    }
+    if (again.Config is { StatsdHost: { } h, StatsdTarget: { } t })
+    {
+        statsd = new StatsdFallback(h, t);
+    }
     if (again.Config is null)
     {
         log.Error($"Reload: {again.Error}");

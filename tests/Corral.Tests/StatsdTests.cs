@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Corral.Agent;
+using Corral.Settings;
 
 namespace Corral.Tests;
 
@@ -46,6 +47,33 @@ public class StatsdTests
     {
         var error = Settings.Error("--statsd-host", "no-such-host.invalid:8125", "App.dll");
         Assert.StartsWith("--statsd-host (statsd_host): 'no-such-host.invalid:8125' is not valid: cannot resolve no-such-host.invalid", error);
+    }
+
+    [Fact]
+    public void A_reload_keeps_the_hosts_last_address_when_its_lookup_fails_now()
+    {
+        string[] argv = ["--statsd-host", "no-such-host.invalid:8125", "App.dll"];
+        var reload = ConfigLoader.Load(argv, Settings.NoEnv, TextWriter.Null, new StatsdFallback("no-such-host.invalid:8125", "10.1.2.3:8125"));
+        Assert.Null(reload.Error);
+        Assert.Equal("10.1.2.3:8125", reload.Config!.StatsdTarget);
+        var warning = Assert.Single(reload.Warnings);
+        Assert.StartsWith("--statsd-host no-such-host.invalid:8125: cannot resolve no-such-host.invalid", warning);
+        Assert.EndsWith("; keeping its last address, 10.1.2.3:8125", warning);
+        Settings.AssertOneLine(warning);
+
+        // Another host has no last address: the reload fails, as a start would.
+        var other = ConfigLoader.Load(argv, Settings.NoEnv, TextWriter.Null, new StatsdFallback("statsd.internal:8125", "10.1.2.3:8125"));
+        Assert.Null(other.Config);
+        Assert.StartsWith("--statsd-host (statsd_host): 'no-such-host.invalid:8125' is not valid: cannot resolve no-such-host.invalid", other.Error);
+    }
+
+    [Fact]
+    public void A_reload_looks_the_host_up_again_when_it_can()
+    {
+        var reload = ConfigLoader.Load(["--statsd-host", "localhost:9125", "App.dll"], Settings.NoEnv, TextWriter.Null,
+            new StatsdFallback("localhost:9125", "10.9.9.9:9125"));
+        Assert.Equal("127.0.0.1:9125", reload.Config!.StatsdTarget);
+        Assert.Empty(reload.Warnings);
     }
 
     [Theory]

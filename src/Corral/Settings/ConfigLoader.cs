@@ -8,7 +8,13 @@ namespace Corral.Settings;
 public sealed record LoadResult(CorralConfig? Config, string? Error, bool ShowedHelp = false)
 {
     public static LoadResult Fail(string error) => new(null, error);
+
+    /// <summary>What the configuration is good for but worth a line in the log (a reload's statsd lookup that failed).</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
 }
+
+/// <summary>The address a --statsd-host name had at the last load: what a reload keeps if the lookup fails now.</summary>
+public sealed record StatsdFallback(string Host, string Target);
 
 /// <summary>
 /// Resolves the settings from their layers, lowest first: defaults (and a setting's env var, such as
@@ -19,7 +25,12 @@ public static class ConfigLoader
 {
     public const string CmdArgsVariable = "CORRAL_CMD_ARGS";
 
-    public static LoadResult Load(string[] argv, IReadOnlyDictionary<string, string?> env, TextWriter? helpOutput = null)
+    /// <param name="statsdFallback">
+    /// At HUP: the --statsd-host of the running configuration and its address. If the host is the
+    /// same and its lookup fails or takes more than a second now, the reload keeps that address (with
+    /// a warning) instead of failing or holding up the master's loop.
+    /// </param>
+    public static LoadResult Load(string[] argv, IReadOnlyDictionary<string, string?> env, TextWriter? helpOutput = null, StatsdFallback? statsdFallback = null)
     {
         var cli = BuildCommand();
         var parsed = cli.Root.Parse(argv);
@@ -105,12 +116,19 @@ public static class ConfigLoader
             }
             // --statsd-host: looked up once, here, so a name that does not resolve stops corral before it starts.
             string? statsdTarget = null;
+            List<string> warnings = [];
             if (values[SettingsTable.StatsdHost.Name] is string statsdHost)
             {
+                var known = statsdFallback is { } f && f.Host == statsdHost ? f.Target : null;
                 try
                 {
                     Agent.StatsdAddress.TryParse(statsdHost, out var address, out _);
-                    statsdTarget = address!.Resolve();
+                    statsdTarget = address!.Resolve(known is null ? null : TimeSpan.FromSeconds(1));
+                }
+                catch (Agent.StatsdException e) when (known is not null)
+                {
+                    statsdTarget = known;
+                    warnings.Add($"--statsd-host {statsdHost}: {e.Message}; keeping its last address, {known}");
                 }
                 catch (Agent.StatsdException e)
                 {
@@ -119,7 +137,7 @@ public static class ConfigLoader
                     throw new SettingException(SettingsTable.StatsdHost, statsdHost, $"{reason} (from {(source == "command line" ? "the command line" : source)})");
                 }
             }
-            return new LoadResult(new CorralConfig(values, sources) { StatsdTarget = statsdTarget }, null);
+            return new LoadResult(new CorralConfig(values, sources) { StatsdTarget = statsdTarget }, null) { Warnings = warnings };
         }
         catch (SettingException e)
         {
