@@ -7,7 +7,8 @@
 #
 # The reload and recycling scenarios run three times: with the runtime's defaults and the app as
 # `dotnet build` leaves it; as docs/deployment.md's "Fast worker boots" advises for frequent reloads
-# and recycling (the app published ReadyToRun, workers with DOTNET_TieredPGO=0); and with the app
+# and recycling (the app published ReadyToRun, workers with DOTNET_TieredPGO=0 and
+# DOTNET_TC_CallCountingDelayMs=0); and with the app
 # published as Native AOT (docs/deployment.md, "Native AOT apps"). Each profile is compared with its
 # own baselines. Writes bench/results/zero-downtime.md. About 14 x duration + boots and publishing
 # (default 30 s: ~10 minutes).
@@ -24,6 +25,8 @@ DURATION=30
 WORKERS=2
 ROUNDS=0
 PROFILES=default,fast,aot
+# docs/deployment.md, "Fast worker boots": no instrumented tier, and hot methods optimised without waiting.
+FAST_ENV=(-e DOTNET_TieredPGO=0 -e DOTNET_TC_CallCountingDelayMs=0)
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
@@ -165,7 +168,7 @@ if [ "$ROUNDS" -gt 0 ]; then
     for p in ${PROFILES//,/ }; do
       case $p in
         default) APP_DLL=$SEED_DLL; scenarios "-r$r" ;;
-        fast) APP_DLL=$SEED_R2R_DLL; scenarios "-fast-r$r" -e DOTNET_TieredPGO=0 ;;
+        fast) APP_DLL=$SEED_R2R_DLL; scenarios "-fast-r$r" "${FAST_ENV[@]}" ;;
         aot) APP_DLL=$SEED_AOT_EXE; scenarios "-aot-r$r" ;;
       esac
     done
@@ -176,7 +179,7 @@ if [ "$ROUNDS" -gt 0 ]; then
     echo "wrk (keep-alive connections, no retries) against SeedApp's \`/\` under corral \`-w $WORKERS\` (async class), Production, Redis running."
     echo "Each run is a fresh corral; each round runs every profile's quiet, HUP-every-3-s and \`--max-requests 20000 --max-requests-jitter 2000\`"
     echo "runs one after the other, and each ratio is against the same round's quiet run of the same profile. Profiles: \`default\` (the app as"
-    echo "\`dotnet build\` leaves it), \`fast\` (published ReadyToRun, workers with \`DOTNET_TieredPGO=0\`), \`aot\` (published as Native AOT:"
+    echo "\`dotnet build\` leaves it), \`fast\` (published ReadyToRun, workers with \`DOTNET_TieredPGO=0\` and \`DOTNET_TC_CallCountingDelayMs=0\`), \`aot\` (published as Native AOT:"
     echo "docs/deployment.md, \"Native AOT apps\")."
     echo
     echo "- command: \`bench/zero-downtime.sh --rounds $ROUNDS --profiles $PROFILES --duration $DURATION --workers $WORKERS\`"
@@ -220,8 +223,8 @@ run usr2-upgrade 'sleep '"$STEP"'; OLD=$(cat '"$OUT"'/corral.pid); kill -USR2 $O
 run kill-9-worker 'sleep '"$STEP"'; kill -9 $(pgrep -P $(cat '"$OUT"'/corral.pid) | head -1)'
 run baseline-again "true"
 APP_DLL=$SEED_R2R_DLL
-scenarios "-fast" -e DOTNET_TieredPGO=0
-run baseline-fast-again "true" -e DOTNET_TieredPGO=0
+scenarios "-fast" "${FAST_ENV[@]}"
+run baseline-fast-again "true" "${FAST_ENV[@]}"
 APP_DLL=$SEED_AOT_EXE
 scenarios "-aot"
 run baseline-aot-again "true"
@@ -241,7 +244,7 @@ done
   echo
   echo "wrk (keep-alive connections, no retries) against SeedApp's \`/\` under corral \`-w $WORKERS\` (async class), Production, Redis running."
   echo "Each scenario is a fresh corral; throughput is compared with the mean of its profile's two quiet baselines: the \`-fast\` rows"
-  echo "(SeedApp published ReadyToRun, workers with \`DOTNET_TieredPGO=0\`: docs/deployment.md, \"Fast worker boots\") with \`baseline-fast\`,"
+  echo "(SeedApp published ReadyToRun, workers with \`DOTNET_TieredPGO=0\` and \`DOTNET_TC_CallCountingDelayMs=0\`: docs/deployment.md, \"Fast worker boots\") with \`baseline-fast\`,"
   echo "the \`-aot\` rows (SeedApp published as Native AOT: docs/deployment.md, \"Native AOT apps\") with \`baseline-aot\`."
   echo "Quiet baselines side by side: default $(printf '%.0f' "${BASE[x]}") req/s, fast $(printf '%.0f' "${BASE[x-fast]}") req/s, Native AOT $(printf '%.0f' "${BASE[x-aot]}") req/s."
   echo
