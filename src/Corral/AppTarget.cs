@@ -36,35 +36,31 @@ public sealed record AppTarget(string FileName, string[] Arguments, string Displ
         {
             path = Build(path, log);
         }
+        AppTarget target;
         if (path.EndsWith(".dll", StringComparison.OrdinalIgnoreCase))
         {
-            var runtimeConfig = Path.ChangeExtension(path, ".runtimeconfig.json");
-            if (!File.Exists(runtimeConfig))
+            target = new AppTarget(DotnetHost(), [path], path, Path.GetDirectoryName(path)!);
+            if (!File.Exists(target.RuntimeConfigPath))
             {
-                throw new AppException($"APP {app}: {Path.GetFileName(path)} has no {Path.GetFileName(runtimeConfig)} beside it: it is a library, not a built app", 2);
+                throw new AppException($"APP {app}: {Path.GetFileName(path)} has no {Path.GetFileName(target.RuntimeConfigPath)} beside it: it is a library, not a built app", 2);
             }
-            RejectDisabledStartupHooks(app, runtimeConfig);
-            return new AppTarget(DotnetHost(), [path], path, Path.GetDirectoryName(path)!);
         }
-        if ((File.GetUnixFileMode(path) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) == 0)
+        else if ((File.GetUnixFileMode(path) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) == 0)
         {
             throw new AppException($"APP {app}: not a .dll, a .csproj or an executable", 2);
         }
-        // An apphost has its runtimeconfig.json beside it; a Native AOT executable has none (and links the agent in).
-        RejectDisabledStartupHooks(app, path + ".runtimeconfig.json");
-        return new AppTarget(path, [], path, Path.GetDirectoryName(path)!);
-    }
-
-    /// <summary>
-    /// Trimmed and AOT builds switch startup hooks off in runtimeconfig.json: the agent would never load,
-    /// and the app would bind its own port. Say so before any worker starts.
-    /// </summary>
-    private static void RejectDisabledStartupHooks(string app, string runtimeConfig)
-    {
-        if (StartupHooksProblem(app, runtimeConfig) is { } problem)
+        else
+        {
+            // An apphost has its runtimeconfig.json beside it; a Native AOT executable has none (and links the agent in).
+            target = new AppTarget(path, [], path, Path.GetDirectoryName(path)!);
+        }
+        // Trimmed and AOT builds switch startup hooks off: the agent would never load, and the app would
+        // bind its own port. Say so before any worker starts (ProcessHost checks again at each spawn).
+        if (StartupHooksProblem(app, target.RuntimeConfigPath) is { } problem)
         {
             throw new AppException(problem, 2);
         }
+        return target;
     }
 
     /// <summary>
