@@ -195,12 +195,8 @@ public sealed class SymlinkDeployTests : IDisposable
         var broken = Copy(built, "v2-broken");
         File.WriteAllText(Path.Combine(broken, "TestApp.dll"), "not an assembly"); // a botched upload
         var v3 = Copy(built, "v3");
-        var current = Path.Combine(_dir, "current");
-        File.CreateSymbolicLink(current, v1);
-
-        using var corral = CorralProcess.Start(["-w", "2", "-b", "127.0.0.1:0", "--log-level", "debug", Path.Combine(current, "TestApp.dll")]);
-        var port = await corral.PortAsync();
-        var old = await corral.WaitForWorkersAsync(2, TimeSpan.FromSeconds(30));
+        var (corral, port, old, current) = await StartOnCurrentAsync(v1);
+        using var _ = corral;
 
         Swap(current, broken);
         corral.Signal(SIGHUP);
@@ -239,12 +235,8 @@ public sealed class SymlinkDeployTests : IDisposable
         }
         options["configProperties"]!["System.StartupHookProvider.IsSupported"] = false; // as a trimmed build writes it
         File.WriteAllText(config, json.ToJsonString());
-        var current = Path.Combine(_dir, "current");
-        File.CreateSymbolicLink(current, v1);
-
-        using var corral = CorralProcess.Start(["-w", "2", "-b", "127.0.0.1:0", "--log-level", "debug", Path.Combine(current, "TestApp.dll")]);
-        var port = await corral.PortAsync();
-        var old = await corral.WaitForWorkersAsync(2, TimeSpan.FromSeconds(30));
+        var (corral, port, old, current) = await StartOnCurrentAsync(v1);
+        using var _ = corral;
 
         Swap(current, trimmed);
         corral.Signal(SIGHUP);
@@ -252,6 +244,23 @@ public sealed class SymlinkDeployTests : IDisposable
         Assert.Contains("Can't start a worker: APP " + Path.Combine(current, "TestApp.dll") + ": TestApp.runtimeconfig.json switches startup hooks off", corral.Output);
         Assert.Equal(200, (await Http.GetAsync(port, "/")).Status);
         Assert.Equal(old, await corral.WaitForWorkersAsync(2, TimeSpan.FromSeconds(10)));
+    }
+
+    /// <summary>corral -w 2 on `current` -> <paramref name="release"/>, both workers ready.</summary>
+    private async Task<(CorralProcess Corral, int Port, HashSet<int> Workers, string Current)> StartOnCurrentAsync(string release)
+    {
+        var current = Path.Combine(_dir, "current");
+        File.CreateSymbolicLink(current, release);
+        var corral = CorralProcess.Start(["-w", "2", "-b", "127.0.0.1:0", "--log-level", "debug", Path.Combine(current, "TestApp.dll")]);
+        try
+        {
+            return (corral, await corral.PortAsync(), await corral.WaitForWorkersAsync(2, TimeSpan.FromSeconds(30)), current);
+        }
+        catch
+        {
+            corral.Dispose();
+            throw;
+        }
     }
 
     private string Copy(string from, string name)
