@@ -19,6 +19,7 @@ public sealed class AdmissionGate
     private readonly TaskCompletionSource _noConnections = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly List<Func<ValueTask>> _unbinders = [];
     private int _openConnections;
+    private volatile TaskCompletionSource? _held;
 
     private AdmissionGate(int connectionCapacity, int requestCapacity)
     {
@@ -98,9 +99,21 @@ public sealed class AdmissionGate
 
     internal CancellationToken DrainToken => _drain.Token;
 
+    /// <summary>
+    /// While a warm-up runs: accepts that start now wait (one already waiting in accept(2) may still
+    /// take a connection), so new connections go to the workers that are ready.
+    /// </summary>
+    internal void HoldAccepts() => _held = NewSignal();
+
+    internal void ReleaseAccepts() => Interlocked.Exchange(ref _held, null)?.TrySetResult();
+
     /// <summary>Waits until this worker may accept one more connection; the slot is held until <see cref="ReleaseConnection"/>.</summary>
     public async ValueTask AcquireConnectionAsync(CancellationToken ct)
     {
+        if (_held is { } held)
+        {
+            await held.Task.WaitAsync(ct).ConfigureAwait(false);
+        }
         if (_connections is not null)
         {
             await _connections.WaitAsync(ct).ConfigureAwait(false);
@@ -144,13 +157,17 @@ public sealed class AdmissionGate
 }
 
 /// <summary>Kestrel's socket transport, with accept(2) held back by the <see cref="AdmissionGate"/>.</summary>
-internal sealed class GatedListenerFactory(SocketTransportFactory inner, AdmissionGate gate)
+internal sealed class GatedListenerFactory(SocketTransportFactory inner, AdmissionGate gate, Warmup? warmup)
     : IConnectionListenerFactory, IConnectionListenerFactorySelector
 {
     public bool CanBind(EndPoint endpoint) => true;
 
     public async ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
     {
+        if (warmup is not null && endpoint == warmup.Endpoint)
+        {
+            return warmup.Listen();
+        }
         var listener = await inner.BindAsync(endpoint, cancellationToken).ConfigureAwait(false);
         gate.OnUnbind(() => listener.UnbindAsync());
         return new GatedListener(listener, gate);

@@ -39,6 +39,15 @@ public sealed class AgentOptions
     /// <summary>Requests after which the worker asks to be recycled (jitter already applied); 0 = never.</summary>
     public long MaxRequests { get; set; }
 
+    /// <summary>--warmup-requests: in-memory GET requests a new worker serves before it reports ready; 0 = none.</summary>
+    public int WarmupRequests { get; set; }
+
+    /// <summary>--warmup-path.</summary>
+    public string WarmupPath { get; set; } = "/";
+
+    /// <summary>Seconds the warm-up may take at most (half of --timeout): then the worker reports ready anyway.</summary>
+    public double WarmupTimeout { get; set; } = 15;
+
     public int LimitRequestLine { get; set; } = 4094;
     public int LimitRequestFields { get; set; } = 100;
     public int LimitRequestFieldSize { get; set; } = 8190;

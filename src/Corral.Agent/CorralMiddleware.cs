@@ -50,6 +50,12 @@ internal sealed class CorralMiddleware
 
     public async Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
+        if (Warmup.Running && context.Features.Get<WarmupConnection>() is not null)
+        {
+            // Not the clients': no count, no log, no --max-requests.
+            await next(context).ConfigureAwait(false);
+            return;
+        }
         var started = Stopwatch.GetTimestamp();
         var startTime = _accessWriter is null ? default : DateTimeOffset.Now;
         _stats.Begin();

@@ -45,6 +45,7 @@ internal static class HostTakeover
     private static void Configure(IServiceCollection services, AgentOptions options)
     {
         var gate = AdmissionGate.For(options);
+        var warmup = options.WarmupRequests > 0 ? new Warmup(options, gate) : null;
         SizeThreadPool(options);
 
         services.AddSingleton(options);
@@ -53,7 +54,7 @@ internal static class HostTakeover
         services.AddSingleton<CorralMiddleware>();
         // First in the list = outermost in the pipeline: before anything the app or the framework adds.
         services.Insert(0, ServiceDescriptor.Singleton<IStartupFilter, CorralStartupFilter>());
-        services.AddHostedService<CorralLifetime>();
+        services.AddHostedService(sp => new CorralLifetime(sp.GetRequiredService<IHostApplicationLifetime>(), warmup));
         // Replaces the console lifetime: TERM drains first (see CorralHostLifetime).
         services.AddSingleton<IHostLifetime, CorralHostLifetime>();
         services.AddSingleton<ILoggerProvider, BootErrorLoggerProvider>();
@@ -61,13 +62,13 @@ internal static class HostTakeover
         // Registered last, so Kestrel tries it first (it walks the transport factories in reverse).
         services.AddSingleton<IConnectionListenerFactory>(sp => new GatedListenerFactory(
             new SocketTransportFactory(sp.GetRequiredService<IOptions<SocketTransportOptions>>(), sp.GetRequiredService<ILoggerFactory>()),
-            gate));
+            gate, warmup));
 
         services.PostConfigure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(options.GracefulTimeout));
-        services.PostConfigure<KestrelServerOptions>(k => ConfigureKestrel(k, options));
+        services.PostConfigure<KestrelServerOptions>(k => ConfigureKestrel(k, options, warmup));
     }
 
-    private static void ConfigureKestrel(KestrelServerOptions kestrel, AgentOptions options)
+    private static void ConfigureKestrel(KestrelServerOptions kestrel, AgentOptions options, Warmup? warmup)
     {
         var overridden = new List<string>();
         // Endpoints the app declared in code (ListenAnyIP, Listen, ...) go: corral owns the sockets.
@@ -108,6 +109,11 @@ internal static class HostTakeover
                 }
                 tls?.Invoke(listen);
             });
+        }
+        if (warmup is not null)
+        {
+            // In memory, plain HTTP/1.1: no TLS or PROXY header to speak (see Warmup).
+            kestrel.Listen(warmup.Endpoint, listen => listen.Protocols = HttpProtocols.Http1);
         }
 
         var limits = kestrel.Limits;
@@ -190,13 +196,27 @@ internal sealed class CorralHostLifetime(IHostApplicationLifetime lifetime, Admi
     public void Dispose() => _term?.Dispose();
 }
 
-/// <summary>Reports "ready" once Kestrel listens, and lets the agent stop the app gracefully.</summary>
-internal sealed class CorralLifetime(IHostApplicationLifetime lifetime) : IHostedService
+/// <summary>
+/// Reports "ready" once the app has started and Kestrel listens (after the warm-up, with
+/// --warmup-requests), and lets the agent stop the app gracefully.
+/// </summary>
+internal sealed class CorralLifetime(IHostApplicationLifetime lifetime, Warmup? warmup) : IHostedService
 {
     public Task StartAsync(CancellationToken cancellationToken)
     {
         HostControl.StopApplication = lifetime.StopApplication;
-        lifetime.ApplicationStarted.Register(AgentRuntime.ReportReady);
+        if (warmup is null)
+        {
+            lifetime.ApplicationStarted.Register(AgentRuntime.ReportReady);
+        }
+        else
+        {
+            lifetime.ApplicationStarted.Register(() => Task.Run(async () =>
+            {
+                await warmup.RunAsync().ConfigureAwait(false);
+                AgentRuntime.ReportReady();
+            }));
+        }
         return Task.CompletedTask;
     }
 

@@ -16,6 +16,8 @@ public class SettingsCliTests
         ["worker_connections"] = ("50", 50L),
         ["max_requests"] = ("1000", 1000L),
         ["max_requests_jitter"] = ("50", 50L),
+        ["warmup_requests"] = ("200", 200L),
+        ["warmup_path"] = ("/healthz?full=1", "/healthz?full=1"),
         ["timeout"] = ("2.5", 2.5),
         ["graceful_timeout"] = ("10", 10.0),
         ["keepalive"] = ("5", 5.0),

@@ -16,6 +16,8 @@ public class SettingsErrorTests
         ["worker_connections"] = ["0", "lots"],
         ["max_requests"] = ["-1", "1e3"],
         ["max_requests_jitter"] = ["-1", "x"],
+        ["warmup_requests"] = ["-1", "1000001", "some"],
+        ["warmup_path"] = ["healthz", "/a b", "", "http://x/"],
         ["timeout"] = ["-1", "soon", "NaN", "Infinity", ""],
         ["graceful_timeout"] = ["-0.5", "x"],
         ["keepalive"] = ["-1", "x"],

@@ -157,6 +157,10 @@ public sealed class ProcessHost(
             KeepAlive = config.KeepAlive,
             GracefulTimeout = config.GracefulTimeout.TotalSeconds,
             MaxRequests = maxRequests,
+            WarmupRequests = config.WarmupRequests,
+            WarmupPath = config.WarmupPath,
+            // Within the boot timeout, with room left for the boot itself.
+            WarmupTimeout = config.Timeout > TimeSpan.Zero ? config.Timeout.TotalSeconds / 2 : 30,
             LimitRequestLine = config.LimitRequestLine,
             LimitRequestFields = config.LimitRequestFields,
             LimitRequestFieldSize = config.LimitRequestFieldSize,

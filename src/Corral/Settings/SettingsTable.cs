@@ -111,6 +111,31 @@ public static class SettingsTable
         Help = "A random 0..N added to --max-requests per worker, so that workers do not all recycle at once.",
     };
 
+    public static readonly Setting WarmupRequests = new()
+    {
+        Name = "warmup_requests",
+        Flags = ["--warmup-requests"],
+        Type = SettingType.Int,
+        Section = "Worker processes",
+        Default = 0L,
+        Min = 0,
+        Max = 1_000_000,
+        Help = "Before a new worker reports ready, send it this many GET --warmup-path requests in memory, one after another (0: none). A JIT-compiled app then takes its first real requests with its code compiled and optimised, while the old workers still serve. They are not counted, logged or seen by --max-requests. Stops early at half of --timeout.",
+    };
+
+    public static readonly Setting WarmupPath = new()
+    {
+        Name = "warmup_path",
+        Flags = ["--warmup-path"],
+        Type = SettingType.String,
+        Section = "Worker processes",
+        Default = "/",
+        Help = "The path (and query) the warm-up requests ask for: a cheap page without side effects that runs the code real requests run.",
+        AcceptedOverride = "a path starting with /, without spaces",
+        Validate = v => v is not string path || !path.StartsWith('/') ? "it does not start with /"
+            : path.Any(c => char.IsWhiteSpace(c) || char.IsControl(c)) ? "it holds a space or a control character" : null,
+    };
+
     public static readonly Setting Timeout = new()
     {
         Name = "timeout",
@@ -509,7 +534,7 @@ public static class SettingsTable
     [
         App, Config, PrintConfig, CheckConfig, Reload, ReloadExtraFiles,
         Bind, Backlog,
-        Workers, WorkerClass, Threads, WorkerConnections, MaxRequests, MaxRequestsJitter, Timeout, GracefulTimeout, KeepAlive, ReloadStrategy, Gc,
+        Workers, WorkerClass, Threads, WorkerConnections, MaxRequests, MaxRequestsJitter, WarmupRequests, WarmupPath, Timeout, GracefulTimeout, KeepAlive, ReloadStrategy, Gc,
         LimitRequestLine, LimitRequestFields, LimitRequestFieldSize,
         Chdir, Umask, PidFile, RawEnv,
         AccessLog, AccessLogFormatSetting, AccessLogJson, ErrorLog, LogLevel,

@@ -20,7 +20,14 @@ if (Environment.GetEnvironmentVariable("TESTAPP_URLS") is { Length: > 0 } own)
 }
 var app = builder.Build();
 
-app.MapGet("/", () => "Hello World!");
+var hits = 0;
+app.MapGet("/", () =>
+{
+    Interlocked.Increment(ref hits);
+    return "Hello World!";
+});
+// How many requests "/" has answered in this process (warm-up requests included).
+app.MapGet("/hits", () => Volatile.Read(ref hits).ToString(System.Globalization.CultureInfo.InvariantCulture));
 app.MapGet("/pid", () => Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
 app.MapGet("/sleep", (int ms) =>
 {

@@ -1,0 +1,211 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.IO.Pipelines;
+using System.Net;
+using System.Text;
+using System.Threading.Channels;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace Corral.Agent;
+
+/// <summary>
+/// --warmup-requests: before a new worker reports ready, it serves that many GET --warmup-path
+/// requests that never touch a socket. Kestrel listens on one more endpoint, <see cref="Endpoint"/>,
+/// whose "connections" are in-memory pipes written here, so each request runs the real path: Kestrel's
+/// HTTP/1.1 parser, every middleware, the app's endpoint. A JIT-compiled app has then compiled (and,
+/// after the tiering delay, optimised) that code before its first real request, while the old workers
+/// still serve; without it, the first seconds of real traffic run unoptimised code and pay for the
+/// compiling. Real accepts are held while it runs, so connections go to workers that are ready.
+/// </summary>
+internal sealed class Warmup(AgentOptions options, AdmissionGate gate)
+{
+    private static volatile bool s_running;
+
+    private readonly Channel<ConnectionContext> _connections = Channel.CreateUnbounded<ConnectionContext>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+
+    /// <summary>True while a warm-up runs: the only time <see cref="CorralMiddleware"/> looks for <see cref="WarmupConnection"/>.</summary>
+    public static bool Running => s_running;
+
+    public EndPoint Endpoint { get; } = new WarmupEndPoint();
+
+    public IConnectionListener Listen() => new WarmupListener(Endpoint, _connections.Reader);
+
+    /// <summary>Sends the requests one after another; never throws: a failed warm-up only leaves the worker colder.</summary>
+    public async Task RunAsync()
+    {
+        var path = options.WarmupPath;
+        var count = options.WarmupRequests;
+        var limit = TimeSpan.FromSeconds(Math.Max(0.1, options.WarmupTimeout));
+        // With --certfile the app sees the warm-up as plain HTTP from 127.0.0.1, the proxy the secure
+        // scheme headers are believed from by default: say it was TLS, or HTTPS redirection answers.
+        var tlsHeader = options.CertFile is null ? "" : "X-Forwarded-Proto: https\r\n";
+        var request = Encoding.ASCII.GetBytes($"GET {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: corral-warmup\r\n{tlsHeader}Connection: close\r\n\r\n");
+        var started = Stopwatch.GetTimestamp();
+        var done = 0;
+        var reported = false;
+        s_running = true;
+        gate.HoldAccepts();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(gate.DrainToken);
+        stop.CancelAfter(limit);
+        try
+        {
+            for (; done < count; done++)
+            {
+                var status = await SendAsync(request, done, stop.Token).ConfigureAwait(false);
+                if (!reported && status is < 200 or >= 400)
+                {
+                    reported = true;
+                    var answer = status == 0 ? "no HTTP response" : $"status {status}";
+                    AgentRuntime.Log.Warning($"Warm-up request GET {path} got {answer}: choose a --warmup-path that answers 2xx and runs the code real requests run");
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            if (!gate.Draining)
+            {
+                AgentRuntime.Log.Warning($"Warm-up stopped after {done} of {count} requests to {path}: it may take at most {limit.TotalSeconds:0.#} s (half of --timeout)");
+            }
+        }
+        catch (Exception e)
+        {
+            AgentRuntime.Log.Warning($"Warm-up stopped after {done} of {count} requests to {path}: {e.GetType().Name}: {e.Message}");
+        }
+        finally
+        {
+            _connections.Writer.TryComplete();
+            gate.ReleaseAccepts();
+            s_running = false;
+        }
+        AgentRuntime.Log.Debug($"Warmed up: {done} requests to {path} in {Stopwatch.GetElapsedTime(started).TotalMilliseconds:0} ms");
+    }
+
+    /// <summary>One request on a connection of its own; returns the response's status (0: none).</summary>
+    private async Task<int> SendAsync(byte[] request, int n, CancellationToken ct)
+    {
+        var toServer = new Pipe();
+        var toClient = new Pipe();
+        var client = new DuplexPipe(toClient.Reader, toServer.Writer);
+        var connection = new WarmupConnectionContext($"corral-warmup-{n}", new DuplexPipe(toServer.Reader, toClient.Writer), Endpoint);
+        await _connections.Writer.WriteAsync(connection, ct).ConfigureAwait(false);
+        await client.Output.WriteAsync(request, ct).ConfigureAwait(false);
+        var head = new byte[12]; // "HTTP/1.1 200"
+        var headLength = 0;
+        try
+        {
+            while (true)
+            {
+                // "Connection: close": Kestrel completes its side once the response is written.
+                var result = await client.Input.ReadAsync(ct).ConfigureAwait(false);
+                if (headLength < head.Length)
+                {
+                    var take = result.Buffer.Slice(0, Math.Min(result.Buffer.Length, head.Length - headLength));
+                    take.CopyTo(head.AsSpan(headLength));
+                    headLength += (int)take.Length;
+                }
+                client.Input.AdvanceTo(result.Buffer.End);
+                if (result.IsCompleted || result.IsCanceled)
+                {
+                    break;
+                }
+            }
+        }
+        finally
+        {
+            await client.Output.CompleteAsync().ConfigureAwait(false);
+            await client.Input.CompleteAsync().ConfigureAwait(false);
+        }
+        return headLength == head.Length && head.AsSpan(0, 5).SequenceEqual("HTTP/"u8) && int.TryParse(Encoding.ASCII.GetString(head, 9, 3), out var status) ? status : 0;
+    }
+
+    /// <summary>
+    /// A connection that is two pipes. When Kestrel is done with it (disposes or aborts it), the
+    /// server's ends complete: the reader of the response sees its end.
+    /// </summary>
+    private sealed class WarmupConnectionContext : ConnectionContext
+    {
+        private readonly CancellationTokenSource _closed = new();
+
+        public WarmupConnectionContext(string id, IDuplexPipe transport, EndPoint local)
+        {
+            ConnectionId = id;
+            Transport = transport;
+            LocalEndPoint = local;
+            RemoteEndPoint = new IPEndPoint(IPAddress.Loopback, 0);
+            Features.Set(WarmupConnection.Instance);
+            ConnectionClosed = _closed.Token;
+        }
+
+        public override string ConnectionId { get; set; }
+        public override IFeatureCollection Features { get; } = new FeatureCollection();
+        public override IDictionary<object, object?> Items { get; set; } = new Dictionary<object, object?>();
+        public override IDuplexPipe Transport { get; set; }
+
+        public override void Abort(ConnectionAbortedException abortReason)
+        {
+            Transport.Output.Complete(abortReason);
+            _closed.Cancel();
+        }
+
+        public override ValueTask DisposeAsync()
+        {
+            Transport.Input.Complete();
+            Transport.Output.Complete();
+            _closed.Cancel();
+            return default;
+        }
+    }
+
+    private sealed class DuplexPipe(PipeReader input, PipeWriter output) : IDuplexPipe
+    {
+        public PipeReader Input { get; } = input;
+        public PipeWriter Output { get; } = output;
+    }
+
+    private sealed class WarmupEndPoint : EndPoint
+    {
+        public override string ToString() => "corral-warmup";
+    }
+
+    /// <summary>Hands Kestrel the warm-up's connections; ends (null) once the warm-up is over.</summary>
+    private sealed class WarmupListener(EndPoint endpoint, ChannelReader<ConnectionContext> connections) : IConnectionListener
+    {
+        private readonly CancellationTokenSource _unbound = new();
+
+        public EndPoint EndPoint => endpoint;
+
+        public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
+        {
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _unbound.Token);
+            try
+            {
+                while (await connections.WaitToReadAsync(linked.Token).ConfigureAwait(false))
+                {
+                    if (connections.TryRead(out var connection))
+                    {
+                        return connection;
+                    }
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            return null;
+        }
+
+        public ValueTask UnbindAsync(CancellationToken cancellationToken = default)
+        {
+            _unbound.Cancel();
+            return default;
+        }
+
+        public ValueTask DisposeAsync() => UnbindAsync();
+    }
+}
+
+/// <summary>Marks a warm-up request's connection: <see cref="CorralMiddleware"/> neither counts nor logs it.</summary>
+internal sealed class WarmupConnection
+{
+    public static readonly WarmupConnection Instance = new();
+}
