@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# What --warmup-requests buys: the first request a new worker answers after a reload (HUP), with and
+# without a warm-up, and how much later the new worker is ready.
+#
+#   bench/warmup.sh [--rounds R] [--warmup N]
+#
+# SeedApp (Production, Redis running) under corral -w 1, no load. One corral per setting; each round
+# sends HUP, waits for the new worker's "Worker ready" and for the old one to exit, then times two
+# requests to / with curl. Writes bench/results/warmup.md. About 2 s per round and setting.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+ROUNDS=10
+WARMUP=100
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rounds) ROUNDS=$2; shift 2 ;;
+    --warmup) WARMUP=$2; shift 2 ;;
+    *) echo "usage: $0 [--rounds R] [--warmup N]" >&2; exit 2 ;;
+  esac
+done
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "--rounds: a whole number above 0, not '$ROUNDS'" >&2; exit 2; }
+[[ $WARMUP =~ ^[1-9][0-9]*$ ]] || { echo "--warmup: a whole number above 0, not '$WARMUP'" >&2; exit 2; }
+require_tools curl redis-server
+
+OUT="$BENCH_DIR/out/warmup"
+rm -rf "$OUT" && mkdir -p "$OUT"
+log "building corral and SeedApp (Release)"
+build_dotnet "$ROOT_DIR/src/Corral"
+build_dotnet "$ROOT_DIR/examples/SeedApp"
+SEED_DLL="$ROOT_DIR/examples/SeedApp/bin/Release/net10.0/SeedApp.dll"
+
+REDIS_PORT=$(next_port); NEXT_PORT=$((REDIS_PORT + 1))
+setsid timeout 1800 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$OUT" >"$OUT/redis.log" 2>&1 &
+REDIS_PID=$!
+MASTER=""
+cleanup() {
+  [ -n "$MASTER" ] && { pkill -KILL -P "$MASTER"; kill -KILL "$MASTER"; } 2>/dev/null
+  kill "$REDIS_PID" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+ms() { date +%s%3N; }
+# ready_count LOG: how many "Worker ready" lines the master has logged.
+ready_count() { grep -c "Worker ready" "$1" || true; }
+
+declare -a ROWS=()
+measure() {
+  local name=$1; shift
+  local port log firsts="" seconds="" readies="" r n t0 t1 first second
+  port=$(next_port); NEXT_PORT=$((port + 1))
+  log="$OUT/$name.corral.log"
+  rm -f "$OUT/corral.pid"
+  setsid timeout 900 dotnet "$CORRAL_DLL_DEFAULT" -w 1 -b "127.0.0.1:$port" --log-level debug -p "$OUT/corral.pid" \
+    -e ASPNETCORE_ENVIRONMENT=Production -e Redis__Host=127.0.0.1 -e "Redis__Port=$REDIS_PORT" \
+    "$@" "$SEED_DLL" >"$log" 2>&1 </dev/null &
+  for _ in $(seq 1 300); do [ "$(ready_count "$log")" -ge 1 ] && break; sleep 0.1; done
+  # The master itself, not timeout's pid: timeout passes a signal on to its whole process group.
+  MASTER=$(cat "$OUT/corral.pid")
+  curl -fs -o /dev/null "http://127.0.0.1:$port/"
+  for r in $(seq 1 "$ROUNDS"); do
+    n=$(ready_count "$log")
+    t0=$(ms)
+    kill -HUP "$MASTER"
+    for _ in $(seq 1 3000); do [ "$(ready_count "$log")" -gt "$n" ] && break; sleep 0.01; done
+    [ "$(ready_count "$log")" -gt "$n" ] || { log "$name: no new worker ready 30 s after HUP (see $log)"; exit 1; }
+    t1=$(ms)
+    # The old worker drains (it has no connection) and exits: the next request can only reach the new one.
+    for _ in $(seq 1 300); do [ "$(pgrep -c -P "$MASTER")" -eq 1 ] && break; sleep 0.01; done
+    first=$(curl -fs -o /dev/null -w '%{time_total}' "http://127.0.0.1:$port/")
+    second=$(curl -fs -o /dev/null -w '%{time_total}' "http://127.0.0.1:$port/")
+    firsts="$firsts $(awk -v t="$first" 'BEGIN {printf "%.1f", t * 1000}')"
+    seconds="$seconds $(awk -v t="$second" 'BEGIN {printf "%.1f", t * 1000}')"
+    readies="$readies $((t1 - t0))"
+  done
+  kill -TERM "$MASTER"; for _ in $(seq 1 100); do kill -0 "$MASTER" 2>/dev/null || break; sleep 0.1; done
+  MASTER=""
+  ROWS+=("$name|$*|$firsts|$seconds|$readies")
+  log "$name: first request (ms):$firsts"
+}
+
+measure "no-warmup"
+measure "warmup-$WARMUP" --warmup-requests "$WARMUP"
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
+{
+  echo "# Warm-up: the first request after a reload (\`--warmup-requests\`)"
+  echo
+  echo "SeedApp (Production, Redis running) under corral \`-w 1\`, no load. Each round: HUP, wait for the new worker's \"Worker ready\" and"
+  echo "for the old worker's exit, then time two requests to \`/\` with curl (a new connection each). \"HUP to ready\" is the time from the"
+  echo "signal to the master's \"Worker ready\" line (the new worker's boot, and its warm-up)."
+  echo
+  echo "- command: \`bench/warmup.sh --rounds $ROUNDS --warmup $WARMUP\`"
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -sr), load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "- .NET $(dotnet --version), commit $(git -C "$ROOT_DIR" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo
+  echo "| corral flags | first request, ms (median) | per round | second request, ms (median) | HUP to ready, ms (median) | per round |"
+  echo "|---|---:|---|---:|---:|---|"
+  for row in "${ROWS[@]}"; do
+    IFS='|' read -r name flags firsts seconds readies <<<"$row"
+    printf '| %s | %s | %s | %s | %s | %s |\n' "${flags:-(none)}" "$(echo "$firsts" | median)" "${firsts# }" \
+      "$(echo "$seconds" | median)" "$(echo "$readies" | median)" "${readies# }"
+  done
+} | tidy >"$BENCH_DIR/results/warmup.md"
+cat "$BENCH_DIR/results/warmup.md"
