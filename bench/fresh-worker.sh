@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Where a new worker's extra CPU goes: a fresh SeedApp worker (corral -w 1) under wrk for three
+# windows of W seconds in a row; its CPU per request in each window, for several worker settings.
+# The first window against the third is what each reload or recycle costs under load.
+#
+#   bench/fresh-worker.sh [--rounds R] [--window S]
+#
+# Settings (in alternation, R rounds): the defaults; --warmup-requests 20000; DOTNET_TieredPGO=0;
+# a 64 MB gen0 budget (DOTNET_GCgen0size). Writes bench/results/fresh-worker.md. About 12 s per
+# round and setting with the default 3 s windows.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+ROUNDS=3
+WINDOW=3
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rounds) ROUNDS=$2; shift 2 ;;
+    --window) WINDOW=$2; shift 2 ;;
+    *) echo "usage: $0 [--rounds R] [--window S]" >&2; exit 2 ;;
+  esac
+done
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "--rounds: a whole number above 0, not '$ROUNDS'" >&2; exit 2; }
+[[ $WINDOW =~ ^[1-9][0-9]*$ ]] || { echo "--window: whole seconds above 0, not '$WINDOW'" >&2; exit 2; }
+require_tools wrk curl redis-server
+
+OUT="$BENCH_DIR/out/fresh-worker"
+rm -rf "$OUT" && mkdir -p "$OUT"
+log "building corral and SeedApp (Release)"
+build_dotnet "$ROOT_DIR/src/Corral"
+build_dotnet "$ROOT_DIR/examples/SeedApp"
+SEED_DLL="$ROOT_DIR/examples/SeedApp/bin/Release/net10.0/SeedApp.dll"
+
+REDIS_PORT=$(next_port); NEXT_PORT=$((REDIS_PORT + 1))
+setsid timeout 3600 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$OUT" >"$OUT/redis.log" 2>&1 &
+REDIS_PID=$!
+MASTER=""
+cleanup() {
+  [ -n "$MASTER" ] && { pkill -KILL -P "$MASTER"; kill -KILL "$MASTER"; } 2>/dev/null
+  kill "$REDIS_PID" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+SETTINGS=("defaults|" "--warmup-requests 20000|--warmup-requests 20000" "DOTNET_TieredPGO=0|-e DOTNET_TieredPGO=0"
+  "DOTNET_GCgen0size=0x4000000|-e DOTNET_GCgen0size=0x4000000")
+declare -A AT_READY WIN1 WIN2 WIN3
+
+# cpu_ticks PID: user + system ticks of one process.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# us_per_req TICKS0 TICKS1 REQUESTS
+us_per_req() { awk -v a="$1" -v b="$2" -v n="$3" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.1f", (b - a) * 1e6 / hz / n}'; }
+
+for r in $(seq 1 "$ROUNDS"); do
+  for s in "${!SETTINGS[@]}"; do
+    IFS='|' read -r label flags <<<"${SETTINGS[$s]}"
+    port=$(next_port); NEXT_PORT=$((port + 1))
+    rm -f "$OUT/corral.pid"
+    # shellcheck disable=SC2086 # flags are words
+    setsid timeout 600 dotnet "$CORRAL_DLL_DEFAULT" -w 1 -b "127.0.0.1:$port" --log-level debug -p "$OUT/corral.pid" \
+      -e ASPNETCORE_ENVIRONMENT=Production -e Redis__Host=127.0.0.1 -e "Redis__Port=$REDIS_PORT" \
+      $flags "$SEED_DLL" >"$OUT/$s-r$r.log" 2>&1 </dev/null &
+    for _ in $(seq 1 600); do grep -q "Worker ready" "$OUT/$s-r$r.log" && break; sleep 0.05; done
+    grep -q "Worker ready" "$OUT/$s-r$r.log" || { log "$label: no worker ready (see $OUT/$s-r$r.log)"; exit 1; }
+    MASTER=$(cat "$OUT/corral.pid")
+    worker=$(pgrep -P "$MASTER" | head -1)
+    t0=$(cpu_ticks "$worker")
+    AT_READY[$s]="${AT_READY[$s]:-} $(awk -v t="$t0" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.0f", t * 1000 / hz}')"
+    for w in 1 2 3; do
+      n=$(wrk -t2 -c50 -d"${WINDOW}s" "http://127.0.0.1:$port/" | awk '/requests in/ {print $1}')
+      t1=$(cpu_ticks "$worker")
+      v=$(us_per_req "$t0" "$t1" "$n")
+      case $w in 1) WIN1[$s]="${WIN1[$s]:-} $v" ;; 2) WIN2[$s]="${WIN2[$s]:-} $v" ;; 3) WIN3[$s]="${WIN3[$s]:-} $v" ;; esac
+      t0=$t1
+    done
+    kill -TERM "$MASTER"; for _ in $(seq 1 100); do kill -0 "$MASTER" 2>/dev/null || break; sleep 0.1; done
+    MASTER=""
+    log "round $r, $label: at ready${AT_READY[$s]##* } ms CPU; µs per request by window:${WIN1[$s]##* } ${WIN2[$s]##* } ${WIN3[$s]##* }"
+  done
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
+{
+  echo "# A fresh worker's first seconds under load"
+  echo
+  echo "SeedApp (Production, Redis running) under corral \`-w 1\`; once the worker is ready, \`wrk -t2 -c50\` for three windows of"
+  echo "$WINDOW s in a row. CPU of the worker process (user + system, from /proc) per request served, per window; the settings"
+  echo "alternate, a fresh corral each time. The first window's excess over the third is what a reload or recycle costs under load."
+  echo
+  echo "- command: \`bench/fresh-worker.sh --rounds $ROUNDS --window $WINDOW\`"
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -sr), load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "- .NET $(dotnet --version), commit $(git -C "$ROOT_DIR" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo
+  echo "| worker setting | CPU ms at ready (median) | µs/request, window 1 (median) | per round | window 2 (median) | window 3 (median) | per round |"
+  echo "|---|---:|---:|---|---:|---:|---|"
+  for s in "${!SETTINGS[@]}"; do
+    IFS='|' read -r label _ <<<"${SETTINGS[$s]}"
+    printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$(echo "${AT_READY[$s]}" | median)" "$(echo "${WIN1[$s]}" | median)" "${WIN1[$s]# }" \
+      "$(echo "${WIN2[$s]}" | median)" "$(echo "${WIN3[$s]}" | median)" "${WIN3[$s]# }"
+  done
+} | tidy >"$BENCH_DIR/results/fresh-worker.md"
+cat "$BENCH_DIR/results/fresh-worker.md"
