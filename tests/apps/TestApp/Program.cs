@@ -20,14 +20,18 @@ if (Environment.GetEnvironmentVariable("TESTAPP_URLS") is { Length: > 0 } own)
 }
 var app = builder.Build();
 
+// How many requests for "/" this process has seen (warm-up requests included): GET /hits.
 var hits = 0;
-app.MapGet("/", () =>
+app.Use((context, next) =>
 {
-    Interlocked.Increment(ref hits);
-    return "Hello World!";
+    if (context.Request.Path == "/")
+    {
+        Interlocked.Increment(ref hits);
+    }
+    return next(context);
 });
-// How many requests "/" has answered in this process (warm-up requests included).
 app.MapGet("/hits", () => Volatile.Read(ref hits).ToString(System.Globalization.CultureInfo.InvariantCulture));
+app.MapGet("/", () => "Hello World!");
 app.MapGet("/pid", () => Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
 app.MapGet("/sleep", (int ms) =>
 {
