@@ -63,10 +63,12 @@ internal sealed class Warmup(AgentOptions options, AdmissionGate gate)
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
         {
-            if (!gate.Draining)
+            if (gate.Draining)
             {
-                AgentRuntime.Log.Warning($"Warm-up stopped after {done} of {count} requests to {path}: it may take at most {limit.TotalSeconds:0.#} s (half of --timeout)");
+                AgentRuntime.Log.Debug($"Warm-up stopped after {done} of {count} requests to {path}: the worker is stopping");
+                return;
             }
+            AgentRuntime.Log.Warning($"Warm-up stopped after {done} of {count} requests to {path}: it may take at most {limit.TotalSeconds:0.#} s (half of --timeout)");
         }
         catch (Exception e)
         {

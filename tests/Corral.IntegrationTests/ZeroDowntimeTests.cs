@@ -8,11 +8,14 @@ public sealed class ZeroDowntimeTests
 {
     private static readonly TimeSpan Boot = TimeSpan.FromSeconds(30);
 
-    [Fact]
-    public async Task KeepAliveClientsSeeNoErrorAcrossHupsAndRecycles()
+    [Theory]
+    [InlineData(0)]
+    [InlineData(50)] // new workers hold their accepts while they warm up
+    public async Task KeepAliveClientsSeeNoErrorAcrossHupsAndRecycles(int warmupRequests)
     {
         var apps = await TestApps.GetAsync();
-        using var corral = CorralProcess.Start(["-w", "2", "-b", "127.0.0.1:0", "--log-level", "debug", "--max-requests", "3000", "--max-requests-jitter", "500", apps.TestApp]);
+        using var corral = CorralProcess.Start(["-w", "2", "-b", "127.0.0.1:0", "--log-level", "debug", "--max-requests", "3000", "--max-requests-jitter", "500",
+            "--warmup-requests", warmupRequests.ToString(System.Globalization.CultureInfo.InvariantCulture), apps.TestApp]);
         var port = await corral.PortAsync();
         await corral.WaitForWorkersAsync(2, Boot);
 
@@ -44,6 +47,10 @@ public sealed class ZeroDowntimeTests
         // The drained workers told their clients to reconnect, rather than dropping them.
         Assert.True(clients.Sum(c => c.ClosedByServer) >= 8, $"only {clients.Sum(c => c.ClosedByServer)} responses carried Connection: close while draining ({clients.Sum(c => c.Succeeded)} requests). Output:\n{string.Join("\n", corral.Lines.Where(l => !l.StartsWith(" ", StringComparison.Ordinal)))}");
         Assert.Equal(3, corral.CountLines("Hang up: Master"));
+        // Every worker that became ready (2 at start, 2 per HUP, one per recycle) had warmed up first, when asked to.
+        var ready = corral.CountLines(@"Worker ready \(pid");
+        var warmed = corral.CountLines($"Warmed up: {warmupRequests} requests to / in");
+        Assert.True(warmupRequests == 0 ? warmed == 0 : warmed >= ready && ready >= 8, $"{warmed} warm-ups, {ready} workers ready");
     }
 }
 
