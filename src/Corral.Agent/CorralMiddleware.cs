@@ -52,8 +52,16 @@ internal sealed class CorralMiddleware
     {
         if (Warmup.Running && context.Features.Get<WarmupConnection>() is not null)
         {
-            // Not the clients': no count, no log, no --max-requests.
-            await next(context).ConfigureAwait(false);
+            // Not the clients': no count, no log, no --max-requests. A request slot all the same (gthread).
+            await _gate.EnterRequestAsync().ConfigureAwait(false);
+            try
+            {
+                await next(context).ConfigureAwait(false);
+            }
+            finally
+            {
+                _gate.ExitRequest();
+            }
             return;
         }
         var started = Stopwatch.GetTimestamp();

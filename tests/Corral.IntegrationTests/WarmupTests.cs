@@ -40,6 +40,23 @@ public sealed class WarmupTests : IDisposable
         Assert.Equal((200, "54"), await Http.GetAsync(port, "/hits"));
     }
 
+    [Theory]
+    [InlineData("sync")]
+    [InlineData("gthread")]
+    public async Task TheWarmupTakesTheClassesSlotsAndGivesThemBack(string workerClass)
+    {
+        // sync: one connection at a time, and the worker's accept, already waiting, holds that one
+        // slot: the warm-up must not wait for it. gthread --threads 1: one request at a time; warm-up
+        // requests take the request slot and give it back, or the real request below would wait forever.
+        var apps = await TestApps.GetAsync();
+        using var corral = CorralProcess.Start(["-w", "1", "-k", workerClass, "--threads", "1", "-b", "127.0.0.1:0", "--log-level", "debug", "--warmup-requests", "20", apps.TestApp]);
+        var port = await corral.PortAsync();
+        await corral.WaitForWorkersAsync(1, Boot);
+        Assert.Equal(1, corral.CountLines("Warmed up: 20 requests to / in"));
+        Assert.Equal((200, "20"), await Http.GetAsync(port, "/hits", TimeSpan.FromSeconds(10)));
+        Assert.Equal(200, (await Http.GetAsync(port, "/", TimeSpan.FromSeconds(10))).Status);
+    }
+
     [Fact]
     public async Task AWarmupPathThatFailsOrHangsIsReportedAndTheWorkerServesAnyway()
     {
