@@ -132,3 +132,23 @@ resolve_corral() {
   fi
   [[ -z $CORRAL_NOTE ]] || log "corral: not available ($CORRAL_NOTE)"
 }
+
+# seedapp_with_redis OUTDIR LIMIT_S: builds corral and SeedApp (Release), sets SEED_DLL, starts a
+# throwaway redis-server (REDIS_PORT, REDIS_PID; no persistence, files in OUTDIR), and on exit kills it
+# and MASTER's process tree (the corral a script is running, if any).
+seedapp_with_redis() {
+  local out=$1 limit=$2
+  log "building corral and SeedApp (Release)"
+  build_dotnet "$ROOT_DIR/src/Corral"
+  build_dotnet "$ROOT_DIR/examples/SeedApp"
+  SEED_DLL="$ROOT_DIR/examples/SeedApp/bin/Release/net10.0/SeedApp.dll"
+  REDIS_PORT=$(next_port); NEXT_PORT=$((REDIS_PORT + 1))
+  setsid timeout "$limit" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$out" >"$out/redis.log" 2>&1 &
+  REDIS_PID=$!
+  MASTER=""
+  trap seedapp_cleanup EXIT
+}
+seedapp_cleanup() {
+  [ -n "$MASTER" ] && { pkill -KILL -P "$MASTER"; kill -KILL "$MASTER"; } 2>/dev/null
+  kill "$REDIS_PID" 2>/dev/null || true
+}

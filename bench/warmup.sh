@@ -25,20 +25,7 @@ require_tools curl redis-server
 
 OUT="$BENCH_DIR/out/warmup"
 rm -rf "$OUT" && mkdir -p "$OUT"
-log "building corral and SeedApp (Release)"
-build_dotnet "$ROOT_DIR/src/Corral"
-build_dotnet "$ROOT_DIR/examples/SeedApp"
-SEED_DLL="$ROOT_DIR/examples/SeedApp/bin/Release/net10.0/SeedApp.dll"
-
-REDIS_PORT=$(next_port); NEXT_PORT=$((REDIS_PORT + 1))
-setsid timeout 1800 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$OUT" >"$OUT/redis.log" 2>&1 &
-REDIS_PID=$!
-MASTER=""
-cleanup() {
-  [ -n "$MASTER" ] && { pkill -KILL -P "$MASTER"; kill -KILL "$MASTER"; } 2>/dev/null
-  kill "$REDIS_PID" 2>/dev/null || true
-}
-trap cleanup EXIT
+seedapp_with_redis "$OUT" 1800
 
 ms() { date +%s%3N; }
 # ready_count LOG: how many "Worker ready" lines the master has logged.
