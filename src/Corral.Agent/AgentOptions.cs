@@ -42,8 +42,8 @@ public sealed class AgentOptions
     /// <summary>--warmup-requests: in-memory GET requests a new worker serves before it reports ready; 0 = none.</summary>
     public int WarmupRequests { get; set; }
 
-    /// <summary>--warmup-path.</summary>
-    public string WarmupPath { get; set; } = "/";
+    /// <summary>--warmup-path, in the order given: the warm-up requests take them in turn.</summary>
+    public string[] WarmupPaths { get; set; } = ["/"];
 
     /// <summary>Seconds the warm-up may take at most (half of --timeout): then the worker reports ready anyway.</summary>
     public double WarmupTimeout { get; set; } = 15;

@@ -10,13 +10,13 @@ using Microsoft.AspNetCore.Http.Features;
 namespace Corral.Agent;
 
 /// <summary>
-/// --warmup-requests: before a new worker reports ready, it serves that many GET --warmup-path
-/// requests that never touch a socket. Kestrel listens on one more endpoint, <see cref="Endpoint"/>,
-/// whose "connections" are in-memory pipes written here, so each request runs the real path: Kestrel's
-/// HTTP/1.1 parser, every middleware, the app's endpoint. A JIT-compiled app has then compiled (and,
-/// after the tiering delay, optimised) that code before its first real request, while the old workers
-/// still serve; without it, the first seconds of real traffic run unoptimised code and pay for the
-/// compiling. Real accepts are held while it runs, so connections go to workers that are ready.
+/// --warmup-requests: before a new worker reports ready, it serves that many GET requests for the
+/// --warmup-path paths, in turn, without a socket. Kestrel listens on one more endpoint,
+/// <see cref="Endpoint"/>, whose "connections" are in-memory pipes written here, so each request runs
+/// the real path: Kestrel's HTTP/1.1 parser, every middleware, the app's endpoint. The app has then
+/// compiled that code and done its first-request set-up before its first real request, while the old
+/// workers still serve. Real accepts are held while it runs, so connections go to workers that are
+/// ready. (It does not make a reload under load cheaper: bench/results/fresh-worker.md.)
 /// </summary>
 internal sealed class Warmup(AgentOptions options, AdmissionGate gate)
 {
@@ -34,16 +34,17 @@ internal sealed class Warmup(AgentOptions options, AdmissionGate gate)
     /// <summary>Sends the requests one after another; never throws: a failed warm-up only leaves the worker colder.</summary>
     public async Task RunAsync()
     {
-        var path = options.WarmupPath;
+        var paths = options.WarmupPaths.Length > 0 ? options.WarmupPaths : ["/"];
         var count = options.WarmupRequests;
         var limit = TimeSpan.FromSeconds(Math.Max(0.1, options.WarmupTimeout));
         // With --certfile the app sees the warm-up as plain HTTP from 127.0.0.1, the proxy the secure
         // scheme headers are believed from by default: say it was TLS, or HTTPS redirection answers.
         var tlsHeader = options.CertFile is null ? "" : "X-Forwarded-Proto: https\r\n";
-        var request = Encoding.ASCII.GetBytes($"GET {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: corral-warmup\r\n{tlsHeader}Connection: close\r\n\r\n");
+        var requests = paths.Select(p => Encoding.ASCII.GetBytes($"GET {p} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: corral-warmup\r\n{tlsHeader}Connection: close\r\n\r\n")).ToArray();
+        var reported = new bool[paths.Length];
         var started = Stopwatch.GetTimestamp();
         var done = 0;
-        var reported = false;
+        var what = paths.Length == 1 ? paths[0] : string.Join(", ", paths);
         s_running = true;
         gate.HoldAccepts();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(gate.DrainToken);
@@ -52,12 +53,13 @@ internal sealed class Warmup(AgentOptions options, AdmissionGate gate)
         {
             for (; done < count; done++)
             {
-                var status = await SendAsync(request, done, stop.Token).ConfigureAwait(false);
-                if (!reported && status is < 200 or >= 400)
+                var i = done % paths.Length;
+                var status = await SendAsync(requests[i], done, stop.Token).ConfigureAwait(false);
+                if (!reported[i] && status is < 200 or >= 400)
                 {
-                    reported = true;
+                    reported[i] = true;
                     var answer = status == 0 ? "no HTTP response" : $"status {status}";
-                    AgentRuntime.Log.Warning($"Warm-up request GET {path} got {answer}: choose a --warmup-path that answers 2xx and runs the code real requests run");
+                    AgentRuntime.Log.Warning($"Warm-up request GET {paths[i]} got {answer}: choose a --warmup-path that answers 2xx and runs the code real requests run");
                 }
             }
         }
@@ -65,14 +67,14 @@ internal sealed class Warmup(AgentOptions options, AdmissionGate gate)
         {
             if (gate.Draining)
             {
-                AgentRuntime.Log.Debug($"Warm-up stopped after {done} of {count} requests to {path}: the worker is stopping");
+                AgentRuntime.Log.Debug($"Warm-up stopped after {done} of {count} requests to {what}: the worker is stopping");
                 return;
             }
-            AgentRuntime.Log.Warning($"Warm-up stopped after {done} of {count} requests to {path}: it may take at most {limit.TotalSeconds:0.#} s (half of --timeout)");
+            AgentRuntime.Log.Warning($"Warm-up stopped after {done} of {count} requests to {what}: it may take at most {limit.TotalSeconds:0.#} s (half of --timeout)");
         }
         catch (Exception e)
         {
-            AgentRuntime.Log.Warning($"Warm-up stopped after {done} of {count} requests to {path}: {e.GetType().Name}: {e.Message}");
+            AgentRuntime.Log.Warning($"Warm-up stopped after {done} of {count} requests to {what}: {e.GetType().Name}: {e.Message}");
         }
         finally
         {
@@ -80,7 +82,7 @@ internal sealed class Warmup(AgentOptions options, AdmissionGate gate)
             gate.ReleaseAccepts();
             s_running = false;
         }
-        AgentRuntime.Log.Debug($"Warmed up: {done} requests to {path} in {Stopwatch.GetElapsedTime(started).TotalMilliseconds:0} ms");
+        AgentRuntime.Log.Debug($"Warmed up: {done} requests to {what} in {Stopwatch.GetElapsedTime(started).TotalMilliseconds:0} ms");
     }
 
     /// <summary>One request on a connection of its own; returns the response's status (0: none).</summary>

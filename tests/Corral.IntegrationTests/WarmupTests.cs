@@ -61,13 +61,16 @@ public sealed class WarmupTests : IDisposable
     public async Task AWarmupPathThatFailsOrHangsIsReportedAndTheWorkerServesAnyway()
     {
         var apps = await TestApps.GetAsync();
-        // A path the app does not have: one warning, then ready.
-        using (var corral = CorralProcess.Start(["-w", "1", "-b", "127.0.0.1:0", "--log-level", "debug", "--warmup-requests", "5", "--warmup-path", "/nope?x=1", apps.TestApp]))
+        // Two paths, one the app does not have: taken in turn, one warning for the missing one, then ready.
+        using (var corral = CorralProcess.Start(["-w", "1", "-b", "127.0.0.1:0", "--log-level", "debug", "--warmup-requests", "6",
+            "--warmup-path", "/", "--warmup-path", "/nope?x=1", apps.TestApp]))
         {
             var port = await corral.PortAsync();
             await corral.WaitForWorkersAsync(1, Boot);
             Assert.Equal(1, corral.CountLines(@"\[WARNING\] Warm-up request GET /nope\?x=1 got status 404: choose a --warmup-path that answers 2xx"));
-            Assert.Equal(1, corral.CountLines("Warmed up: 5 requests to /nope"));
+            Assert.Equal(1, corral.CountLines("Warm-up request GET"));
+            Assert.Equal(1, corral.CountLines(@"Warmed up: 6 requests to /, /nope\?x=1 in"));
+            Assert.Equal((200, "3"), await Http.GetAsync(port, "/hits"));
             Assert.Equal(200, (await Http.GetAsync(port, "/")).Status);
         }
 

@@ -17,7 +17,7 @@ public class SettingsCliTests
         ["max_requests"] = ("1000", 1000L),
         ["max_requests_jitter"] = ("50", 50L),
         ["warmup_requests"] = ("200", 200L),
-        ["warmup_path"] = ("/healthz?full=1", "/healthz?full=1"),
+        ["warmup_path"] = ("/healthz?full=1", new List<string> { "/healthz?full=1" }),
         ["timeout"] = ("2.5", 2.5),
         ["graceful_timeout"] = ("10", 10.0),
         ["keepalive"] = ("5", 5.0),

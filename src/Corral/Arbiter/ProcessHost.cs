@@ -158,7 +158,7 @@ public sealed class ProcessHost(
             GracefulTimeout = config.GracefulTimeout.TotalSeconds,
             MaxRequests = maxRequests,
             WarmupRequests = config.WarmupRequests,
-            WarmupPath = config.WarmupPath,
+            WarmupPaths = [.. config.WarmupPaths],
             // Within the boot timeout, with room left for the boot itself.
             WarmupTimeout = config.Timeout > TimeSpan.Zero ? config.Timeout.TotalSeconds / 2 : 30,
             LimitRequestLine = config.LimitRequestLine,

@@ -43,7 +43,7 @@ public sealed class CorralConfig
     public long MaxRequests => (long)this[SettingsTable.MaxRequests]!;
     public long MaxRequestsJitter => (long)this[SettingsTable.MaxRequestsJitter]!;
     public int WarmupRequests => Int(SettingsTable.WarmupRequests);
-    public string WarmupPath => Str(SettingsTable.WarmupPath)!;
+    public IReadOnlyList<string> WarmupPaths => List(SettingsTable.WarmupPath);
     public TimeSpan Timeout => TimeSpan.FromSeconds(Sec(SettingsTable.Timeout));
     public TimeSpan GracefulTimeout => TimeSpan.FromSeconds(Sec(SettingsTable.GracefulTimeout));
     public double KeepAlive => Sec(SettingsTable.KeepAlive);

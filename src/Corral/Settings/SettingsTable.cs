@@ -120,17 +120,17 @@ public static class SettingsTable
         Default = 0L,
         Min = 0,
         Max = 1_000_000,
-        Help = "Before a new worker reports ready, it serves this many GET --warmup-path requests in memory, one after another (0: none), while the old workers still serve: its first real request no longer pays for compiling that path and the app's first-request set-up (SeedApp's /: 79 ms, 9 ms with 100). They are not counted, logged or seen by --max-requests. The warm-up stops at half of --timeout. See docs/deployment.md, \"Warm-up\".",
+        Help = "Before a new worker reports ready, it serves this many GET requests for --warmup-path in memory, one after another (0: none), while the old workers still serve: its first real request no longer pays for compiling that path and the app's first-request set-up (SeedApp's /: 79 ms, 9 ms with 100). They are not counted, logged or seen by --max-requests. The warm-up stops at half of --timeout. See docs/deployment.md, \"Warm-up\".",
     };
 
     public static readonly Setting WarmupPath = new()
     {
         Name = "warmup_path",
         Flags = ["--warmup-path"],
-        Type = SettingType.String,
+        Type = SettingType.List,
         Section = "Worker processes",
-        Default = "/",
-        Help = "The path (and query) the warm-up requests ask for: a cheap page without side effects that runs the code real requests run.",
+        Default = new List<string> { "/" },
+        Help = "A path (and query) the warm-up requests ask for; repeat for several, which the requests take in turn. Cheap pages without side effects that run the code real requests run.",
         AcceptedOverride = "a path starting with /, without spaces",
         Validate = v => v is not string path || !path.StartsWith('/') ? "it does not start with /"
             : path.Any(c => char.IsWhiteSpace(c) || char.IsControl(c)) ? "it holds a space or a control character" : null,
