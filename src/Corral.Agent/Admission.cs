@@ -107,6 +107,8 @@ public sealed class AdmissionGate
 
     internal void ReleaseAccepts() => Interlocked.Exchange(ref _held, null)?.TrySetResult();
 
+    internal Task UntilAcceptsReleasedAsync() => _held?.Task ?? Task.CompletedTask;
+
     /// <summary>Waits until this worker may accept one more connection; the slot is held until <see cref="ReleaseConnection"/>.</summary>
     public async ValueTask AcquireConnectionAsync(CancellationToken ct)
     {

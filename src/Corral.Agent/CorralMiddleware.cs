@@ -66,6 +66,11 @@ internal sealed class CorralMiddleware
         }
         var started = Stopwatch.GetTimestamp();
         var startTime = _accessWriter is null ? default : DateTimeOffset.Now;
+        if (_closeEveryConnection && Warmup.Running)
+        {
+            // sync: a connection its accept took as the warm-up began waits for the warm-up (one request at a time).
+            await _gate.UntilAcceptsReleasedAsync().ConfigureAwait(false);
+        }
         _stats.Begin();
         CountingBody? counter = null;
         var status = 0;

@@ -58,6 +58,45 @@ public sealed class WarmupTests : IDisposable
     }
 
     [Fact]
+    public async Task ASyncWorkerRunsOneRequestAtATimeWhileItWarmsUp()
+    {
+        // Clients knock from before the worker starts until it is ready, so that its accept, already
+        // waiting when the warm-up begins, takes a real connection during the warm-up: that request
+        // must wait for the warm-up, not run beside it.
+        var apps = await TestApps.GetAsync();
+        using var corral = CorralProcess.Start(["-w", "1", "-k", "sync", "-b", "127.0.0.1:0", "--log-level", "debug",
+            "--warmup-requests", "8", "--warmup-path", "/sleep?ms=100", apps.TestApp]);
+        var port = await corral.PortAsync();
+        using var stop = new CancellationTokenSource();
+        var knocking = Enumerable.Range(0, 3).Select(_ => Task.Run(async () =>
+        {
+            var answered = 0;
+            while (!stop.IsCancellationRequested)
+            {
+                try
+                {
+                    if ((await Http.GetAsync(port, "/sleep?ms=20", TimeSpan.FromSeconds(20))).Status == 200)
+                    {
+                        answered++;
+                    }
+                }
+                catch (HttpRequestException)
+                {
+                }
+            }
+            return answered;
+        })).ToList();
+        await corral.WaitForWorkersAsync(1, Boot);
+        await Task.Delay(300);
+        await stop.CancelAsync();
+        var answered = (await Task.WhenAll(knocking)).Sum();
+
+        Assert.Equal(1, corral.CountLines(@"Warmed up: 8 requests to /sleep\?ms=100 in"));
+        Assert.True(answered > 0, "no knocking request was answered");
+        Assert.Equal((200, "1"), await Http.GetAsync(port, "/max-in-flight"));
+    }
+
+    [Fact]
     public async Task AWarmupPathThatFailsOrHangsIsReportedAndTheWorkerServesAnyway()
     {
         var apps = await TestApps.GetAsync();

@@ -20,17 +20,33 @@ if (Environment.GetEnvironmentVariable("TESTAPP_URLS") is { Length: > 0 } own)
 }
 var app = builder.Build();
 
-// How many requests for "/" this process has seen (warm-up requests included): GET /hits.
+// How many requests for "/" this process has seen (warm-up requests included): GET /hits. And the
+// most requests it has ever run at once: GET /max-in-flight.
 var hits = 0;
-app.Use((context, next) =>
+var inFlight = 0;
+var maxInFlight = 0;
+app.Use(async (context, next) =>
 {
     if (context.Request.Path == "/")
     {
         Interlocked.Increment(ref hits);
     }
-    return next(context);
+    var now = Interlocked.Increment(ref inFlight);
+    int seen;
+    while (now > (seen = Volatile.Read(ref maxInFlight)) && Interlocked.CompareExchange(ref maxInFlight, now, seen) != seen)
+    {
+    }
+    try
+    {
+        await next(context);
+    }
+    finally
+    {
+        Interlocked.Decrement(ref inFlight);
+    }
 });
 app.MapGet("/hits", () => Volatile.Read(ref hits).ToString(System.Globalization.CultureInfo.InvariantCulture));
+app.MapGet("/max-in-flight", () => Volatile.Read(ref maxInFlight).ToString(System.Globalization.CultureInfo.InvariantCulture));
 app.MapGet("/", () => "Hello World!");
 app.MapGet("/pid", () => Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
 app.MapGet("/sleep", (int ms) =>
