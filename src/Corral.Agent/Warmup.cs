@@ -51,6 +51,12 @@ internal sealed class Warmup(AgentOptions options, AdmissionGate gate)
         stop.CancelAfter(limit);
         try
         {
+            // sync: one request at a time, so a real one still running from before the hold finishes
+            // first (one taken since waits in CorralMiddleware, uncounted, for the warm-up to end).
+            while (options.WorkerClass == "sync" && AgentRuntime.Stats.InFlight > 0)
+            {
+                await Task.Delay(5, stop.Token).ConfigureAwait(false);
+            }
             for (; done < count; done++)
             {
                 var i = done % paths.Length;
