@@ -107,7 +107,8 @@ public sealed class AdmissionGate
 
     internal void ReleaseAccepts() => Interlocked.Exchange(ref _held, null)?.TrySetResult();
 
-    internal Task UntilAcceptsReleasedAsync() => _held?.Task ?? Task.CompletedTask;
+    /// <summary>While accepts are held (a warm-up runs): completes when they are released; null otherwise.</summary>
+    internal Task? AcceptsHeld => _held?.Task;
 
     /// <summary>Waits until this worker may accept one more connection; the slot is held until <see cref="ReleaseConnection"/>.</summary>
     public async ValueTask AcquireConnectionAsync(CancellationToken ct)

@@ -50,26 +50,29 @@ internal sealed class CorralMiddleware
 
     public async Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
-        if (Warmup.Running && context.Features.Get<WarmupConnection>() is not null)
-        {
-            // Not the clients': no count, no log, no --max-requests. A request slot all the same (gthread).
-            await _gate.EnterRequestAsync().ConfigureAwait(false);
-            try
-            {
-                await next(context).ConfigureAwait(false);
-            }
-            finally
-            {
-                _gate.ExitRequest();
-            }
-            return;
-        }
         var started = Stopwatch.GetTimestamp();
         var startTime = _accessWriter is null ? default : DateTimeOffset.Now;
-        if (_closeEveryConnection && Warmup.Running)
+        if (_gate.AcceptsHeld is { } warmupOver)
         {
-            // sync: a connection its accept took as the warm-up began waits for the warm-up (one request at a time).
-            await _gate.UntilAcceptsReleasedAsync().ConfigureAwait(false);
+            if (context.Features.Get<WarmupConnection>() is not null)
+            {
+                // Not the clients': no count, no log, no --max-requests. A request slot all the same (gthread).
+                await _gate.EnterRequestAsync().ConfigureAwait(false);
+                try
+                {
+                    await next(context).ConfigureAwait(false);
+                }
+                finally
+                {
+                    _gate.ExitRequest();
+                }
+                return;
+            }
+            if (_closeEveryConnection)
+            {
+                // sync: a connection its accept took as the warm-up began waits for the warm-up (one request at a time).
+                await warmupOver.ConfigureAwait(false);
+            }
         }
         _stats.Begin();
         CountingBody? counter = null;

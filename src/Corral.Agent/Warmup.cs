@@ -20,12 +20,7 @@ namespace Corral.Agent;
 /// </summary>
 internal sealed class Warmup(AgentOptions options, AdmissionGate gate)
 {
-    private static volatile bool s_running;
-
     private readonly Channel<ConnectionContext> _connections = Channel.CreateUnbounded<ConnectionContext>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
-
-    /// <summary>True while a warm-up runs: the only time <see cref="CorralMiddleware"/> looks for <see cref="WarmupConnection"/>.</summary>
-    public static bool Running => s_running;
 
     public EndPoint Endpoint { get; } = new WarmupEndPoint();
 
@@ -45,7 +40,7 @@ internal sealed class Warmup(AgentOptions options, AdmissionGate gate)
         var started = Stopwatch.GetTimestamp();
         var done = 0;
         var what = paths.Length == 1 ? paths[0] : string.Join(", ", paths);
-        s_running = true;
+        // Held accepts also tell CorralMiddleware to look for warm-up connections (AcceptsHeld).
         gate.HoldAccepts();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(gate.DrainToken);
         stop.CancelAfter(limit);
@@ -86,7 +81,6 @@ internal sealed class Warmup(AgentOptions options, AdmissionGate gate)
         {
             _connections.Writer.TryComplete();
             gate.ReleaseAccepts();
-            s_running = false;
         }
         AgentRuntime.Log.Debug($"Warmed up: {done} requests to {what} in {Stopwatch.GetElapsedTime(started).TotalMilliseconds:0} ms");
     }
