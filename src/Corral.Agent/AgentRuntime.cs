@@ -19,6 +19,7 @@ internal static class AgentRuntime
     private static int s_hostTaken;
     private static int s_started;
     private static volatile bool s_ready;
+    private static volatile bool s_stopAsked;
 
     public static AgentOptions Options => s_options ?? throw new InvalidOperationException("corral agent not started");
     public static AgentLog Log { get; private set; } = null!;
@@ -62,6 +63,13 @@ internal static class AgentRuntime
 
         AppDomain.CurrentDomain.UnhandledException += (_, e) =>
         {
+            if (!s_ready && s_stopAsked && e.ExceptionObject is OperationCanceledException)
+            {
+                // The generic host cancels a start that a stop interrupts, and the app's Run() throws:
+                // the worker did as it was told (a TERM during a reload or a recycle), it did not fail.
+                Log.Info($"Worker stopped while booting (pid: {Environment.ProcessId})");
+                Environment.Exit(0);
+            }
             var text = e.ExceptionObject is Exception ex ? $"{ex.GetType().FullName}: {ex.Message}" : "unhandled exception";
             ReportError(s_ready ? text : "the app failed to start: " + text);
         };
@@ -78,7 +86,8 @@ internal static class AgentRuntime
         };
 
         // Gunicorn's worker signals: INT and QUIT stop at once, TERM drains (the host's own handler
-        // does that), USR1 reopens the log files.
+        // does that: the agent only notes that a stop was asked), USR1 reopens the log files.
+        s_signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGTERM, _ => s_stopAsked = true));
         s_signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGQUIT, QuickExit));
         s_signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGINT, QuickExit));
         s_signals.Add(PosixSignalRegistration.Create((PosixSignal)SigUsr1, ctx =>
@@ -147,6 +156,7 @@ internal static class AgentRuntime
     private static void OnMasterGone()
     {
         Log.Warning("Master is gone, stopping worker");
+        s_stopAsked = true;
         HostControl.StopApplication?.Invoke();
         // If the app has no host yet, or the stop hangs, leave anyway.
         Thread.Sleep(TimeSpan.FromSeconds(Math.Max(1, Options.GracefulTimeout)));

@@ -180,6 +180,29 @@ public sealed class MasterTests : IDisposable
     }
 
     [Fact]
+    public async Task TermWhileNewWorkersBootStopsThemQuietly()
+    {
+        // The generic host cancels a start that a stop interrupts, and the app's Run() throws
+        // OperationCanceledException: that is a worker doing as it was told, not a failed app.
+        var apps = await TestApps.GetAsync();
+        using var corral = StartCorral(apps.TestApp, "-b", "127.0.0.1:0", "-w", "2", "-e", "TESTAPP_START_DELAY_MS=3000");
+        var first = await corral.WaitForWorkersAsync(2, Boot);
+
+        corral.Signal(SIGHUP);
+        await corral.WaitForLineAsync("Booting worker", Boot, occurrence: 4);
+        await Task.Delay(1500); // the new workers' hosts are starting: inside the 3 s hosted service
+        Assert.Equal(2, corral.CountLines("Worker ready"));
+        corral.Signal(SIGTERM);
+        Assert.Equal(0, await corral.WaitForExitAsync(TimeSpan.FromSeconds(20)));
+
+        var errors = corral.Lines.Where(l => l.Contains("[ERROR]", StringComparison.Ordinal) || l.Contains("Unhandled exception", StringComparison.Ordinal)).ToList();
+        Assert.True(errors.Count == 0, corral.Output);
+        Assert.Equal(2, corral.CountLines(@"Worker stopped while booting \(pid: \d+\)"));
+        Assert.Equal(4, corral.CountLines(@"Worker exiting \(pid: \d+\)"));
+        Assert.All(first, pid => Assert.False(IsAlive(pid)));
+    }
+
+    [Fact]
     public async Task SystemdSocketActivationIsUsed()
     {
         var apps = await TestApps.GetAsync();

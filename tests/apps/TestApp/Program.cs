@@ -14,6 +14,12 @@ if (Environment.GetEnvironmentVariable("TESTAPP_CRASH_IF_EXISTS") is { Length: >
 }
 
 var builder = WebApplication.CreateBuilder(args);
+//   TESTAPP_START_DELAY_MS=n     a hosted service takes n ms to start, honouring the host's token
+//                                (a stop asked meanwhile cancels the start, as in any generic host)
+if (int.TryParse(Environment.GetEnvironmentVariable("TESTAPP_START_DELAY_MS"), out var startDelay))
+{
+    builder.Services.AddHostedService(_ => new SlowStart(startDelay));
+}
 if (Environment.GetEnvironmentVariable("TESTAPP_URLS") is { Length: > 0 } own)
 {
     builder.WebHost.ConfigureKestrel(k => k.ListenLocalhost(new Uri(own).Port));
@@ -72,3 +78,10 @@ app.MapGet("/bytes", (int n) => new string('x', n));
 app.MapGet("/client", (HttpContext c) => $"{c.Connection.RemoteIpAddress} {c.Request.Scheme} {c.Request.Protocol}");
 
 app.Run();
+
+internal sealed class SlowStart(int ms) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken) => Task.Delay(ms, cancellationToken);
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}
