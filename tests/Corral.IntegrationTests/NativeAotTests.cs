@@ -80,7 +80,7 @@ public sealed class NativeAotTests
     public async Task AnExecutableWithoutTheAgentFailsToBootSayingSo()
     {
         // What a Native AOT app that does not link the agent looks like to the master: a process that never speaks.
-        var dir = Directory.CreateTempSubdirectory("corral-noagent-").FullName;
+        var dir = Scratch.NewDirectory("corral-noagent-");
         var app = Path.Combine(dir, "NoAgent");
         await File.WriteAllTextAsync(app, "#!/bin/sh\necho 'listening on my own port' >&2\nexit 1\n");
         File.SetUnixFileMode(app, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);

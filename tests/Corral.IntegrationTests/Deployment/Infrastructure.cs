@@ -316,8 +316,8 @@ public static class SeedAppPublish
 
     private static async Task<string> PublishAsync()
     {
-        var output = Directory.CreateTempSubdirectory("corral-seedapp-").FullName;
-        var artifacts = Directory.CreateTempSubdirectory("corral-seedapp-build-").FullName;
+        var output = Scratch.NewDirectory("corral-seedapp-");
+        var artifacts = Scratch.NewDirectory("corral-seedapp-build-");
         var project = Path.Combine(TestApps.RepoRoot, "examples", "SeedApp", "SeedApp.csproj");
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in new[] { "publish", project, "-c", "Release", "-o", output, "--artifacts-path", artifacts, "--nologo", "-v", "q", "-p:UseSharedCompilation=false", "--disable-build-servers" })

@@ -26,7 +26,7 @@ public static class TestApps
 
     private static async Task<Built> BuildAllAsync()
     {
-        var scratch = Directory.CreateTempSubdirectory("corral-apps-").FullName;
+        var scratch = Scratch.NewDirectory("corral-apps-");
         var testApp = BuildAsync(Path.Combine(RepoRoot, "tests", "apps", "TestApp", "TestApp.csproj"), Path.Combine(scratch, "TestApp"));
         var freshDir = Path.Combine(scratch, "FreshWeb");
         var consoleDir = Path.Combine(scratch, "PlainConsole");
@@ -40,7 +40,7 @@ public static class TestApps
     {
         await GetAsync(); // both restore into examples/SeedApp/obj
         return await BuildAsync(Path.Combine(RepoRoot, "examples", "SeedApp", "SeedApp.csproj"),
-            Directory.CreateTempSubdirectory("corral-seedapp-aot-build-").FullName, "-p:PublishAot=true");
+            Scratch.NewDirectory("corral-seedapp-aot-build-"), "-p:PublishAot=true");
     });
 
     /// <summary>SeedApp built (not published) with PublishAot=true: IL whose runtimeconfig.json switches startup hooks off.</summary>
@@ -49,7 +49,7 @@ public static class TestApps
     private static readonly Lazy<Task<string>> s_ownAgentApp = new(async () =>
     {
         // A user's web app (outside the repository) that references Corral.Agent in every build, not only for AOT.
-        var dir = Directory.CreateTempSubdirectory("corral-own-agent-").FullName;
+        var dir = Scratch.NewDirectory("corral-own-agent-");
         await File.WriteAllTextAsync(Path.Combine(dir, "Directory.Build.props"), "<Project />");
         await File.WriteAllTextAsync(Path.Combine(dir, "OwnAgent.csproj"), $"""
             <Project Sdk="Microsoft.NET.Sdk.Web">
@@ -72,7 +72,7 @@ public static class TestApps
     {
         // After the shared build: both restore into examples/SeedApp/obj.
         await GetAsync();
-        var output = Directory.CreateTempSubdirectory("corral-seedapp-aot-").FullName;
+        var output = Scratch.NewDirectory("corral-seedapp-aot-");
         var project = Path.Combine(RepoRoot, "examples", "SeedApp", "SeedApp.csproj");
         await RunAsync(Path.GetDirectoryName(project)!, "publish", project, "-c", "Release", "-r", "linux-x64", "-p:PublishAot=true",
             "-o", output, "--nologo", "-v", "q", "-p:UseSharedCompilation=false", "--disable-build-servers");
