@@ -185,12 +185,12 @@ public sealed class MasterTests : IDisposable
         // The generic host cancels a start that a stop interrupts, and the app's Run() throws
         // OperationCanceledException: that is a worker doing as it was told, not a failed app.
         var apps = await TestApps.GetAsync();
-        using var corral = StartCorral(apps.TestApp, "-b", "127.0.0.1:0", "-w", "2", "-e", "TESTAPP_START_DELAY_MS=3000");
+        using var corral = StartCorral(apps.TestApp, "-b", "127.0.0.1:0", "-w", "2", "-e", "TESTAPP_START_DELAY_MS=4000");
         var first = await corral.WaitForWorkersAsync(2, Boot);
 
         corral.Signal(SIGHUP);
-        await corral.WaitForLineAsync("Booting worker", Boot, occurrence: 4);
-        await Task.Delay(1500); // the new workers' hosts are starting: inside the 3 s hosted service
+        // Both new workers' hosts are starting: inside the 4 s hosted service.
+        await corral.WaitForLineAsync("TestApp: a hosted service starts", Boot, occurrence: 4);
         Assert.Equal(2, corral.CountLines("Worker ready"));
         corral.Signal(SIGTERM);
         Assert.Equal(0, await corral.WaitForExitAsync(TimeSpan.FromSeconds(20)));

@@ -81,7 +81,11 @@ app.Run();
 
 internal sealed class SlowStart(int ms) : IHostedService
 {
-    public Task StartAsync(CancellationToken cancellationToken) => Task.Delay(ms, cancellationToken);
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        Console.WriteLine($"TestApp: a hosted service starts for {ms} ms (pid {Environment.ProcessId})");
+        return Task.Delay(ms, cancellationToken);
+    }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }
