@@ -20,6 +20,7 @@ internal static class AgentRuntime
     private static int s_started;
     private static volatile bool s_ready;
     private static volatile bool s_stopAsked;
+    private static int s_stoppedWhileBootingLogged;
 
     public static AgentOptions Options => s_options ?? throw new InvalidOperationException("corral agent not started");
     public static AgentLog Log { get; private set; } = null!;
@@ -67,7 +68,7 @@ internal static class AgentRuntime
             {
                 // The generic host cancels a start that a stop interrupts, and the app's Run() throws:
                 // the worker did as it was told (a TERM during a reload or a recycle), it did not fail.
-                Log.Info($"Worker stopped while booting (pid: {Environment.ProcessId})");
+                LogStoppedWhileBooting();
                 Environment.Exit(0);
             }
             var text = e.ExceptionObject is Exception ex ? $"{ex.GetType().FullName}: {ex.Message}" : "unhandled exception";
@@ -87,7 +88,16 @@ internal static class AgentRuntime
 
         // Gunicorn's worker signals: INT and QUIT stop at once, TERM drains (the host's own handler
         // does that: the agent only notes that a stop was asked), USR1 reopens the log files.
-        s_signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGTERM, _ => s_stopAsked = true));
+        s_signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGTERM, _ =>
+        {
+            s_stopAsked = true;
+            if (!s_ready && HostControl.StopApplication is null)
+            {
+                // Before the host runs, TERM's default action ends the process at once (nothing is
+                // served yet); once it runs, the host cancels its start (above).
+                LogStoppedWhileBooting();
+            }
+        }));
         s_signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGQUIT, QuickExit));
         s_signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGINT, QuickExit));
         s_signals.Add(PosixSignalRegistration.Create((PosixSignal)SigUsr1, ctx =>
@@ -103,6 +113,14 @@ internal static class AgentRuntime
         s_statsTimer = new Timer(_ => SendStats(), null, Protocol.StatsInterval, Protocol.StatsInterval);
 
         DiagnosticListener.AllListeners.Subscribe(new HostObserver());
+    }
+
+    private static void LogStoppedWhileBooting()
+    {
+        if (Interlocked.Exchange(ref s_stoppedWhileBootingLogged, 1) == 0)
+        {
+            Log.Info($"Worker stopped while booting (pid: {Environment.ProcessId})");
+        }
     }
 
     public static void SendHeartbeat()

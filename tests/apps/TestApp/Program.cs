@@ -13,6 +13,13 @@ if (Environment.GetEnvironmentVariable("TESTAPP_CRASH_IF_EXISTS") is { Length: >
     throw new InvalidOperationException("crash flag " + crashFlag + " is set");
 }
 
+//   TESTAPP_SLEEP_AT_START_MS=n  sleeps n ms before building its host (a slow Main)
+if (int.TryParse(Environment.GetEnvironmentVariable("TESTAPP_SLEEP_AT_START_MS"), out var sleepAtStart))
+{
+    Console.WriteLine($"TestApp: sleeps {sleepAtStart} ms before building its host (pid {Environment.ProcessId})");
+    Thread.Sleep(sleepAtStart);
+}
+
 var builder = WebApplication.CreateBuilder(args);
 //   TESTAPP_START_DELAY_MS=n     a hosted service takes n ms to start, honouring the host's token
 //                                (a stop asked meanwhile cancels the start, as in any generic host)
