@@ -160,7 +160,7 @@ public sealed class AdmissionGate
 }
 
 /// <summary>Kestrel's socket transport, with accept(2) held back by the <see cref="AdmissionGate"/>.</summary>
-internal sealed class GatedListenerFactory(SocketTransportFactory inner, AdmissionGate gate, Warmup? warmup)
+internal sealed class GatedListenerFactory(SocketTransportFactory inner, AdmissionGate gate, Warmup? warmup, AcceptPacking? packing)
     : IConnectionListenerFactory, IConnectionListenerFactorySelector
 {
     public bool CanBind(EndPoint endpoint) => true;
@@ -173,10 +173,20 @@ internal sealed class GatedListenerFactory(SocketTransportFactory inner, Admissi
         }
         var listener = await inner.BindAsync(endpoint, cancellationToken).ConfigureAwait(false);
         gate.OnUnbind(() => listener.UnbindAsync());
-        return new GatedListener(listener, gate);
+        // The master's sockets only (corral binds nothing itself): their descriptors are polled.
+        var fd = endpoint is FileHandleEndPoint handle ? (int)handle.FileHandle : -1;
+        if (packing is not null && fd >= 0)
+        {
+            gate.OnUnbind(() =>
+            {
+                packing.Resign();
+                return ValueTask.CompletedTask;
+            });
+        }
+        return new GatedListener(listener, gate, fd >= 0 ? packing : null, fd);
     }
 
-    private sealed class GatedListener(IConnectionListener inner, AdmissionGate gate) : IConnectionListener
+    private sealed class GatedListener(IConnectionListener inner, AdmissionGate gate, AcceptPacking? packing, int fd) : IConnectionListener
     {
         public EndPoint EndPoint => inner.EndPoint;
 
@@ -190,6 +200,18 @@ internal sealed class GatedListenerFactory(SocketTransportFactory inner, Admissi
             catch (OperationCanceledException)
             {
                 return null; // draining or stopping: Kestrel ends this listener's accept loop
+            }
+            if (packing is not null)
+            {
+                try
+                {
+                    await packing.WaitTurnAsync(fd, linked.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    gate.ReleaseConnection();
+                    return null;
+                }
             }
             ConnectionContext? connection;
             try

@@ -48,6 +48,9 @@ public sealed class AgentOptions
     /// <summary>Seconds the warm-up may take at most (half of --timeout): then the worker reports ready anyway.</summary>
     public double WarmupTimeout { get; set; } = 15;
 
+    /// <summary>--accept-policy pack (async workers only): the abstract unix socket name whose holder takes new connections first; null: every idle worker accepts.</summary>
+    public string? AcceptLeader { get; set; }
+
     public int LimitRequestLine { get; set; } = 4094;
     public int LimitRequestFields { get; set; } = 100;
     public int LimitRequestFieldSize { get; set; } = 8190;

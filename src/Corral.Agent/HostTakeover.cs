@@ -46,6 +46,7 @@ internal static class HostTakeover
     {
         var gate = AdmissionGate.For(options);
         var warmup = options.WarmupRequests > 0 ? new Warmup(options, gate) : null;
+        var packing = options.AcceptLeader is { Length: > 0 } leader && options.WorkerClass == "async" ? new AcceptPacking(leader, gate) : null;
         SizeThreadPool(options);
 
         services.AddSingleton(options);
@@ -62,7 +63,7 @@ internal static class HostTakeover
         // Registered last, so Kestrel tries it first (it walks the transport factories in reverse).
         services.AddSingleton<IConnectionListenerFactory>(sp => new GatedListenerFactory(
             new SocketTransportFactory(sp.GetRequiredService<IOptions<SocketTransportOptions>>(), sp.GetRequiredService<ILoggerFactory>()),
-            gate, warmup));
+            gate, warmup, packing));
 
         services.PostConfigure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(options.GracefulTimeout));
         services.PostConfigure<KestrelServerOptions>(k => ConfigureKestrel(k, options, warmup));

@@ -39,6 +39,7 @@ public class SettingsCliTests
         ["loglevel"] = ("debug", "debug"),
         ["reload"] = (null, true),
         ["reload_strategy"] = ("rolling", "rolling"),
+        ["accept_policy"] = ("kernel", "kernel"),
         ["reload_extra_files"] = ("appsettings.json", new List<string> { "appsettings.json" }),
         ["forwarded_allow_ips"] = ("10.0.0.0/8,127.0.0.1", "10.0.0.0/8,127.0.0.1"),
         ["proxy_protocol"] = (null, true),

@@ -36,6 +36,7 @@ public class SettingsErrorTests
         ["loglevel"] = ["verbose", "INFO2", ""],
         ["reload_extra_files"] = [""],
         ["reload_strategy"] = ["phased", ""],
+        ["accept_policy"] = ["spread", ""],
         ["forwarded_allow_ips"] = ["10.0.0.0/33", "not-an-ip", ""],
         ["secure_scheme_headers"] = ["{not json", "[1, 2]"],
         ["certfile"] = ["(a file that does not exist)"],

@@ -28,6 +28,9 @@ public sealed class ProcessHost(
 
     private readonly Dictionary<int, Process> _processes = [];
 
+    /// <summary>--accept-policy pack: the name only this master's workers know (see the agent's AcceptPacking).</summary>
+    private readonly string _acceptLeader = $"corral-accept-{Environment.ProcessId}-{Guid.NewGuid():N}";
+
     /// <summary>What the next spawn runs (the dev server swaps it after each good build).</summary>
     public AppTarget App { get; set; } = initialApp;
 
@@ -154,6 +157,7 @@ public sealed class ProcessHost(
             WorkerClass = config.WorkerClass,
             Threads = config.Threads,
             WorkerConnections = config.WorkerConnections,
+            AcceptLeader = config.WorkerClass == "async" && config.AcceptPolicy == "pack" ? _acceptLeader : null,
             KeepAlive = config.KeepAlive,
             GracefulTimeout = config.GracefulTimeout.TotalSeconds,
             MaxRequests = maxRequests,

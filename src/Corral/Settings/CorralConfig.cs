@@ -40,6 +40,7 @@ public sealed class CorralConfig
     public string WorkerClass => Str(SettingsTable.WorkerClass)!;
     public int Threads => Int(SettingsTable.Threads);
     public int WorkerConnections => Int(SettingsTable.WorkerConnections);
+    public string AcceptPolicy => Str(SettingsTable.AcceptPolicy)!;
     public long MaxRequests => (long)this[SettingsTable.MaxRequests]!;
     public long MaxRequestsJitter => (long)this[SettingsTable.MaxRequestsJitter]!;
     public int WarmupRequests => Int(SettingsTable.WarmupRequests);

@@ -89,6 +89,17 @@ public static class SettingsTable
         Help = "Connections an async worker holds at once; past that it stops accepting and the kernel queue holds the rest for other workers.",
     };
 
+    public static readonly Setting AcceptPolicy = new()
+    {
+        Name = "accept_policy",
+        Flags = ["--accept-policy"],
+        Type = SettingType.Choice,
+        Choices = ["pack", "kernel"],
+        Section = "Worker processes",
+        Default = "pack",
+        Help = "Which async worker takes a new connection. pack: one ready worker takes them all, and the others take a connection only once it has waited 2 ms in the queue (that worker is saturated, paused or gone); one busy runtime serves more than two on the same cores (bench/results/connection-split.md). kernel: every idle worker accepts and the kernel wakes one, as with Gunicorn's workers. sync and gthread workers ignore it: they accept only with a free slot.",
+    };
+
     public static readonly Setting MaxRequests = new()
     {
         Name = "max_requests",
@@ -534,7 +545,7 @@ public static class SettingsTable
     [
         App, Config, PrintConfig, CheckConfig, Reload, ReloadExtraFiles,
         Bind, Backlog,
-        Workers, WorkerClass, Threads, WorkerConnections, MaxRequests, MaxRequestsJitter, WarmupRequests, WarmupPath, Timeout, GracefulTimeout, KeepAlive, ReloadStrategy, Gc,
+        Workers, WorkerClass, Threads, WorkerConnections, AcceptPolicy, MaxRequests, MaxRequestsJitter, WarmupRequests, WarmupPath, Timeout, GracefulTimeout, KeepAlive, ReloadStrategy, Gc,
         LimitRequestLine, LimitRequestFields, LimitRequestFieldSize,
         Chdir, Umask, PidFile, RawEnv,
         AccessLog, AccessLogFormatSetting, AccessLogJson, ErrorLog, LogLevel,

@@ -1,0 +1,100 @@
+using System.Net.Sockets;
+
+namespace Corral.Agent;
+
+/// <summary>
+/// --accept-policy pack (async workers): one worker, the leader, takes every new connection; the
+/// others take one only when it has waited <see cref="Patience"/> in the kernel's queue, which means
+/// the leader is saturated, paused (a GC, SIGSTOP) or gone. Two runtimes busy at once on few cores
+/// serve less than one (bench/results/connection-split.md), and a second worker that is not needed
+/// stays out of the way.
+/// <para>
+/// The leader is whoever holds an abstract unix socket name that the master made up for its workers:
+/// only one process can bind it, and the kernel lets it go when that process exits. A worker leads
+/// only while it is ready and not draining.
+/// </para>
+/// </summary>
+internal sealed class AcceptPacking(string name, AdmissionGate gate)
+{
+    /// <summary>How long a connection waits for the leader before a follower takes it.</summary>
+    public static readonly TimeSpan Patience = TimeSpan.FromMilliseconds(2);
+
+    /// <summary>How often a waiting follower checks whether it may lead (the leader left).</summary>
+    private const int LookAgainMs = 100;
+
+    private readonly Lock _sync = new();
+    private Socket? _lead;
+
+    public bool Leading => Volatile.Read(ref _lead) is not null;
+
+    /// <summary>Takes the lead if this worker may and no one has it; true if it leads now.</summary>
+    public bool TryLead()
+    {
+        if (Leading)
+        {
+            return true;
+        }
+        if (!AgentRuntime.IsReady || gate.Draining)
+        {
+            return false;
+        }
+        lock (_sync)
+        {
+            if (_lead is not null || gate.Draining)
+            {
+                return _lead is not null;
+            }
+            var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            try
+            {
+                socket.Bind(new UnixDomainSocketEndPoint("\0" + name));
+            }
+            catch (SocketException)
+            {
+                socket.Dispose();
+                return false;
+            }
+            Volatile.Write(ref _lead, socket);
+        }
+        AgentRuntime.Log.Debug($"Worker takes new connections first (pid: {Environment.ProcessId})");
+        return true;
+    }
+
+    /// <summary>At drain: another worker leads from its next accept.</summary>
+    public void Resign()
+    {
+        lock (_sync)
+        {
+            _lead?.Dispose();
+            Volatile.Write(ref _lead, null);
+        }
+    }
+
+    /// <summary>
+    /// Returns at once for the leader. A follower waits, on a thread of its own (poll(2) blocks), until
+    /// a connection has waited <see cref="Patience"/> on <paramref name="listenFd"/>, or until it leads.
+    /// </summary>
+    public ValueTask WaitTurnAsync(int listenFd, CancellationToken ct) =>
+        TryLead() ? ValueTask.CompletedTask
+            : new ValueTask(Task.Factory.StartNew(() => WaitTurn(listenFd, ct), ct, TaskCreationOptions.LongRunning, TaskScheduler.Default));
+
+    private void WaitTurn(int listenFd, CancellationToken ct)
+    {
+        while (true)
+        {
+            ct.ThrowIfCancellationRequested();
+            if (TryLead())
+            {
+                return;
+            }
+            if (Native.WaitReadable(listenFd, LookAgainMs))
+            {
+                Thread.Sleep(Patience);
+                if (Native.WaitReadable(listenFd, 0))
+                {
+                    return; // still there: the leader did not take it
+                }
+            }
+        }
+    }
+}
