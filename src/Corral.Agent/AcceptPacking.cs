@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net.Sockets;
 
 namespace Corral.Agent;
@@ -16,8 +17,16 @@ namespace Corral.Agent;
 /// </summary>
 internal sealed class AcceptPacking(string name, AdmissionGate gate)
 {
-    /// <summary>How long a connection waits for the leader before a follower takes it.</summary>
-    public static readonly TimeSpan Patience = TimeSpan.FromMilliseconds(2);
+    /// <summary>
+    /// How long the queue must stay non-empty before a follower takes a connection. A burst of new
+    /// connections (a client opening its pool) takes the leader a few milliseconds to accept: a
+    /// follower must not step in then, as even one connection on a second runtime costs a third of
+    /// the throughput on 2 cores (bench/results/connection-split.md).
+    /// </summary>
+    public static readonly TimeSpan Patience = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>How long a follower that stepped in waits for a connection before it leaves it to the leader again.</summary>
+    public static readonly TimeSpan Reach = TimeSpan.FromMilliseconds(5);
 
     /// <summary>How often a waiting follower checks whether it may lead (the leader left).</summary>
     private const int LookAgainMs = 100;
@@ -87,13 +96,19 @@ internal sealed class AcceptPacking(string name, AdmissionGate gate)
             {
                 return;
             }
-            if (Native.WaitReadable(listenFd, LookAgainMs))
+            if (!Native.WaitReadable(listenFd, LookAgainMs))
             {
-                Thread.Sleep(Patience);
-                if (Native.WaitReadable(listenFd, 0))
+                continue;
+            }
+            // A connection waits: is the leader emptying the queue? Look every millisecond.
+            var waited = Stopwatch.StartNew();
+            while (Native.WaitReadable(listenFd, 0))
+            {
+                if (waited.Elapsed >= Patience)
                 {
-                    return; // still there: the leader did not take it
+                    return; // never empty for that long: the leader is not keeping up
                 }
+                Thread.Sleep(1);
             }
         }
     }

@@ -201,22 +201,17 @@ internal sealed class GatedListenerFactory(SocketTransportFactory inner, Admissi
             {
                 return null; // draining or stopping: Kestrel ends this listener's accept loop
             }
-            if (packing is not null)
-            {
-                try
-                {
-                    await packing.WaitTurnAsync(fd, linked.Token).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                    gate.ReleaseConnection();
-                    return null;
-                }
-            }
             ConnectionContext? connection;
             try
             {
-                connection = await inner.AcceptAsync(cancellationToken).ConfigureAwait(false);
+                connection = packing is null
+                    ? await inner.AcceptAsync(cancellationToken).ConfigureAwait(false)
+                    : await AcceptPackedAsync(packing, linked.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (packing is not null && linked.IsCancellationRequested)
+            {
+                gate.ReleaseConnection();
+                return null; // draining or stopping
             }
             catch
             {
@@ -231,6 +226,33 @@ internal sealed class GatedListenerFactory(SocketTransportFactory inner, Admissi
             gate.ConnectionOpened();
             connection.ConnectionClosed.Register(static g => ((AdmissionGate)g!).ConnectionClosed(), gate);
             return connection;
+        }
+
+        /// <summary>
+        /// A follower accepts only the connection it was told waits too long, and gives up within
+        /// <see cref="AcceptPacking.Reach"/> if the leader took it after all: a follower left
+        /// waiting in accept(2) would take the next connection as soon as the leader would.
+        /// </summary>
+        private async ValueTask<ConnectionContext?> AcceptPackedAsync(AcceptPacking packing, CancellationToken ct)
+        {
+            while (true)
+            {
+                await packing.WaitTurnAsync(fd, ct).ConfigureAwait(false);
+                if (packing.Leading)
+                {
+                    return await inner.AcceptAsync(ct).ConfigureAwait(false);
+                }
+                using var reach = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                reach.CancelAfter(AcceptPacking.Reach);
+                try
+                {
+                    return await inner.AcceptAsync(reach.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+                {
+                    // the leader took it: wait for the next turn
+                }
+            }
         }
 
         public ValueTask UnbindAsync(CancellationToken cancellationToken = default) => inner.UnbindAsync(cancellationToken);

@@ -200,7 +200,7 @@ public sealed partial class CorralProcess : IDisposable
 /// <summary>Processes as /proc shows them, and kill(2).</summary>
 public static partial class ProcessTree
 {
-    public const int SIGHUP = 1, SIGINT = 2, SIGQUIT = 3, SIGKILL = 9, SIGUSR1 = 10, SIGUSR2 = 12, SIGTERM = 15, SIGTTIN = 21, SIGTTOU = 22, SIGWINCH = 28;
+    public const int SIGHUP = 1, SIGINT = 2, SIGQUIT = 3, SIGKILL = 9, SIGUSR1 = 10, SIGUSR2 = 12, SIGTERM = 15, SIGTTIN = 21, SIGTTOU = 22, SIGWINCH = 28, SIGCONT = 18, SIGSTOP = 19;
 
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int SysKill(int pid, int sig);
