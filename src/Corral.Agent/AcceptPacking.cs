@@ -104,9 +104,9 @@ internal sealed class AcceptPacking(string name, AdmissionGate gate)
             var waited = Stopwatch.StartNew();
             while (Native.WaitReadable(listenFd, 0))
             {
-                if (waited.Elapsed >= Patience)
+                if (waited.Elapsed >= Patience || TryLead())
                 {
-                    return; // never empty for that long: the leader is not keeping up
+                    return; // never empty for that long (the leader is not keeping up), or the leader left
                 }
                 Thread.Sleep(1);
             }

@@ -51,7 +51,7 @@ public static class SettingsTable
         Min = 1,
         Max = 1024,
         EnvVar = "WEB_CONCURRENCY",
-        Help = "The number of worker processes. WEB_CONCURRENCY sets the default, as with Gunicorn. A start: 2-4 x cores for sync (and workers x --threads about that for gthread); for async, 1 or a few per host: one async worker uses every core, and more cost throughput when the cores are busy (docs/deployment.md).",
+        Help = "The number of worker processes. WEB_CONCURRENCY sets the default, as with Gunicorn. A start: 2-4 x cores for sync (and workers x --threads about that for gthread); for async, 1 or a few per host: one async worker uses every core, and by default (--accept-policy pack) the others are warm spares that take only its overflow (docs/deployment.md).",
     };
 
     public static readonly Setting WorkerClass = new()
@@ -97,7 +97,7 @@ public static class SettingsTable
         Choices = ["pack", "kernel"],
         Section = "Worker processes",
         Default = "pack",
-        Help = "Which async worker takes a new connection. pack: one ready worker takes them all, and the others take a connection only once it has waited 2 ms in the queue (that worker is saturated, paused or gone); one busy runtime serves more than two on the same cores (bench/results/connection-split.md). kernel: every idle worker accepts and the kernel wakes one, as with Gunicorn's workers. sync and gthread workers ignore it: they accept only with a free slot.",
+        Help = "Which async worker takes a new connection. pack: one ready worker takes them all, and the others take a connection only once the queue has stayed non-empty for 10 ms (that worker is saturated, paused or gone); one busy runtime serves more than two on the same cores (bench/results/connection-split.md). kernel: every idle worker accepts and the kernel wakes one, as with Gunicorn's workers. sync and gthread workers ignore it: they accept only with a free slot.",
     };
 
     public static readonly Setting MaxRequests = new()
