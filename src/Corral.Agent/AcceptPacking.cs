@@ -15,7 +15,7 @@ namespace Corral.Agent;
 /// only while it is ready and not draining.
 /// </para>
 /// </summary>
-internal sealed class AcceptPacking(string name, AdmissionGate gate)
+internal sealed class AcceptPacking
 {
     /// <summary>
     /// How long the queue must stay non-empty before a follower takes a connection. A burst of new
@@ -31,8 +31,22 @@ internal sealed class AcceptPacking(string name, AdmissionGate gate)
     /// <summary>How often a waiting follower checks whether it may lead (the leader left).</summary>
     private const int LookAgainMs = 100;
 
+    private readonly string _name;
+    private readonly AdmissionGate _gate;
     private readonly Lock _sync = new();
     private Socket? _lead;
+
+    public AcceptPacking(string name, AdmissionGate gate)
+    {
+        _name = name;
+        _gate = gate;
+        // A draining worker lets go once, whatever the number of listeners: another leads from its next accept.
+        gate.OnUnbind(() =>
+        {
+            Resign();
+            return ValueTask.CompletedTask;
+        });
+    }
 
     public bool Leading => Volatile.Read(ref _lead) is not null;
 
@@ -43,20 +57,20 @@ internal sealed class AcceptPacking(string name, AdmissionGate gate)
         {
             return true;
         }
-        if (!AgentRuntime.IsReady || gate.Draining)
+        if (!AgentRuntime.IsReady || _gate.Draining)
         {
             return false;
         }
         lock (_sync)
         {
-            if (_lead is not null || gate.Draining)
+            if (_lead is not null || _gate.Draining)
             {
                 return _lead is not null;
             }
             var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
             try
             {
-                socket.Bind(new UnixDomainSocketEndPoint("\0" + name));
+                socket.Bind(new UnixDomainSocketEndPoint("\0" + _name));
             }
             catch (SocketException)
             {
@@ -69,8 +83,7 @@ internal sealed class AcceptPacking(string name, AdmissionGate gate)
         return true;
     }
 
-    /// <summary>At drain: another worker leads from its next accept.</summary>
-    public void Resign()
+    private void Resign()
     {
         lock (_sync)
         {

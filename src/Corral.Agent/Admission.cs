@@ -175,14 +175,6 @@ internal sealed class GatedListenerFactory(SocketTransportFactory inner, Admissi
         gate.OnUnbind(() => listener.UnbindAsync());
         // The master's sockets only (corral binds nothing itself): their descriptors are polled.
         var fd = endpoint is FileHandleEndPoint handle ? (int)handle.FileHandle : -1;
-        if (packing is not null && fd >= 0)
-        {
-            gate.OnUnbind(() =>
-            {
-                packing.Resign();
-                return ValueTask.CompletedTask;
-            });
-        }
         return new GatedListener(listener, gate, fd >= 0 ? packing : null, fd);
     }
 

@@ -46,7 +46,8 @@ internal static class HostTakeover
     {
         var gate = AdmissionGate.For(options);
         var warmup = options.WarmupRequests > 0 ? new Warmup(options, gate) : null;
-        var packing = options.AcceptLeader is { Length: > 0 } leader && options.WorkerClass == "async" ? new AcceptPacking(leader, gate) : null;
+        // The master names a leader for async workers under --accept-policy pack only.
+        var packing = options.AcceptLeader is { Length: > 0 } leader ? new AcceptPacking(leader, gate) : null;
         SizeThreadPool(options);
 
         services.AddSingleton(options);
