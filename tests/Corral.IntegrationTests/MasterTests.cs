@@ -110,6 +110,33 @@ public sealed class MasterTests : IDisposable
     }
 
     [Fact]
+    public async Task AWorkerKilledBySignalLeavesNoRuntimeFilesBehind()
+    {
+        // The runtime makes a debugger pipe pair and a diagnostics socket in $TMPDIR and removes them
+        // at exit; a worker that dies by SIGKILL cannot, so the master does.
+        var apps = await TestApps.GetAsync();
+        var tmp = Directory.CreateDirectory(Path.Combine(_dir, "tmp")).FullName;
+        string[] FilesOf(int pid) =>
+            [.. Directory.GetFiles(tmp, $"clr-debug-pipe-{pid}-*"), .. Directory.GetFiles(tmp, $"dotnet-diagnostic-{pid}-*")];
+        using var corral = StartCorral(apps.TestApp, "-b", "127.0.0.1:0", "-w", "1", "-e", "TMPDIR=" + tmp);
+        var killed = (await corral.WaitForWorkersAsync(1, Boot)).Single();
+        Assert.Equal(3, FilesOf(killed).Length);
+
+        Kill(killed, SIGKILL);
+        var successor = (await corral.WaitForWorkersAsync(1, Boot, gone: [killed])).Single();
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (FilesOf(killed).Length > 0 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50);
+        }
+        Assert.Empty(FilesOf(killed));
+        // A live worker's files stay: they are how dotnet-counters and dotnet-trace find it.
+        Assert.Equal(3, FilesOf(successor).Length);
+        var port = await corral.PortAsync();
+        Assert.Equal(200, (await Http.GetAsync(port, "/")).Status);
+    }
+
+    [Fact]
     public async Task EnvFlagReachesEveryWorker()
     {
         var apps = await TestApps.GetAsync();

@@ -99,8 +99,11 @@ public sealed class ProcessHost(
 
         var pid = process.Id;
         _processes[pid] = process;
+        // Read now, while the pid is surely this worker's; removed once it is gone (see RuntimeFiles).
+        var runtimeFiles = RuntimeFiles.Of(pid, psi.Environment.TryGetValue("TMPDIR", out var tmp) ? tmp : null);
         process.Exited += (_, _) =>
         {
+            runtimeFiles?.Remove();
             int code;
             try
             {
@@ -115,6 +118,7 @@ public sealed class ProcessHost(
         if (process.HasExited)
         {
             // Exited may have fired before the handler was attached; posting twice is harmless.
+            runtimeFiles?.Remove();
             post(new MasterEvent.Exited(pid, process.ExitCode));
         }
         _ = ReadControlAsync(pid, parentFd);
