@@ -194,6 +194,25 @@ public sealed partial class CorralProcess : IDisposable
         }
         _process.WaitForExit(5000);
         _process.Dispose();
+        // Killed, the runtimes could not remove their debugger pipes and diagnostics sockets (a test
+        // run used to leave thousands in /tmp); the master does this for its workers, not for itself.
+        var tmp = Environment.GetEnvironmentVariable("TMPDIR") is { Length: > 0 } t ? t : "/tmp";
+        foreach (var pid in tree.Append(Pid))
+        {
+            foreach (var pattern in (string[])[$"clr-debug-pipe-{pid}-*", $"dotnet-diagnostic-{pid}-*-socket"])
+            {
+                foreach (var file in Directory.EnumerateFiles(tmp, pattern))
+                {
+                    try
+                    {
+                        File.Delete(file);
+                    }
+                    catch (IOException)
+                    {
+                    }
+                }
+            }
+        }
     }
 }
 
