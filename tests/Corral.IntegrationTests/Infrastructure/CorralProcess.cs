@@ -183,7 +183,8 @@ public sealed partial class CorralProcess : IDisposable
 
     public void Dispose()
     {
-        var tree = ProcessTree.Descendants(Pid);
+        var master = Pid;
+        var tree = ProcessTree.Descendants(master);
         if (!_process.HasExited)
         {
             ProcessTree.Kill(Pid, 9);
@@ -197,7 +198,7 @@ public sealed partial class CorralProcess : IDisposable
         // Killed, the runtimes could not remove their debugger pipes and diagnostics sockets (a test
         // run used to leave thousands in /tmp); the master does this for its workers, not for itself.
         var tmp = Environment.GetEnvironmentVariable("TMPDIR") is { Length: > 0 } t ? t : "/tmp";
-        foreach (var pid in tree.Append(Pid))
+        foreach (var pid in tree.Append(master))
         {
             foreach (var pattern in (string[])[$"clr-debug-pipe-{pid}-*", $"dotnet-diagnostic-{pid}-*-socket"])
             {
