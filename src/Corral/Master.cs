@@ -76,7 +76,9 @@ public sealed class Master
 
         var finalPidFile = config.PidFile is null ? null : Path.GetFullPath(config.PidFile);
         var pidFile = Upgrade.PidFileFor(finalPidFile, env);
-        var upgrade = new Upgrade(listeners, log, _originalDirectory, e => _events.Writer.TryWrite(e));
+        // --accept-policy pack: the name only this master's workers (and, after USR2, the new master's) know (the agent's AcceptPacking).
+        var acceptLeader = Upgrade.AcceptLeaderFor(env);
+        var upgrade = new Upgrade(listeners, acceptLeader, log, _originalDirectory, e => _events.Writer.TryWrite(e));
         var tookOver = !Upgrade.IsUpgraded(env);
         var signals = new List<PosixSignalRegistration>();
         try
@@ -105,7 +107,7 @@ public sealed class Master
             }
 
             var agentPath = Path.Combine(AppContext.BaseDirectory, "Corral.Agent.dll");
-            var host = new ProcessHost(app, listeners, agentPath, config.ErrorLog == "-" ? null : Path.GetFullPath(config.ErrorLog), e => _events.Writer.TryWrite(e));
+            var host = new ProcessHost(app, listeners, agentPath, acceptLeader, config.ErrorLog == "-" ? null : Path.GetFullPath(config.ErrorLog), e => _events.Writer.TryWrite(e));
             var arbiter = new Arbiter.Arbiter(config, host, TimeProvider.System, log, _reload);
             using var systemd = new SystemdNotify(env.GetValueOrDefault("NOTIFY_SOCKET"));
             arbiter.Notify = systemd.Enabled ? systemd.Send : null;

@@ -13,10 +13,23 @@ namespace Corral;
 /// WINCH to the old master drains its workers (HUP brings them back: a rollback); TERM ends it; the
 /// new master then renames PIDFILE.2 to PIDFILE.
 /// </summary>
-public sealed class Upgrade(IReadOnlyList<Listener> listeners, IMasterLog log, string originalDirectory, Action<MasterEvent> post)
+public sealed class Upgrade(IReadOnlyList<Listener> listeners, string acceptLeader, IMasterLog log, string originalDirectory, Action<MasterEvent> post)
 {
     public const string FdsVariable = "CORRAL_FDS";
     public const string FromVariable = "CORRAL_UPGRADE_FROM";
+
+    /// <summary>
+    /// --accept-policy pack's leader name, handed to the new master so that both generations share
+    /// one leader: the new workers take connections first once the old ones drain (WINCH), not two
+    /// runtimes at once before that.
+    /// </summary>
+    public const string AcceptLeaderVariable = "CORRAL_ACCEPT_LEADER";
+
+    /// <summary>The leader name this master's workers use: the one it inherited through an upgrade, or a new one.</summary>
+    public static string AcceptLeaderFor(IReadOnlyDictionary<string, string?> env) =>
+        env.GetValueOrDefault(AcceptLeaderVariable) is { Length: > 0 } inherited
+            ? inherited
+            : $"corral-accept-{Environment.ProcessId}-{Guid.NewGuid():N}";
 
     private Process? _child;
 
@@ -41,6 +54,7 @@ public sealed class Upgrade(IReadOnlyList<Listener> listeners, IMasterLog log, s
         }
         psi.Environment[FdsVariable] = string.Join(',', listeners.Select(l => l.Fd.ToString(CultureInfo.InvariantCulture)));
         psi.Environment[FromVariable] = Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
+        psi.Environment[AcceptLeaderVariable] = acceptLeader;
         psi.Environment.Remove("LISTEN_FDS");
         psi.Environment.Remove("LISTEN_PID");
         try

@@ -61,6 +61,62 @@ public sealed class AcceptPolicyTests
         Assert.DoesNotContain(corral.Lines, l => l.Contains("[ERROR]", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task AfterUsr2TheOldLeaderLeadsUntilWinchThenOneNewWorker()
+    {
+        // Both masters' workers share one leader name: before WINCH the new generation only takes
+        // what the old leader leaves in the queue, so two runtimes are not busy at once.
+        var apps = await TestApps.GetAsync();
+        var pidFile = Path.Combine(Scratch.NewDirectory("corral-accept-"), "corral.pid");
+        using var corral = CorralProcess.Start(["-w", "1", "-b", "127.0.0.1:0", "-p", pidFile, "--log-level", "debug", apps.TestApp]);
+        var newMaster = 0;
+        try
+        {
+            var port = await corral.PortAsync();
+            var old = (await corral.WaitForWorkersAsync(1, Boot)).Single();
+            var leader = int.Parse((await corral.WaitForLineAsync(LeaderLine, Boot)).Groups[1].Value, CultureInfo.InvariantCulture);
+            Assert.Equal(old, leader);
+
+            corral.Signal(SIGUSR2);
+            await WaitUntilAsync(() => File.Exists(pidFile + ".2") && File.ReadAllText(pidFile + ".2").Trim().Length > 0);
+            newMaster = int.Parse(File.ReadAllText(pidFile + ".2").Trim(), CultureInfo.InvariantCulture);
+            await corral.WaitForLineAsync($@"\[{newMaster}\] \[DEBUG\] Worker ready", Boot);
+            var fresh = Children(newMaster).Single();
+            Assert.All(await PidsAsync(port, 20), pid => Assert.Equal(old, pid));
+            Assert.Equal(1, corral.CountLines(LeaderLine));
+
+            // WINCH: the old worker drains and lets go; the new master's worker leads.
+            corral.Signal(SIGWINCH);
+            var newLeader = int.Parse((await corral.WaitForLineAsync(LeaderLine, Boot, occurrence: 2)).Groups[1].Value, CultureInfo.InvariantCulture);
+            Assert.Equal(fresh, newLeader);
+            Assert.All(await PidsAsync(port, 20), pid => Assert.Equal(fresh, pid));
+            corral.Signal(SIGTERM);
+            Assert.Equal(0, await corral.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+            Assert.All(await PidsAsync(port, 5), pid => Assert.Equal(fresh, pid));
+            Assert.DoesNotContain(corral.Lines, l => l.Contains("[ERROR]", StringComparison.Ordinal));
+        }
+        finally
+        {
+            if (newMaster > 0)
+            {
+                foreach (var pid in Descendants(newMaster).Append(newMaster))
+                {
+                    Kill(pid, SIGKILL);
+                }
+            }
+        }
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow + Boot;
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "timed out");
+            await Task.Delay(50);
+        }
+    }
+
     [Theory]
     [InlineData("-k", "async", "--accept-policy", "kernel")]
     [InlineData("-k", "gthread", "--threads", "2")]

@@ -19,17 +19,15 @@ public sealed class ProcessHost(
     AppTarget initialApp,
     IReadOnlyList<Listener> listeners,
     string agentPath,
+    string acceptLeader,
     string? errorLogPath,
     Action<MasterEvent> post) : IProcessHost
 {
     private static readonly string[] StrippedVariables =
         ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET", ConfigLoader.CmdArgsVariable, AgentOptions.EnvironmentVariable,
-            Upgrade.FdsVariable, Upgrade.FromVariable];
+            Upgrade.FdsVariable, Upgrade.FromVariable, Upgrade.AcceptLeaderVariable];
 
     private readonly Dictionary<int, Process> _processes = [];
-
-    /// <summary>--accept-policy pack: the name only this master's workers know (see the agent's AcceptPacking).</summary>
-    private readonly string _acceptLeader = $"corral-accept-{Environment.ProcessId}-{Guid.NewGuid():N}";
 
     /// <summary>What the next spawn runs (the dev server swaps it after each good build).</summary>
     public AppTarget App { get; set; } = initialApp;
@@ -161,7 +159,7 @@ public sealed class ProcessHost(
             WorkerClass = config.WorkerClass,
             Threads = config.Threads,
             WorkerConnections = config.WorkerConnections,
-            AcceptLeader = config.WorkerClass == "async" && config.AcceptPolicy == "pack" ? _acceptLeader : null,
+            AcceptLeader = config.WorkerClass == "async" && config.AcceptPolicy == "pack" ? acceptLeader : null,
             KeepAlive = config.KeepAlive,
             GracefulTimeout = config.GracefulTimeout.TotalSeconds,
             MaxRequests = maxRequests,
