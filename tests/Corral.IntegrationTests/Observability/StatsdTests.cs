@@ -86,6 +86,38 @@ public sealed class StatsdTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(1, corral.CountLines(@"\[WARNING\] --threads is ignored"));
     }
 
+    [Fact]
+    public async Task AReloadThatChangesTheStatsdSettingsMovesEveryMetricToTheNewTarget()
+    {
+        var apps = await TestApps.GetAsync();
+        using var first = StatsdServer.Udp();
+        using var second = StatsdServer.Udp();
+        var config = Path.Combine(_dir, "corral.json");
+        string Config(StatsdServer s, string prefix) =>
+            $$"""{ "workers": 1, "bind": ["127.0.0.1:0"], "loglevel": "debug", "statsd_host": "{{s.Address}}", "statsd_prefix": "{{prefix}}" }""";
+        File.WriteAllText(config, Config(first, "one"));
+        using var corral = CorralProcess.Start(["-c", config, apps.TestApp]);
+        var port = await corral.PortAsync();
+        var old = await corral.WaitForWorkersAsync(1, Boot);
+        Assert.Equal(200, (await Http.GetAsync(port, "/")).Status);
+        await first.WaitForAsync(l => Sum(l, "one.gunicorn.requests", "c") == 1 && l.Contains("one.gunicorn.workers:1|g"), TimeSpan.FromSeconds(15), "the first target's request and gauge");
+
+        File.WriteAllText(config, Config(second, "two"));
+        corral.Signal(ProcessTree.SIGHUP);
+        await corral.WaitForLineAsync("Statsd at: .*" + System.Text.RegularExpressions.Regex.Escape(second.Address), TimeSpan.FromSeconds(10));
+        await corral.WaitForWorkersAsync(1, Boot, gone: old);
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(200, (await Http.GetAsync(port, "/")).Status);
+        }
+        // The master's gauge and the new worker's requests go to the new target, with its prefix.
+        await second.WaitForAsync(l => Sum(l, "two.gunicorn.requests", "c") == 3 && l.Contains("two.gunicorn.workers:1|g"), TimeSpan.FromSeconds(15), "the new target's requests and gauge");
+        await Task.Delay(TimeSpan.FromSeconds(0.5));
+        Assert.Equal(1, Sum(first.Lines, "one.gunicorn.requests", "c"));
+        Assert.All(second.Lines, l => Assert.StartsWith("two.gunicorn.", l));
+        Assert.Equal(3, Sum(second.Lines, "two.gunicorn.requests", "c"));
+    }
+
     [Theory]
     [InlineData("udp")]
     [InlineData("unix")]
