@@ -22,7 +22,7 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--rounds R]" >&2; exit 2 ;;
   esac
 done
-[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "--rounds: a whole number above 0, not '$ROUNDS'" >&2; exit 2; }
+require_count --rounds "$ROUNDS"
 require_tools wrk curl redis-server
 
 OUT="$BENCH_DIR/out/boot-cost"

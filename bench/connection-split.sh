@@ -18,7 +18,7 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--rounds R] [--duration S]" >&2; exit 2 ;;
   esac
 done
-[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "--rounds: a whole number above 0, not '$ROUNDS'" >&2; exit 2; }
+require_count --rounds "$ROUNDS"
 [[ $DURATION =~ ^[1-9][0-9]*$ ]] && ((DURATION >= 2)) || { echo "--duration: whole seconds, 2 or more, not '$DURATION'" >&2; exit 2; }
 require_tools dotnet wrk ss curl python3 setsid timeout
 ARGS_SHOWN="--rounds $ROUNDS --duration $DURATION"

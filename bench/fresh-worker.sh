@@ -20,7 +20,7 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--rounds R] [--window S]" >&2; exit 2 ;;
   esac
 done
-[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "--rounds: a whole number above 0, not '$ROUNDS'" >&2; exit 2; }
+require_count --rounds "$ROUNDS"
 [[ $WINDOW =~ ^[1-9][0-9]*$ ]] || { echo "--window: whole seconds above 0, not '$WINDOW'" >&2; exit 2; }
 require_tools wrk curl redis-server
 

@@ -104,6 +104,11 @@ machine_facts() {
   printf 'load\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
+# require_count FLAG VALUE: exits 2 unless VALUE is a whole number above 0 (a script's --rounds and the like).
+require_count() {
+  [[ $2 =~ ^[1-9][0-9]*$ ]] || { echo "$1: a whole number above 0, not '$2'" >&2; exit 2; }
+}
+
 require_tools() {
   local missing=() t
   for t in "$@"; do command -v "$t" >/dev/null || missing+=("$t"); done

@@ -19,8 +19,8 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--rounds R] [--warmup N]" >&2; exit 2 ;;
   esac
 done
-[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "--rounds: a whole number above 0, not '$ROUNDS'" >&2; exit 2; }
-[[ $WARMUP =~ ^[1-9][0-9]*$ ]] || { echo "--warmup: a whole number above 0, not '$WARMUP'" >&2; exit 2; }
+require_count --rounds "$ROUNDS"
+require_count --warmup "$WARMUP"
 require_tools curl redis-server
 
 OUT="$BENCH_DIR/out/warmup"
