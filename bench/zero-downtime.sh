@@ -3,7 +3,7 @@
 # while it reloads, recycles, upgrades and loses a worker; errors and throughput against a quiet run.
 #
 #   bench/zero-downtime.sh [--duration S] [--workers N]
-#   bench/zero-downtime.sh --rounds R [--profiles default,warm,fast,aot] [--duration S] [--workers N]
+#   bench/zero-downtime.sh --rounds R [--profiles default,kernel,warm,fast,aot] [--duration S] [--workers N]
 #
 # The reload and recycling scenarios run three times: with the runtime's defaults and the app as
 # `dotnet build` leaves it; as docs/deployment.md's "Fast worker boots" advises for frequent reloads
@@ -13,7 +13,8 @@
 # own baselines. Writes bench/results/zero-downtime.md. About 14 x duration + boots and publishing
 # (default 30 s: ~10 minutes).
 #
-# With --rounds R, only the quiet, HUP and recycling runs, for the --profiles given (warm: the default
+# With --rounds R, only the quiet, HUP and recycling runs, for the --profiles given (kernel: the
+# default app with --accept-policy kernel, Gunicorn's way of sharing connections; warm: the default
 # app with --warmup-requests, WARMUP_REQUESTS of them, 2000 unless set), in alternation
 # R times over; each round's ratios are against that round's quiet run, and the report gives each
 # one and their median (this machine's noise is 10-20% between identical runs). Writes
@@ -30,18 +31,20 @@ PROFILES=default,fast,aot
 FAST_ENV=(-e DOTNET_TieredPGO=0 -e DOTNET_TC_CallCountingDelayMs=0)
 # docs/deployment.md, "Warm-up": each new worker serves these in memory before it reports ready.
 WARM_FLAGS=(--warmup-requests "${WARMUP_REQUESTS:-2000}")
+# docs/deployment.md, "How async workers share connections": every idle worker accepts.
+KERNEL_FLAGS=(--accept-policy kernel)
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
     --workers) WORKERS=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     --profiles) PROFILES=$2; shift 2 ;;
-    *) echo "usage: $0 [--duration S] [--workers N] [--rounds R [--profiles default,warm,fast,aot]]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--duration S] [--workers N] [--rounds R [--profiles default,kernel,warm,fast,aot]]" >&2; exit 2 ;;
   esac
 done
 [[ $ROUNDS =~ ^[0-9]+$ ]] || { echo "--rounds: a whole number, not '$ROUNDS'" >&2; exit 2; }
 for p in ${PROFILES//,/ }; do
-  [[ $p == default || $p == warm || $p == fast || $p == aot ]] || { echo "--profiles: default, warm, fast or aot, not '$p'" >&2; exit 2; }
+  [[ $p == default || $p == kernel || $p == warm || $p == fast || $p == aot ]] || { echo "--profiles: default, kernel, warm, fast or aot, not '$p'" >&2; exit 2; }
 done
 wants() { [[ ",$PROFILES," == *",$1,"* || $ROUNDS -eq 0 ]]; }
 for tool in wrk redis-server; do
@@ -171,6 +174,7 @@ if [ "$ROUNDS" -gt 0 ]; then
     for p in ${PROFILES//,/ }; do
       case $p in
         default) APP_DLL=$SEED_DLL; scenarios "-r$r" ;;
+        kernel) APP_DLL=$SEED_DLL; scenarios "-kernel-r$r" "${KERNEL_FLAGS[@]}" ;;
         warm) APP_DLL=$SEED_DLL; scenarios "-warm-r$r" "${WARM_FLAGS[@]}" ;;
         fast) APP_DLL=$SEED_R2R_DLL; scenarios "-fast-r$r" "${FAST_ENV[@]}" ;;
         aot) APP_DLL=$SEED_AOT_EXE; scenarios "-aot-r$r" ;;
@@ -183,7 +187,7 @@ if [ "$ROUNDS" -gt 0 ]; then
     echo "wrk (keep-alive connections, no retries) against SeedApp's \`/\` under corral \`-w $WORKERS\` (async class), Production, Redis running."
     echo "Each run is a fresh corral; each round runs every profile's quiet, HUP-every-3-s and \`--max-requests 20000 --max-requests-jitter 2000\`"
     echo "runs one after the other, and each ratio is against the same round's quiet run of the same profile. Profiles: \`default\` (the app as"
-    echo "\`dotnet build\` leaves it), \`warm\` (the same app, \`${WARM_FLAGS[*]}\`), \`fast\` (published ReadyToRun, workers with \`DOTNET_TieredPGO=0\` and \`DOTNET_TC_CallCountingDelayMs=0\`), \`aot\` (published as Native AOT:"
+    echo "\`dotnet build\` leaves it), \`kernel\` (the same app, \`${KERNEL_FLAGS[*]}\`), \`warm\` (the same app, \`${WARM_FLAGS[*]}\`), \`fast\` (published ReadyToRun, workers with \`DOTNET_TieredPGO=0\` and \`DOTNET_TC_CallCountingDelayMs=0\`), \`aot\` (published as Native AOT:"
     echo "docs/deployment.md, \"Native AOT apps\")."
     echo
     echo "- command: \`bench/zero-downtime.sh --rounds $ROUNDS --profiles $PROFILES --duration $DURATION --workers $WORKERS\`"
