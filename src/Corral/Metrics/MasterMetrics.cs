@@ -14,6 +14,9 @@ public sealed class MasterMetrics
 {
     public static readonly double[] BootBuckets = [0.25, 0.5, 1, 2, 5, 10, 30, 60];
 
+    /// <summary>Native AOT workers boot in tens of milliseconds of CPU, JIT ones in hundreds (bench/results/boot-cost.md).</summary>
+    public static readonly double[] BootCpuBuckets = [0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5];
+
     private readonly CollectorRegistry _registry = Prometheus.Metrics.NewCustomRegistry();
     private readonly Counter _requests;
     private readonly Histogram _duration;
@@ -21,6 +24,7 @@ public sealed class MasterMetrics
     private readonly Gauge _workers;
     private readonly Counter _restarts;
     private readonly Histogram _boot;
+    private readonly Histogram _bootCpu;
     private readonly Gauge _rss;
     private readonly Gauge _pss;
     private readonly Gauge _gcHeap;
@@ -40,6 +44,8 @@ public sealed class MasterMetrics
             new CounterConfiguration { LabelNames = ["reason"] });
         _boot = f.CreateHistogram("corral_worker_boot_seconds", "Time from a worker's spawn to its ready message, in seconds.",
             new HistogramConfiguration { Buckets = BootBuckets });
+        _bootCpu = f.CreateHistogram("corral_worker_boot_cpu_seconds", "CPU time (user + system) a worker had used when it reported ready, in seconds: what each reload, recycle or respawn costs before the worker serves.",
+            new HistogramConfiguration { Buckets = BootCpuBuckets });
         _rss = f.CreateGauge("corral_worker_rss_bytes", "Resident memory of each worker, as it last reported it.", new GaugeConfiguration { LabelNames = ["pid"] });
         _pss = f.CreateGauge("corral_worker_pss_bytes", "Proportional set size of each worker (shared pages divided among the processes that map them), as it last reported it; read every 5 s.",
             new GaugeConfiguration { LabelNames = ["pid"] });
@@ -72,6 +78,8 @@ public sealed class MasterMetrics
     public void AddRestart(string reason) => _restarts.WithLabels(reason).Inc();
 
     public void ObserveBoot(double seconds) => _boot.Observe(seconds);
+
+    public void ObserveBootCpu(double seconds) => _bootCpu.Observe(seconds);
 
     /// <summary>Sets every gauge from the master's state at this scrape; series of workers that are gone are removed.</summary>
     public void SetGauges(MasterSnapshot s)

@@ -35,6 +35,7 @@ public sealed record WorkerView(
     [property: JsonPropertyName("generation")] int Generation,
     [property: JsonPropertyName("age_seconds")] double AgeSeconds,
     [property: JsonPropertyName("boot_seconds")] double? BootSeconds,
+    [property: JsonPropertyName("boot_cpu_seconds")] double? BootCpuSeconds,
     [property: JsonPropertyName("served")] long Served,
     [property: JsonPropertyName("in_flight")] int InFlight,
     [property: JsonPropertyName("rss_bytes")] long Rss,

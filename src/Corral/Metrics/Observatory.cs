@@ -18,6 +18,7 @@ public sealed class Observatory
     private readonly Dictionary<string, long> _restarts = MasterMetrics.RestartReasons.ToDictionary(r => r, _ => 0L);
     private readonly Dictionary<int, (WorkerState State, bool Retiring, int Generation)> _known = [];
     private readonly HashSet<int> _bootObserved = [];
+    private readonly Dictionary<int, double> _bootCpu = [];
     private readonly HashSet<int> _killedByCtl = [];
     private readonly ListenQueue _queue;
     private readonly DateTimeOffset _started = DateTimeOffset.UtcNow;
@@ -134,6 +135,13 @@ public sealed class Observatory
             if (w.ReadyAt is { } ready && _bootObserved.Add(w.Pid))
             {
                 Metrics.ObserveBoot((ready - w.SpawnedAt).TotalSeconds);
+                // Read as the ready message is handled (the loop runs this right after it): what the
+                // worker's boot cost, its warm-up included. Null if it is already gone.
+                if (Os.ProcStat.CpuSeconds(w.Pid) is { } cpu)
+                {
+                    _bootCpu[w.Pid] = cpu;
+                    Metrics.ObserveBootCpu(cpu);
+                }
             }
         }
         if (present.Count == _known.Count)
@@ -144,6 +152,7 @@ public sealed class Observatory
         {
             _known.Remove(pid);
             _bootObserved.Remove(pid);
+            _bootCpu.Remove(pid);
             var killed = _killedByCtl.Remove(pid);
             if (arbiter.Stopping)
             {
@@ -184,6 +193,7 @@ public sealed class Observatory
                 return new WorkerView(w.Pid, w.State.ToString().ToLowerInvariant(), w.Retiring, w.Generation,
                     Math.Round((now - w.SpawnedAt).TotalSeconds, 3),
                     w.ReadyAt is { } r ? Math.Round((r - w.SpawnedAt).TotalSeconds, 3) : null,
+                    _bootCpu.TryGetValue(w.Pid, out var cpu) ? Math.Round(cpu, 3) : null,
                     w.Served, w.InFlight, last?.Rss ?? 0, last?.Pss ?? 0, last?.GcHeap ?? 0);
             })],
             RequestsTotal = _requests.Values.Sum(),

@@ -37,7 +37,7 @@ public static class StatusPage
 <div class="facts" id="listeners"></div>
 <svg id="chart" width="600" height="80" viewBox="0 0 600 80" aria-label="requests per second, last 2 minutes"><polyline id="line" fill="none" stroke="#2a62c9" stroke-width="2" points=""/></svg>
 <table id="table">
-  <thead><tr><th>pid</th><th class="l">state</th><th>age</th><th>boot</th><th>served</th><th>in flight</th><th>RSS</th><th>PSS</th><th>GC heap</th></tr></thead>
+  <thead><tr><th>pid</th><th class="l">state</th><th>age</th><th>boot</th><th>boot CPU</th><th>served</th><th>in flight</th><th>RSS</th><th>PSS</th><th>GC heap</th></tr></thead>
   <tbody id="rows"></tbody>
 </table>
 <p id="error"></p>
@@ -47,6 +47,7 @@ const $ = id => document.getElementById(id);
 const rates = [];
 let previous = null;
 function mib(b) { return b > 0 ? (b / 1048576).toFixed(1) + " MiB" : "-"; }
+function ms(s) { return s == null ? "-" : Math.round(s * 1000) + " ms"; }
 function secs(s) {
   if (s == null) return "-";
   if (s < 120) return s.toFixed(1) + " s";
@@ -85,6 +86,7 @@ function render(s) {
     cell(row, w.state + (w.retiring ? " (retiring)" : ""), "l " + w.state);
     cell(row, secs(w.age_seconds));
     cell(row, secs(w.boot_seconds));
+    cell(row, ms(w.boot_cpu_seconds));
     cell(row, w.served);
     cell(row, w.in_flight);
     cell(row, mib(w.rss_bytes));

@@ -5,7 +5,7 @@ namespace Corral.Os;
 /// <summary>
 /// The files a .NET runtime makes in its temp folder for debuggers and diagnostic tools:
 /// <c>clr-debug-pipe-PID-KEY-in</c>, <c>-out</c> and <c>dotnet-diagnostic-PID-KEY-socket</c>, where KEY is
-/// the process's start time in clock ticks since boot (field 22 of /proc/PID/stat), the folder
+/// the process's start time in clock ticks since boot (<see cref="ProcStat.StartTime"/>), the folder
 /// $TMPDIR or /tmp. The runtime removes them when it exits; a worker that dies by a signal (SIGKILL
 /// after --timeout, kill -9, the OOM killer, a crash that aborts) leaves them, and a crash loop
 /// would leave three files per attempt. The master removes a gone worker's set.
@@ -18,19 +18,8 @@ public sealed class RuntimeFiles
     public IReadOnlyList<string> Paths { get; }
 
     /// <summary>Reads the start time of a live (or not yet reaped) <paramref name="pid"/>; null when /proc no longer has it.</summary>
-    public static RuntimeFiles? Of(int pid, string? tmpDir)
-    {
-        string stat;
-        try
-        {
-            stat = File.ReadAllText($"/proc/{pid}/stat");
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return null;
-        }
-        return StartTime(stat) is { } key ? For(pid, key, tmpDir) : null;
-    }
+    public static RuntimeFiles? Of(int pid, string? tmpDir) =>
+        ProcStat.Read(pid) is { } stat && ProcStat.StartTime(stat) is { } key ? For(pid, key, tmpDir) : null;
 
     public static RuntimeFiles For(int pid, ulong key, string? tmpDir)
     {
@@ -42,19 +31,6 @@ public sealed class RuntimeFiles
             Path.Combine(dir, $"clr-debug-pipe-{id}-out"),
             Path.Combine(dir, $"dotnet-diagnostic-{id}-socket"),
         ]);
-    }
-
-    /// <summary>Field 22 of a /proc/PID/stat line; the command name (field 2) may hold spaces and parentheses.</summary>
-    public static ulong? StartTime(string stat)
-    {
-        var close = stat.LastIndexOf(')');
-        if (close < 0)
-        {
-            return null;
-        }
-        // After ") ": field 3 (state) onwards, so field 22 is the 20th.
-        var fields = stat[(close + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        return fields.Length >= 20 && ulong.TryParse(fields[19], NumberStyles.None, CultureInfo.InvariantCulture, out var t) ? t : null;
     }
 
     /// <summary>Deletes what is left; never throws (a file that is gone or not ours is not the master's problem).</summary>

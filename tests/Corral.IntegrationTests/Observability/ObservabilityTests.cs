@@ -61,6 +61,9 @@ public sealed class ObservabilityTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(1000, samples.Sum("corral_requests_total"));
         Assert.Equal(1, samples.Sum("corral_workers", l => l["state"] == "ready"));
         Assert.True(samples.Sum("corral_worker_boot_seconds_count") >= 4);
+        // Each boot's CPU too: every worker that reported ready (the first and its successors) used some.
+        Assert.Equal(samples.Sum("corral_worker_boot_seconds_count"), samples.Sum("corral_worker_boot_cpu_seconds_count"));
+        Assert.InRange(samples.Sum("corral_worker_boot_cpu_seconds_sum") / samples.Sum("corral_worker_boot_cpu_seconds_count"), 0.01, 30);
         Assert.True(samples.Count(s => s.Name == "corral_worker_rss_bytes" && s.Value > 0) >= 1);
 
         // PSS next to RSS, per worker: the live worker's PSS is known (read at its first report) and at most its RSS.
@@ -111,6 +114,8 @@ public sealed class ObservabilityTests(ITestOutputHelper output) : IDisposable
         Assert.All(workers, w => Assert.True(w.GetProperty("rss_bytes").GetInt64() > 0));
         // PSS: plausible for a .NET worker (over 1 MiB) and at most its RSS (pages it shares count in part).
         Assert.All(workers, w => Assert.InRange(w.GetProperty("pss_bytes").GetInt64(), 1024 * 1024, w.GetProperty("rss_bytes").GetInt64()));
+        // What each boot cost in CPU: a .NET worker uses some before it is ready, and the master read it at ready.
+        Assert.All(workers, w => Assert.InRange(w.GetProperty("boot_cpu_seconds").GetDouble(), 0.01, 30));
         Assert.Equal(corral.Pid, status.GetProperty("pid").GetInt32());
         Assert.Equal(30, status.GetProperty("requests_total").GetInt64());
         Assert.Equal(ProcessTree.Children(corral.Pid).Order(), workers.Select(w => w.GetProperty("pid").GetInt32()).Order());

@@ -49,10 +49,18 @@ public sealed class StatusPageTests(ITestOutputHelper output)
         // RSS, PSS and GC heap columns, each worker's in MiB.
         var headers = await page.EvalOnSelectorAllAsync<string[]>("#table th", "cells => cells.map(c => c.textContent)");
         Assert.Equal(["RSS", "PSS", "GC heap"], headers[^3..]);
-        await page.WaitForFunctionAsync("() => [...document.querySelectorAll('#rows tr td:nth-child(8)')].every(c => c.textContent.endsWith(' MiB'))",
+        await page.WaitForFunctionAsync("() => [...document.querySelectorAll('#rows tr td:nth-child(9)')].every(c => c.textContent.endsWith(' MiB'))",
             null, new PageWaitForFunctionOptions { Timeout = 10000 });
-        var pssCells = await page.EvalOnSelectorAllAsync<string[]>("#rows tr td:nth-child(8)", "cells => cells.map(c => c.textContent)");
+        var pssCells = await page.EvalOnSelectorAllAsync<string[]>("#rows tr td:nth-child(9)", "cells => cells.map(c => c.textContent)");
         Assert.All(pssCells, c => Assert.Matches(@"^\d+\.\d MiB$", c));
+        // What each worker's boot cost in CPU, next to how long it took.
+        Assert.Equal(["boot", "boot CPU"], headers[3..5]);
+        var bootCpu = await page.EvalOnSelectorAllAsync<string[]>("#rows tr td:nth-child(5)", "cells => cells.map(c => c.textContent)");
+        Assert.All(bootCpu, c =>
+        {
+            Assert.Matches(@"^\d+ ms$", c);
+            Assert.InRange(int.Parse(c.Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture), 10, 30_000);
+        });
         Assert.Empty(errors);
 
         var dir = Path.Combine(AppContext.BaseDirectory, "TestResults");
