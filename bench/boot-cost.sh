@@ -40,7 +40,6 @@ BUILDS=("BenchApp (one endpoint), dotnet build|$BENCH_APP_DLL" "SeedApp, dotnet 
   "SeedApp, published ReadyToRun|$OUT/seedapp-r2r/SeedApp.dll" "SeedApp, published Native AOT|$OUT/seedapp-aot/SeedApp")
 declare -A READY PER_REQ
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
 for r in $(seq 1 "$ROUNDS"); do
@@ -63,13 +62,12 @@ for r in $(seq 1 "$ROUNDS"); do
     t1=$(cpu_ticks "$worker")
     us=$(awk -v a="$t0" -v b="$t1" -v n="$n" -v hz="$hz" 'BEGIN {printf "%.1f", (b - a) * 1e6 / hz / n}')
     PER_REQ[$b]="${PER_REQ[$b]:-} $us"
-    kill -TERM "$MASTER"; for _ in $(seq 1 100); do kill -0 "$MASTER" 2>/dev/null || break; sleep 0.1; done
+    stop_master "$MASTER"
     MASTER=""
     log "round $r, $label: $ms ms CPU at ready, $us µs per request after warm-up"
   done
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
 {
   echo "# What a new worker costs before it serves"
   echo
@@ -79,9 +77,7 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR
   echo "bench/results/fresh-worker.md, come on top). Builds alternate, a fresh corral each time."
   echo
   echo "- command: \`bench/boot-cost.sh --rounds $ROUNDS\`"
-  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -sr), load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "- .NET $(dotnet --version), commit $(git -C "$ROOT_DIR" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  result_facts
   echo
   echo "| build | CPU ms at ready (median) | per round | µs per request, warm (median) | requests per worker for boot <= 10% |"
   echo "|---|---:|---|---:|---:|"

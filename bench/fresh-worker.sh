@@ -32,8 +32,6 @@ SETTINGS=("defaults|" "--warmup-requests 20000|--warmup-requests 20000" "DOTNET_
   "DOTNET_GCgen0size=0x4000000|-e DOTNET_GCgen0size=0x4000000")
 declare -A AT_READY WIN1 WIN2 WIN3
 
-# cpu_ticks PID: user + system ticks of one process.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # us_per_req TICKS0 TICKS1 REQUESTS
 us_per_req() { awk -v a="$1" -v b="$2" -v n="$3" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.1f", (b - a) * 1e6 / hz / n}'; }
 
@@ -59,13 +57,12 @@ for r in $(seq 1 "$ROUNDS"); do
       case $w in 1) WIN1[$s]="${WIN1[$s]:-} $v" ;; 2) WIN2[$s]="${WIN2[$s]:-} $v" ;; 3) WIN3[$s]="${WIN3[$s]:-} $v" ;; esac
       t0=$t1
     done
-    kill -TERM "$MASTER"; for _ in $(seq 1 100); do kill -0 "$MASTER" 2>/dev/null || break; sleep 0.1; done
+    stop_master "$MASTER"
     MASTER=""
     log "round $r, $label: at ready${AT_READY[$s]##* } ms CPU; µs per request by window:${WIN1[$s]##* } ${WIN2[$s]##* } ${WIN3[$s]##* }"
   done
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
 {
   echo "# A fresh worker's first seconds under load"
   echo
@@ -74,9 +71,7 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR
   echo "alternate, a fresh corral each time. The first window's excess over the third is what a reload or recycle costs under load."
   echo
   echo "- command: \`bench/fresh-worker.sh --rounds $ROUNDS --window $WINDOW\`"
-  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -sr), load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "- .NET $(dotnet --version), commit $(git -C "$ROOT_DIR" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  result_facts
   echo
   echo "| worker setting | CPU ms at ready (median) | µs/request, window 1 (median) | per round | window 2 (median) | window 3 (median) | per round |"
   echo "|---|---:|---:|---|---:|---:|---|"

@@ -104,6 +104,26 @@ machine_facts() {
   printf 'load\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
+# median: the median of the numbers on standard input (spaces or newlines between them; the mean of
+# the middle two when there is an even count).
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
+
+# cpu_ticks PID: user + system clock ticks one process has used (/proc/PID/stat fields 14 and 15).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# stop_master PID: TERM a corral master and wait up to 10 s for it to exit.
+stop_master() {
+  kill -TERM "$1" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+}
+
+# result_facts: the date, machine and .NET lines of a results file (run at the end: the load average is the run's).
+result_facts() {
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -sr), load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "- .NET $(dotnet --version), commit $(git -C "$ROOT_DIR" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+}
+
 # require_count FLAG VALUE: exits 2 unless VALUE is a whole number above 0 (a script's --rounds and the like).
 require_count() {
   [[ $2 =~ ^[1-9][0-9]*$ ]] || { echo "$1: a whole number above 0, not '$2'" >&2; exit 2; }

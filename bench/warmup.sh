@@ -60,7 +60,7 @@ measure() {
     seconds="$seconds $(awk -v t="$second" 'BEGIN {printf "%.1f", t * 1000}')"
     readies="$readies $((t1 - t0))"
   done
-  kill -TERM "$MASTER"; for _ in $(seq 1 100); do kill -0 "$MASTER" 2>/dev/null || break; sleep 0.1; done
+  stop_master "$MASTER"
   MASTER=""
   ROWS+=("$name|$*|$firsts|$seconds|$readies")
   log "$name: first request (ms):$firsts"
@@ -69,7 +69,6 @@ measure() {
 measure "no-warmup"
 measure "warmup-$WARMUP" --warmup-requests "$WARMUP"
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
 {
   echo "# Warm-up: the first request after a reload (\`--warmup-requests\`)"
   echo
@@ -78,9 +77,7 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR
   echo "signal to the master's \"Worker ready\" line (the new worker's boot, and its warm-up)."
   echo
   echo "- command: \`bench/warmup.sh --rounds $ROUNDS --warmup $WARMUP\`"
-  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -sr), load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "- .NET $(dotnet --version), commit $(git -C "$ROOT_DIR" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  result_facts
   echo
   echo "| corral flags | first request, ms (median) | per round | second request, ms (median) | HUP to ready, ms (median) | per round |"
   echo "|---|---:|---|---:|---:|---|"
