@@ -185,9 +185,14 @@ public sealed partial class CorralProcess : IDisposable
     {
         var master = Pid;
         var tree = ProcessTree.Descendants(master);
+        // Killed, the runtimes cannot remove their debugger pipes and diagnostics sockets (a test run
+        // used to leave thousands in /tmp); the master does this for its workers, not for itself.
+        // Their names hold each process's start time: read it while the processes are alive.
+        var tmp = Environment.GetEnvironmentVariable("TMPDIR");
+        var runtimeFiles = tree.Append(master).Select(pid => Corral.Os.RuntimeFiles.Of(pid, tmp)).OfType<Corral.Os.RuntimeFiles>().ToList();
         if (!_process.HasExited)
         {
-            ProcessTree.Kill(Pid, 9);
+            ProcessTree.Kill(master, 9);
         }
         foreach (var pid in tree)
         {
@@ -195,24 +200,9 @@ public sealed partial class CorralProcess : IDisposable
         }
         _process.WaitForExit(5000);
         _process.Dispose();
-        // Killed, the runtimes could not remove their debugger pipes and diagnostics sockets (a test
-        // run used to leave thousands in /tmp); the master does this for its workers, not for itself.
-        var tmp = Environment.GetEnvironmentVariable("TMPDIR") is { Length: > 0 } t ? t : "/tmp";
-        foreach (var pid in tree.Append(master))
+        foreach (var files in runtimeFiles)
         {
-            foreach (var pattern in (string[])[$"clr-debug-pipe-{pid}-*", $"dotnet-diagnostic-{pid}-*-socket"])
-            {
-                foreach (var file in Directory.EnumerateFiles(tmp, pattern))
-                {
-                    try
-                    {
-                        File.Delete(file);
-                    }
-                    catch (IOException)
-                    {
-                    }
-                }
-            }
+            files.Remove();
         }
     }
 }
