@@ -59,6 +59,31 @@ public sealed class ObservabilityUnitTests
         Assert.Equal(12.254, double.Parse(sum.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture), 6);
     }
 
+    /// <summary>
+    /// A stats line is the worker's JSON, read on the master's loop: JSON of another shape (found by
+    /// fuzz/, the control target) is ignored where it does not fit, never thrown out of the loop.
+    /// </summary>
+    [Theory]
+    [InlineData("1")]
+    [InlineData("[]")]
+    [InlineData("\"x\"")]
+    [InlineData("null")]
+    [InlineData("{\"rss\":{},\"pss\":\"1\",\"gc_heap\":[]}")]
+    [InlineData("{\"requests\":{\"GET 2xx\":\"7\",\"POST 2xx\":{}}}")]
+    [InlineData("{\"buckets\":[[\"1\",0.5],[1,\"x\"],[{},null],7]}")]
+    public async Task StatsJsonOfAnotherShapeIsIgnored(string json)
+    {
+        var o = new Observatory(new ListenQueue([]), new MasterMetrics());
+        o.OnStats(101, json);
+        var good = new WorkerStats();
+        good.Record("GET", 200, TimeSpan.FromMilliseconds(2));
+        o.OnStats(101, good.Format(0));
+
+        var text = await o.Metrics.ExportAsync(CancellationToken.None);
+        Assert.Contains("corral_requests_total{method=\"GET\",status_class=\"2xx\"} 1", text);
+        Assert.Contains("corral_request_duration_seconds_count 1", text);
+    }
+
     [Fact]
     public void PssIsTheKilobytesOfThePssLineOfSmapsRollup()
     {

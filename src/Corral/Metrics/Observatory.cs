@@ -60,7 +60,13 @@ public sealed class Observatory
         }
         using (doc)
         {
+            // The worker's JSON, but read on the master's loop: what does not have the expected shape
+            // is skipped, never thrown (JsonElement's accessors throw on a value of another kind).
             var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                return;
+            }
             if (!_last.TryGetValue(pid, out var last))
             {
                 _last[pid] = last = new LastStats();
@@ -70,7 +76,7 @@ public sealed class Observatory
                 foreach (var p in requests.EnumerateObject())
                 {
                     var parts = p.Name.Split(' ');
-                    if (parts.Length != 2 || !p.Value.TryGetInt64(out var n))
+                    if (parts.Length != 2 || !TryGetInt64(p.Value, out var n))
                     {
                         continue;
                     }
@@ -92,7 +98,7 @@ public sealed class Observatory
                     {
                         break;
                     }
-                    if (b.ValueKind == JsonValueKind.Array && b.GetArrayLength() == 2 && b[0].TryGetInt64(out var count) && b[1].TryGetDouble(out var sum))
+                    if (b.ValueKind == JsonValueKind.Array && b.GetArrayLength() == 2 && TryGetInt64(b[0], out var count) && b[1].ValueKind == JsonValueKind.Number && b[1].TryGetDouble(out var sum))
                     {
                         var dc = count - last.Counts[i];
                         if (dc > 0)
@@ -105,19 +111,25 @@ public sealed class Observatory
                     i++;
                 }
             }
-            if (root.TryGetProperty("rss", out var rss) && rss.TryGetInt64(out var r))
+            if (root.TryGetProperty("rss", out var rss) && TryGetInt64(rss, out var r))
             {
                 last.Rss = r;
             }
-            if (root.TryGetProperty("pss", out var pss) && pss.TryGetInt64(out var ps))
+            if (root.TryGetProperty("pss", out var pss) && TryGetInt64(pss, out var ps))
             {
                 last.Pss = ps;
             }
-            if (root.TryGetProperty("gc_heap", out var heap) && heap.TryGetInt64(out var h))
+            if (root.TryGetProperty("gc_heap", out var heap) && TryGetInt64(heap, out var h))
             {
                 last.GcHeap = h;
             }
         }
+    }
+
+    private static bool TryGetInt64(JsonElement e, out long value)
+    {
+        value = 0;
+        return e.ValueKind == JsonValueKind.Number && e.TryGetInt64(out value);
     }
 
     /// <summary>The worker's control channel closed: it sends nothing more; its counts stay in the totals.</summary>
