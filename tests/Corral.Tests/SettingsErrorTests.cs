@@ -281,6 +281,38 @@ public class SettingsErrorTests
         Assert.Contains("config file " + file, error);
     }
 
+    // ---- Line breaks in a bad value (found by fuzz/, the config target) ------------------------
+
+    [Theory]
+    [InlineData("PORT", "80\nx")]
+    [InlineData("WEB_CONCURRENCY", "4\r\n2")]
+    [InlineData(ConfigLoader.CmdArgsVariable, "-b 'a\nb:http'")]
+    public void A_bad_value_with_a_line_break_from_the_environment_is_still_one_line(string variable, string value)
+    {
+        var error = Settings.Error(Settings.Env((variable, value)), "App.dll");
+        Assert.Contains("\\n", error);
+    }
+
+    [Fact]
+    public void A_bad_value_with_a_line_break_on_the_command_line_is_still_one_line()
+    {
+        var error = Settings.Error("-b", "a\nb:http", "App.dll");
+        Assert.Contains("'a\\nb:http'", error);
+    }
+
+    [Theory]
+    [InlineData("{\"bind\": \"a\\nb:http\"}")]
+    [InlineData("{\"workers\": nc77,\n  \"threads\": 2}")]
+    [InlineData("{\"raw_env\": [\"A\u2028B\"]}")]
+    public void A_bad_config_file_with_a_line_break_in_the_culprit_is_still_one_line(string json)
+    {
+        using var dir = new TempDir();
+        var file = dir.File("corral.json", json);
+        var error = Settings.Error("-c", file, "App.dll");
+        Assert.Contains("config file " + file, error);
+        Assert.DoesNotContain('\u2028', error);
+    }
+
     // ---- --print-config ---------------------------------------------------------------------
 
     [Fact]

@@ -7,7 +7,33 @@ namespace Corral.Settings;
 /// <summary>What the command line asked for.</summary>
 public sealed record LoadResult(CorralConfig? Config, string? Error, bool ShowedHelp = false)
 {
-    public static LoadResult Fail(string error) => new(null, error);
+    /// <summary>
+    /// A bad configuration: one line, as corral prints it. A value quoted in it may hold a line break
+    /// (a config file's "\n", an environment variable's): control characters show escaped (\n, \x1b).
+    /// </summary>
+    public static LoadResult Fail(string error) => new(null, OneLine(error));
+
+    private static string OneLine(string text)
+    {
+        if (!text.Any(c => char.IsControl(c) || c is '\u2028' or '\u2029'))
+        {
+            return text;
+        }
+        var sb = new StringBuilder(text.Length + 8);
+        foreach (var c in text)
+        {
+            _ = c switch
+            {
+                '\n' => sb.Append("\\n"),
+                '\r' => sb.Append("\\r"),
+                '\t' => sb.Append("\\t"),
+                '\u2028' or '\u2029' => sb.Append("\\u").Append(((int)c).ToString("x4", System.Globalization.CultureInfo.InvariantCulture)),
+                _ when char.IsControl(c) => sb.Append("\\x").Append(((int)c).ToString("x2", System.Globalization.CultureInfo.InvariantCulture)),
+                _ => sb.Append(c),
+            };
+        }
+        return sb.ToString();
+    }
 
     /// <summary>What the configuration is good for but worth a line in the log (a reload's statsd lookup that failed).</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
