@@ -286,4 +286,23 @@ public class SettingsCliTests
             Assert.Contains(flag, help);
         }
     }
+
+    /// <summary>
+    /// No response files (System.CommandLine's @FILE, which reads arguments from FILE): Gunicorn has
+    /// none, a value may start with @, and "@/" in CORRAL_CMD_ARGS threw out of the loader (found by
+    /// fuzz/, the config target).
+    /// </summary>
+    [Fact]
+    public void A_value_that_starts_with_at_is_taken_as_it_is()
+    {
+        Assert.Equal("@%(h)s", Settings.Ok("--access-logformat", "@%(h)s", "App.dll").AccessLogFormat);
+    }
+
+    [Fact]
+    public void At_a_directory_is_not_read_as_a_response_file()
+    {
+        Assert.Equal("@/", Settings.Ok("@/").App);
+        var config = Settings.Ok(Settings.Env((ConfigLoader.CmdArgsVariable, "--access-logformat @/")), "App.dll");
+        Assert.Equal("@/", config.AccessLogFormat);
+    }
 }

@@ -51,6 +51,9 @@ public static class ConfigLoader
 {
     public const string CmdArgsVariable = "CORRAL_CMD_ARGS";
 
+    /// <summary>An argument that starts with @ is that text (Gunicorn's argparse reads no @FILE response files).</summary>
+    private static readonly ParserConfiguration NoResponseFiles = new() { ResponseFileTokenReplacer = null };
+
     /// <param name="statsdFallback">
     /// At HUP: the --statsd-host of the running configuration and its address. If the host is the
     /// same and its lookup fails or takes more than a second now, the reload keeps that address (with
@@ -59,7 +62,7 @@ public static class ConfigLoader
     public static LoadResult Load(string[] argv, IReadOnlyDictionary<string, string?> env, TextWriter? helpOutput = null, StatsdFallback? statsdFallback = null)
     {
         var cli = BuildCommand();
-        var parsed = cli.Root.Parse(argv);
+        var parsed = cli.Root.Parse(argv, NoResponseFiles);
         if (argv.Any(a => a is "-h" or "--help" or "-?" or "--version"))
         {
             var output = helpOutput ?? Console.Out;
@@ -79,7 +82,7 @@ public static class ConfigLoader
             if (!string.IsNullOrWhiteSpace(cmdArgsText))
             {
                 var words = ShellWords.Split(cmdArgsText);
-                var parsedEnv = cli.Root.Parse(words);
+                var parsedEnv = cli.Root.Parse(words, NoResponseFiles);
                 if (FirstParseError(parsedEnv, cli) is { } envError)
                 {
                     return LoadResult.Fail(DescribeParseError(envError, CmdArgsVariable));
