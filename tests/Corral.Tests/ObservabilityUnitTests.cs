@@ -84,6 +84,29 @@ public sealed class ObservabilityUnitTests
         Assert.Contains("corral_request_duration_seconds_count 1", text);
     }
 
+    /// <summary>
+    /// A worker's counts never come near 2^63; a stats line that claims so (found by fuzz/, the
+    /// control target) made prometheus-net's histogram count overflow, and every later scrape fail.
+    /// </summary>
+    [Fact]
+    public async Task AnAbsurdRequestCountDoesNotBreakTheMetrics()
+    {
+        var o = new Observatory(new ListenQueue([]), new MasterMetrics());
+        o.OnStats(101, """{"buckets":[[9,4],[],[1,1],[3,0.24],[9223372036854775807,12]]}""");
+        var text = await o.Metrics.ExportAsync(CancellationToken.None); // threw OverflowException
+        Assert.Contains("corral_request_duration_seconds_count 13", text);
+
+        o.OnStats(102, """{"buckets":[[9223372036854775807,0.001]]}"""); // a bucket that wrapped round to negative
+        var good = new WorkerStats();
+        good.Record("GET", 200, TimeSpan.FromMilliseconds(2));
+        o.OnStats(103, good.Format(0));
+        text = await o.Metrics.ExportAsync(CancellationToken.None);
+        Assert.Contains("corral_request_duration_seconds_count 14", text);
+        Assert.Contains("corral_request_duration_seconds_bucket{le=\"0.005\"} 10", text);
+        Assert.DoesNotContain("} -", text);
+        Assert.Contains("corral_requests_total{method=\"GET\",status_class=\"2xx\"} 1", text);
+    }
+
     [Fact]
     public void PssIsTheKilobytesOfThePssLineOfSmapsRollup()
     {

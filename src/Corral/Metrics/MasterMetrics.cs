@@ -69,11 +69,24 @@ public sealed class MasterMetrics
     /// </summary>
     public void AddDurations(int bucket, long count, double sum)
     {
+        if (count <= 0 || count > MaxDurationCount - _durationCount)
+        {
+            return; // a worker writing nonsense: prometheus-net's count would overflow and fail every scrape
+        }
+        _durationCount += count;
         var b = WorkerStats.Buckets;
         var upper = bucket < b.Length ? b[bucket] : double.PositiveInfinity;
         var lower = bucket == 0 ? double.NegativeInfinity : Math.BitIncrement(b[bucket - 1]);
         _duration.Observe(Math.Clamp(sum / count, lower, upper), count);
     }
+
+    /// <summary>
+    /// The most requests the duration histogram counts in all, 2^53 (a million a second for 285 years;
+    /// doubles count exactly up to it). A stats line that would go past it is not counted.
+    /// </summary>
+    public const long MaxDurationCount = 1L << 53;
+
+    private long _durationCount;
 
     public void AddRestart(string reason) => _restarts.WithLabels(reason).Inc();
 
