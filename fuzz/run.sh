@@ -48,6 +48,11 @@ for dll in corral.dll Corral.Agent.dll; do
   fi
 done
 fuzz=(dotnet "$bin/Corral.Fuzz.dll")
+# The targets' temporary files (the config target's config file, the runtime's own) go here: a child
+# that afl-fuzz kills leaves its file behind.
+rm -rf "$out/tmp"
+mkdir -p "$out/tmp"
+export TMPDIR=$PWD/$out/tmp
 
 # 2. The seeds must pass as they are: a crash there needs no fuzzer.
 failed=0
