@@ -317,7 +317,7 @@ public static class SettingsTable
         Flags = ["-p", "--pid"],
         Type = SettingType.String,
         Section = "Server mechanics",
-        Help = "Write the master's pid to this file at start; it is removed at exit.",
+        Help = "Write the master's pid to this file at start; it is removed at exit. A pid file that names a running corral stops this one before it touches anything (exit 1, \"Already running on PID N\", as Gunicorn); a stale one (its process gone, or a process that is not corral) is replaced. It is written to a temp file renamed into place (mode 0644): a symlink at the name is replaced, never written through.",
         AcceptedOverride = "a file path",
     };
 
@@ -339,7 +339,7 @@ public static class SettingsTable
         Flags = ["--control-socket"],
         Type = SettingType.String,
         Section = "Observability",
-        Help = "The unix socket (mode 0600) where `corral ctl` talks to the master: status, add N, remove N, reload, kill PID. Default: the pid file's path with .ctl appended (-p /run/corral.pid: /run/corral.pid.ctl); none without a pid file. A stale socket file there is replaced; it is removed at exit.",
+        Help = "The unix socket (mode 0600) where `corral ctl` talks to the master: status, add N, remove N, reload, kill PID. Default: the pid file's path with .ctl appended (-p /run/corral.pid: /run/corral.pid.ctl); none without a pid file. A stale socket file there is replaced; one a running master answers on stops this corral before it starts (exit 1). It is removed at exit.",
         AcceptedOverride = "a file path",
     };
 
