@@ -57,6 +57,10 @@ public sealed class Master
                     ?? throw new AppTarget.AppException($"--reload: APP {config.App} is not a project (a .csproj, or a folder holding exactly one): the dev server rebuilds from sources", 2);
                 reloader = new Reload.Reloader(project, config.ReloadExtraFiles, log, e => _events.Writer.TryWrite(e));
                 app = reloader.BuildInitial();
+                if (AppTarget.RuntimeConfigProblem(config.App!, app.RuntimeConfigPath) is { } problem)
+                {
+                    throw new AppTarget.AppException(problem, 2);
+                }
                 if (Environment.GetEnvironmentVariable("ASPNETCORE_ENVIRONMENT") is null
                     && !config.RawEnv.Any(e => e.StartsWith("ASPNETCORE_ENVIRONMENT=", StringComparison.Ordinal)))
                 {

@@ -36,9 +36,14 @@ if (config.App is null)
 if (config.CheckConfig)
 {
     var path = Path.GetFullPath(config.Chdir is null ? config.App : Path.Combine(config.Chdir, config.App));
-    if (!File.Exists(path) && !Directory.Exists(path))
+    try
     {
-        Console.Error.WriteLine($"corral: error: APP {config.App}: no such file");
+        // What the start would refuse (exit 2) short of building a project: the file, its runtimeconfig.json.
+        AppTarget.Check(config.App, path);
+    }
+    catch (AppTarget.AppException e)
+    {
+        Console.Error.WriteLine($"corral: error: {e.Message}");
         return 2;
     }
     Console.WriteLine("corral: configuration OK");
