@@ -38,4 +38,57 @@ public sealed class StartupErrorTests : IDisposable
         Assert.StartsWith("corral: error: APP ", line);
         Assert.Contains("not an ASP.NET Core app", line);
     }
+
+    [Theory]
+    // A worker used to fail to open it: a stack trace per worker, exit 3 blaming the app; --check-config passed.
+    [InlineData("access-log", "--access-logfile (accesslog)")]
+    [InlineData("error-log", "--error-logfile (errorlog)")]
+    [InlineData("pid-file", "--pid (pidfile)")]
+    // Paths too long for a unix socket: the master used to die of an ArgumentOutOfRangeException (exit 134).
+    [InlineData("long-unix-bind", "--bind (bind)")]
+    [InlineData("long-control-socket", "--pid (pidfile)")]
+    public async Task AFileSettingCorralCannotUseIsOneLineNamingItAndExit2(string kind, string setting)
+    {
+        var apps = await TestApps.GetAsync();
+        var missing = Path.Combine(_dir, "missing");
+        var deep = Path.Combine(_dir, new string('d', 100));
+        Directory.CreateDirectory(deep);
+        string[] args = kind switch
+        {
+            "access-log" => ["--access-logfile", Path.Combine(missing, "access.log")],
+            "error-log" => ["--error-logfile", Path.Combine(missing, "error.log")],
+            "pid-file" => ["-p", Path.Combine(missing, "corral.pid")],
+            "long-unix-bind" => ["-b", "unix:" + Path.Combine(deep, "app.sock")],
+            _ => ["-p", Path.Combine(deep, "corral.pid")],
+        };
+        foreach (var check in new[] { false, true })
+        {
+            var (exit, lines) = await RunAsync([.. check ? ["--check-config"] : Array.Empty<string>(), "-b", "127.0.0.1:0", .. args, apps.TestApp]);
+            Assert.True(exit == 2, $"exit {exit}{(check ? " with --check-config" : "")}:\n{string.Join('\n', lines)}");
+            var line = Assert.Single(lines);
+            Assert.StartsWith("corral: error: " + setting, line);
+            Assert.EndsWith("(from the command line)", line);
+        }
+        Assert.False(Directory.Exists(missing));
+        Assert.Empty(Directory.GetFileSystemEntries(deep));
+    }
+
+    [Fact]
+    public async Task AReloadToAnAccessLogCorralCannotOpenKeepsTheRunningWorkers()
+    {
+        var apps = await TestApps.GetAsync();
+        var config = Path.Combine(_dir, "corral.json");
+        await File.WriteAllTextAsync(config, $$"""{ "accesslog": {{System.Text.Json.JsonSerializer.Serialize(Path.Combine(_dir, "access.log"))}} }""");
+        using var corral = CorralProcess.Start(["-c", config, "-b", "127.0.0.1:0", "--log-level", "debug", apps.TestApp]);
+        var port = await corral.PortAsync();
+        var workers = await corral.WaitForWorkersAsync(1, TimeSpan.FromSeconds(30));
+
+        await File.WriteAllTextAsync(config, $$"""{ "accesslog": {{System.Text.Json.JsonSerializer.Serialize(Path.Combine(_dir, "gone", "access.log"))}} }""");
+        corral.Signal(ProcessTree.SIGHUP);
+        await corral.WaitForLineAsync(@"Reload: --access-logfile \(accesslog\): .* no such directory: .*gone .*\(from the config file ", TimeSpan.FromSeconds(10));
+        await corral.WaitForLineAsync("Reload aborted", TimeSpan.FromSeconds(10));
+        Assert.Equal(200, (await Http.GetAsync(port, "/")).Status);
+        Assert.Equal(workers, ProcessTree.Children(corral.Pid));
+        Assert.DoesNotContain(corral.Lines, l => l.Contains("Exception", StringComparison.Ordinal));
+    }
 }
