@@ -13,11 +13,34 @@ public sealed record AppTarget(string FileName, string[] Arguments, string Displ
     /// <summary>
     /// A .dll runs with the dotnet host, an executable runs as it is; a .csproj (or a folder holding
     /// exactly one) is built in Release first and its output runs. Errors are one line: exit 2 for a bad
-    /// path, 1 for a failed build.
+    /// path or an app corral cannot run, 1 for a failed build.
     /// </summary>
     public static AppTarget Resolve(string app, Action<string> log)
     {
-        var path = Path.GetFullPath(app);
+        var path = Locate(app, Path.GetFullPath(app));
+        if (path.EndsWith(".csproj", StringComparison.OrdinalIgnoreCase))
+        {
+            path = Build(path, log);
+        }
+        return Inspect(app, path);
+    }
+
+    /// <summary>
+    /// --check-config: what <see cref="Resolve"/> would refuse (exit 2), without building a project:
+    /// throws <see cref="AppException"/>. <paramref name="path"/> is APP's full path.
+    /// </summary>
+    public static void Check(string app, string path)
+    {
+        path = Locate(app, path);
+        if (!path.EndsWith(".csproj", StringComparison.OrdinalIgnoreCase))
+        {
+            Inspect(app, path);
+        }
+    }
+
+    /// <summary>The file APP names: a .dll, an executable, or a .csproj (a folder's only one).</summary>
+    private static string Locate(string app, string path)
+    {
         if (Directory.Exists(path))
         {
             var projects = Directory.GetFiles(path, "*.csproj");
@@ -32,10 +55,12 @@ public sealed record AppTarget(string FileName, string[] Arguments, string Displ
         {
             throw new AppException($"APP {app}: no such file", 2);
         }
-        if (path.EndsWith(".csproj", StringComparison.OrdinalIgnoreCase))
-        {
-            path = Build(path, log);
-        }
+        return path;
+    }
+
+    /// <summary>A built app: how to run it, once its runtimeconfig.json says corral can.</summary>
+    private static AppTarget Inspect(string app, string path)
+    {
         AppTarget target;
         if (path.EndsWith(".dll", StringComparison.OrdinalIgnoreCase))
         {
@@ -54,21 +79,24 @@ public sealed record AppTarget(string FileName, string[] Arguments, string Displ
             // An apphost has its runtimeconfig.json beside it; a Native AOT executable has none (and links the agent in).
             target = new AppTarget(path, [], path, Path.GetDirectoryName(path)!);
         }
-        // Trimmed and AOT builds switch startup hooks off: the agent would never load, and the app would
-        // bind its own port. Say so before any worker starts (ProcessHost checks again at each spawn).
-        if (StartupHooksProblem(app, target.RuntimeConfigPath) is { } problem)
+        // Say so before any worker starts (ProcessHost checks again at each spawn).
+        if (RuntimeConfigProblem(app, target.RuntimeConfigPath) is { } problem)
         {
             throw new AppException(problem, 2);
         }
         return target;
     }
 
+    /// <summary>The ASP.NET Core shared framework: an app without it has no Kestrel for corral's agent to take over.</summary>
+    public const string AspNetCoreFramework = "Microsoft.AspNetCore.App";
+
     /// <summary>
-    /// What is wrong with the runtimeconfig.json beside the app for corral's agent (startup hooks off,
-    /// or not JSON), or null. Checked at start, and again at each spawn: a release swapped in later
-    /// through a `current` symlink may be such a build.
+    /// What is wrong with the runtimeconfig.json beside the app for corral, or null: not an ASP.NET Core
+    /// app (a worker service or a console app: no Microsoft.AspNetCore.App among its frameworks), startup
+    /// hooks off (the agent cannot load), or not JSON. Checked at start, and again at each spawn: a
+    /// release swapped in later through a `current` symlink may be such a build.
     /// </summary>
-    public static string? StartupHooksProblem(string app, string runtimeConfig)
+    public static string? RuntimeConfigProblem(string app, string runtimeConfig)
     {
         string text;
         try
@@ -82,8 +110,18 @@ public sealed record AppTarget(string FileName, string[] Arguments, string Displ
         try
         {
             using var doc = System.Text.Json.JsonDocument.Parse(text);
-            if (doc.RootElement.TryGetProperty("runtimeOptions", out var options)
-                && options.TryGetProperty("configProperties", out var properties)
+            if (!doc.RootElement.TryGetProperty("runtimeOptions", out var options) || options.ValueKind != System.Text.Json.JsonValueKind.Object)
+            {
+                return null;
+            }
+            if (Frameworks(options) is { } frameworks && !frameworks.Contains(AspNetCoreFramework, StringComparer.OrdinalIgnoreCase))
+            {
+                return $"APP {app}: not an ASP.NET Core app: {Path.GetFileName(runtimeConfig)} names no {AspNetCoreFramework} framework"
+                    + (frameworks.Count == 0 ? "" : $" (only {string.Join(", ", frameworks)})")
+                    + ": a worker service or a console app has no web server for corral to run (corral runs apps built on WebApplication.CreateBuilder, or a generic host with ConfigureWebHostDefaults)";
+            }
+            if (options.TryGetProperty("configProperties", out var properties)
+                && properties.ValueKind == System.Text.Json.JsonValueKind.Object
                 && properties.TryGetProperty("System.StartupHookProvider.IsSupported", out var supported)
                 && supported.ValueKind == System.Text.Json.JsonValueKind.False)
             {
@@ -96,6 +134,33 @@ public sealed record AppTarget(string FileName, string[] Arguments, string Displ
         {
             return $"APP {app}: {Path.GetFileName(runtimeConfig)} is not valid JSON ({e.Message})";
         }
+    }
+
+    /// <summary>
+    /// The shared frameworks a runtimeconfig.json's runtimeOptions names: framework (one), frameworks
+    /// (several) or, for a self-contained app, includedFrameworks; null if it names none of these.
+    /// </summary>
+    private static List<string>? Frameworks(System.Text.Json.JsonElement options)
+    {
+        List<string>? names = null;
+        foreach (var property in new[] { "framework", "frameworks", "includedFrameworks" })
+        {
+            if (!options.TryGetProperty(property, out var value))
+            {
+                continue;
+            }
+            names ??= [];
+            var items = value.ValueKind == System.Text.Json.JsonValueKind.Array ? value.EnumerateArray().ToList() : [value];
+            foreach (var item in items)
+            {
+                if (item.ValueKind == System.Text.Json.JsonValueKind.Object
+                    && item.TryGetProperty("name", out var name) && name.ValueKind == System.Text.Json.JsonValueKind.String)
+                {
+                    names.Add(name.GetString()!);
+                }
+            }
+        }
+        return names;
     }
 
     /// <summary>The runtimeconfig.json that goes with this target (beside a .dll, or an apphost's).</summary>

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Threading.Channels;
 using Corral.Agent;
@@ -33,6 +32,19 @@ public sealed class Master
 
     public int Run(CorralConfig config, MasterLog log, IReadOnlyDictionary<string, string?> env)
     {
+        var finalPidFile = config.PidFile is null ? null : Path.GetFullPath(config.PidFile);
+        var pidFile = Upgrade.PidFileFor(finalPidFile, env);
+        // After USR2 the old master still runs: this one takes PIDFILE.2.ctl, and the metrics port once the old one is gone.
+        var explicitControlSocket = config.IsExplicit(SettingsTable.ControlSocket);
+        var controlSocket = config.ControlSocket is null ? null
+            : explicitControlSocket || pidFile is null ? config.ControlSocket : pidFile + ".ctl";
+        // Before anything is touched (pid file, control socket, listeners), as Gunicorn's pidfile.py refuses.
+        if (AlreadyRunning(pidFile, Upgrade.IsUpgraded(env) || finalPidFile is null ? null : finalPidFile + ".2",
+            Upgrade.IsUpgraded(env) && explicitControlSocket ? null : controlSocket) is { } running)
+        {
+            log.Error(running);
+            return 1;
+        }
         log.Info($"Starting corral {Version}");
         using var statsd = new Metrics.MasterStatsd(log, config);
         AppTarget app;
@@ -45,6 +57,10 @@ public sealed class Master
                     ?? throw new AppTarget.AppException($"--reload: APP {config.App} is not a project (a .csproj, or a folder holding exactly one): the dev server rebuilds from sources", 2);
                 reloader = new Reload.Reloader(project, config.ReloadExtraFiles, log, e => _events.Writer.TryWrite(e));
                 app = reloader.BuildInitial();
+                if (AppTarget.RuntimeConfigProblem(config.App!, app.RuntimeConfigPath) is { } problem)
+                {
+                    throw new AppTarget.AppException(problem, 2);
+                }
                 if (Environment.GetEnvironmentVariable("ASPNETCORE_ENVIRONMENT") is null
                     && !config.RawEnv.Any(e => e.StartsWith("ASPNETCORE_ENVIRONMENT=", StringComparison.Ordinal)))
                 {
@@ -74,8 +90,6 @@ public sealed class Master
             return 1;
         }
 
-        var finalPidFile = config.PidFile is null ? null : Path.GetFullPath(config.PidFile);
-        var pidFile = Upgrade.PidFileFor(finalPidFile, env);
         // --accept-policy pack: the name only this master's workers (and, after USR2, the new master's) know (the agent's AcceptPacking).
         var acceptLeader = Upgrade.AcceptLeaderFor(env);
         var upgrade = new Upgrade(listeners, acceptLeader, log, _originalDirectory, e => _events.Writer.TryWrite(e));
@@ -85,7 +99,16 @@ public sealed class Master
         {
             if (pidFile is not null)
             {
-                File.WriteAllText(pidFile, Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + "\n");
+                try
+                {
+                    PidFile.Write(pidFile, Environment.ProcessId);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    log.Error($"Can't create the pid file {pidFile}: {e.Message}");
+                    log.Error("Shutting down: Master");
+                    return 1;
+                }
             }
             foreach (var l in listeners)
             {
@@ -113,9 +136,6 @@ public sealed class Master
             arbiter.Notify = systemd.Enabled ? systemd.Send : null;
             using var ticker = new Timer(_ => _events.Writer.TryWrite(new MasterEvent.Tick()), null, TickInterval, TickInterval);
 
-            // After USR2 the old master still runs: this one takes PIDFILE.2.ctl, and the metrics port once the old one is gone.
-            var controlSocket = config.ControlSocket is null ? null
-                : config.IsExplicit(SettingsTable.ControlSocket) || pidFile is null ? config.ControlSocket : pidFile + ".ctl";
             using var observability = Control.Observability.Start(config, controlSocket, deferMetrics: !tookOver, listeners, log, e => _events.Writer.TryWrite(e));
             if (observability is null)
             {
@@ -201,23 +221,28 @@ public sealed class Master
             }
             // After USR2 the new master shares the unix socket files: they stay.
             ListenerBinder.Close(listeners, removeUnixFiles: !upgrade.HandedOver);
-            RemovePidFile(pidFile);
+            PidFile.Remove(pidFile, Environment.ProcessId);
         }
     }
 
-    /// <summary>Removes the pid file if it is still ours (after an upgrade the new master may have taken the name).</summary>
-    private static void RemovePidFile(string? pidFile)
+    /// <summary>
+    /// Why this master must not start, or null: its pid file (or, for a fresh master, PIDFILE.2 of a USR2
+    /// upgrade not yet finished) names a running corral, or a master answers on its control socket.
+    /// Starting anyway would take the running master's files over and remove them at exit.
+    /// </summary>
+    private static string? AlreadyRunning(string? pidFile, string? upgradePidFile, string? controlSocket)
     {
-        try
+        foreach (var path in new[] { pidFile, upgradePidFile })
         {
-            if (pidFile is not null && File.Exists(pidFile)
-                && File.ReadAllText(pidFile).Trim() == Environment.ProcessId.ToString(CultureInfo.InvariantCulture))
+            if (path is not null && PidFile.RunningMaster(path) is { } pid)
             {
-                File.Delete(pidFile);
+                return $"Already running on PID {pid} (pid file {path}): stop it first, or give this corral another --pid";
             }
         }
-        catch (IOException)
+        if (controlSocket is not null && Control.ControlServer.Answers(Path.GetFullPath(controlSocket)))
         {
+            return $"Already running: a master answers on the control socket {Path.GetFullPath(controlSocket)}: stop it first, or give this corral another --control-socket";
         }
+        return null;
     }
 }

@@ -33,12 +33,23 @@ if (config.App is null)
     Console.Error.WriteLine("corral: error: no APP given: corral [OPTIONS] path/to/App.dll (or a project); see corral --help");
     return 2;
 }
+// The files the settings name (logs, pid file, sockets), from where corral will run.
+if (PathChecks.Check(config, Path.GetFullPath(config.Chdir ?? ".")) is { } pathError)
+{
+    Console.Error.WriteLine($"corral: error: {pathError}");
+    return 2;
+}
 if (config.CheckConfig)
 {
     var path = Path.GetFullPath(config.Chdir is null ? config.App : Path.Combine(config.Chdir, config.App));
-    if (!File.Exists(path) && !Directory.Exists(path))
+    try
     {
-        Console.Error.WriteLine($"corral: error: APP {config.App}: no such file");
+        // What the start would refuse (exit 2) short of building a project: the file, its runtimeconfig.json.
+        AppTarget.Check(config.App, path);
+    }
+    catch (AppTarget.AppException e)
+    {
+        Console.Error.WriteLine($"corral: error: {e.Message}");
         return 2;
     }
     Console.WriteLine("corral: configuration OK");
@@ -63,7 +74,7 @@ try
 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
 {
     Console.Error.WriteLine($"corral: error: --error-logfile {config.ErrorLog}: {e.Message}");
-    return 1;
+    return 2;
 }
 
 // HUP re-reads everything from the same sources: the config file, CORRAL_CMD_ARGS, the command line.
@@ -84,6 +95,12 @@ CorralConfig? Reload()
     if (again.Config is null)
     {
         log.Error($"Reload: {again.Error}");
+    }
+    else if (PathChecks.Check(again.Config, Directory.GetCurrentDirectory()) is { } pathError)
+    {
+        // Relative paths: the current directory is --chdir's by now.
+        log.Error($"Reload: {pathError}");
+        return null;
     }
     else if (!again.Config.Bind.SequenceEqual(config.Bind))
     {

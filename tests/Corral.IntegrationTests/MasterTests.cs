@@ -149,12 +149,16 @@ public sealed class MasterTests : IDisposable
     }
 
     [Fact]
-    public async Task ANonWebAppFailsToBootWithTheReason()
+    public async Task ANonWebAppIsRefusedWithTheReasonBeforeAnyWorkerStarts()
     {
+        // A console app's runtimeconfig.json names only Microsoft.NETCore.App, as a worker service's
+        // does (StartupErrorTests): exit 2 with one line, no worker.
         var apps = await TestApps.GetAsync();
         using var corral = CorralProcess.Start(["-b", "127.0.0.1:0", apps.ConsoleDll]);
-        Assert.Equal(3, await corral.WaitForExitAsync(TimeSpan.FromSeconds(15)));
-        Assert.Contains(corral.Lines, l => l.Contains("Worker failed to boot", StringComparison.Ordinal) && l.Contains("ASP.NET Core host", StringComparison.Ordinal));
+        Assert.Equal(2, await corral.WaitForExitAsync(TimeSpan.FromSeconds(15)));
+        var error = Assert.Single(corral.Lines, l => l.Contains("[ERROR]", StringComparison.Ordinal));
+        Assert.Contains("not an ASP.NET Core app", error);
+        Assert.DoesNotContain(corral.Lines, l => l.Contains("Booting worker", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -36,7 +36,7 @@ public sealed class ProcessHost(
     {
         var app = App;
         // Checked at each spawn, not only at start: `current` may now point at a release built with hooks off.
-        if (AppTarget.StartupHooksProblem(app.DisplayPath, app.RuntimeConfigPath) is { } problem)
+        if (AppTarget.RuntimeConfigProblem(app.DisplayPath, app.RuntimeConfigPath) is { } problem)
         {
             throw new SpawnException(problem);
         }

@@ -26,6 +26,25 @@ public sealed class ControlServer : IDisposable
         _post = post;
     }
 
+    /// <summary>Whether a process listens on the unix socket at <paramref name="path"/> (a running master's control socket, not a stale file).</summary>
+    public static bool Answers(string path)
+    {
+        if (!File.Exists(path))
+        {
+            return false;
+        }
+        using var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            probe.Connect(new UnixDomainSocketEndPoint(path));
+            return true;
+        }
+        catch (Exception e) when (e is SocketException or ArgumentException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Binds PATH (a stale socket file there is replaced), sets mode 0600 before listening, and starts accepting.</summary>
     public static ControlServer Start(string path, Action<MasterEvent> post)
     {

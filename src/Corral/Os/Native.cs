@@ -30,6 +30,11 @@ internal static partial class Native
     [LibraryImport("libc", SetLastError = true)]
     private static partial int getppid();
 
+    [LibraryImport("libc", EntryPoint = "access", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int access_(string path, int mode);
+
+    public const int W_OK = 2, X_OK = 1;
+
     public static void SetInheritable(int fd, bool inheritable)
     {
         var flags = fcntl(fd, F_GETFD, 0);
@@ -75,4 +80,8 @@ internal static partial class Native
     public static void SetUmask(int mask) => umask(mask);
 
     public static int ParentPid() => getppid();
+
+    /// <summary>access(2): null if this process may use <paramref name="path"/> so (W_OK, X_OK), else why not (strerror).</summary>
+    public static string? Access(string path, int mode) =>
+        access_(path, mode) == 0 ? null : Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError());
 }

@@ -13,7 +13,7 @@ public static class SettingsTable
         Flags = [],
         Type = SettingType.String,
         Section = "Application",
-        Help = "The app to run: a built ASP.NET Core app's .dll (run with dotnet) or apphost executable, or a project (.csproj, or a folder holding exactly one) that corral builds in Release first. Given as the positional APP argument.",
+        Help = "The app to run: a built ASP.NET Core app's .dll (run with dotnet) or apphost executable, or a project (.csproj, or a folder holding exactly one) that corral builds in Release first. Given as the positional APP argument. An app whose runtimeconfig.json does not use the ASP.NET Core shared framework (a worker service, a console app) is refused before any worker starts (exit 2).",
         AcceptedOverride = "a path to an app .dll, an apphost executable, a .csproj or a project folder",
     };
 
@@ -264,7 +264,7 @@ public static class SettingsTable
         Section = "Config file",
         Default = false,
         CommandLineOnly = true,
-        Help = "Check the settings (and that the app exists) and exit: 0 if valid, 2 if not.",
+        Help = "Check the settings, the files they name (the folders of the log files, the pid file and the unix sockets exist and can be written; a socket path fits the kernel's 108 bytes) and the app (it exists and, unless it is a project, which is not built, its runtimeconfig.json says corral can run it), then exit: 0 if valid, 2 if not, with the same one line the start would give.",
     };
 
     public static readonly Setting Reload = new()
@@ -317,7 +317,7 @@ public static class SettingsTable
         Flags = ["-p", "--pid"],
         Type = SettingType.String,
         Section = "Server mechanics",
-        Help = "Write the master's pid to this file at start; it is removed at exit.",
+        Help = "Write the master's pid to this file at start; it is removed at exit. A pid file that names a running corral stops this one before it touches anything (exit 1, \"Already running on PID N\", as Gunicorn); a stale one (its process gone, or a process that is not corral) is replaced. It is written to a temp file renamed into place (mode 0644): a symlink at the name is replaced, never written through; its folder must exist and be writable (exit 2 otherwise).",
         AcceptedOverride = "a file path",
     };
 
@@ -339,7 +339,7 @@ public static class SettingsTable
         Flags = ["--control-socket"],
         Type = SettingType.String,
         Section = "Observability",
-        Help = "The unix socket (mode 0600) where `corral ctl` talks to the master: status, add N, remove N, reload, kill PID. Default: the pid file's path with .ctl appended (-p /run/corral.pid: /run/corral.pid.ctl); none without a pid file. A stale socket file there is replaced; it is removed at exit.",
+        Help = "The unix socket (mode 0600) where `corral ctl` talks to the master: status, add N, remove N, reload, kill PID. Default: the pid file's path with .ctl appended (-p /run/corral.pid: /run/corral.pid.ctl); none without a pid file. A stale socket file there is replaced; one a running master answers on stops this corral before it starts (exit 1). It is removed at exit.",
         AcceptedOverride = "a file path",
     };
 
@@ -393,7 +393,7 @@ public static class SettingsTable
         Flags = ["--access-logfile"],
         Type = SettingType.String,
         Section = "Logging",
-        Help = "Where workers write the access log: a file, or - for stdout. Off by default.",
+        Help = "Where workers write the access log: a file, or - for stdout. Off by default. A file corral cannot create or write (its folder missing) stops corral before it starts (exit 2), and a reload keeps the old configuration.",
         AcceptedOverride = "a file path or -",
     };
 
@@ -426,7 +426,7 @@ public static class SettingsTable
         Type = SettingType.String,
         Section = "Logging",
         Default = "-",
-        Help = "Where the master and the workers write the error log: a file, or - for stderr.",
+        Help = "Where the master and the workers write the error log: a file, or - for stderr. A file corral cannot create or write stops corral before it starts (exit 2).",
         AcceptedOverride = "a file path or -",
     };
 

@@ -4,13 +4,14 @@ namespace Corral.IntegrationTests.Infrastructure;
 
 /// <summary>
 /// The apps the tests run under corral, built once per test run and shared by every test:
-/// tests/apps/TestApp, a fresh `dotnet new web` app, and a plain console app (not a web app).
+/// tests/apps/TestApp, a fresh `dotnet new web` app, and two apps that are not web apps: a plain
+/// console app and a `dotnet new worker` service (a generic host without ASP.NET Core).
 /// </summary>
 public static class TestApps
 {
     private static readonly Lazy<Task<Built>> s_built = new(BuildAllAsync);
 
-    public sealed record Built(string TestApp, string FreshWebDll, string FreshWebDir, string ConsoleDll, string SeedApp);
+    public sealed record Built(string TestApp, string FreshWebDll, string FreshWebDir, string ConsoleDll, string SeedApp, string WorkerDll);
 
     public static Task<Built> GetAsync() => s_built.Value;
 
@@ -32,8 +33,9 @@ public static class TestApps
         var consoleDir = Path.Combine(scratch, "PlainConsole");
         var fresh = NewAndBuildAsync("web", freshDir, Path.Combine(scratch, "FreshWeb-out"));
         var console = NewAndBuildAsync("console", consoleDir, Path.Combine(scratch, "PlainConsole-out"));
+        var worker = NewAndBuildAsync("worker", Path.Combine(scratch, "WorkerService"), Path.Combine(scratch, "WorkerService-out"));
         var seedApp = BuildAsync(Path.Combine(RepoRoot, "examples", "SeedApp", "SeedApp.csproj"), Path.Combine(scratch, "SeedApp"));
-        return new Built(await testApp, await fresh, freshDir, await console, await seedApp);
+        return new Built(await testApp, await fresh, freshDir, await console, await seedApp, await worker);
     }
 
     private static readonly Lazy<Task<string>> s_seedAppAotBuild = new(async () =>
