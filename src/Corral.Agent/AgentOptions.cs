@@ -55,6 +55,12 @@ public sealed class AgentOptions
     public int LimitRequestFields { get; set; } = 100;
     public int LimitRequestFieldSize { get; set; } = 8190;
 
+    /// <summary>--limit-request-headers-size: the most bytes of header fields one request may send (Kestrel's MaxRequestHeadersTotalSize).</summary>
+    public int LimitRequestHeadersSize { get; set; } = 65536;
+
+    /// <summary>--backlog: the queue length each worker passes to listen(2) on the inherited sockets (Kestrel listens again).</summary>
+    public int Backlog { get; set; } = 2048;
+
     public string? AccessLogFile { get; set; }
     public string AccessLogFormat { get; set; } = "";
 

@@ -102,6 +102,7 @@ internal sealed class CorralMiddleware
             {
                 context.Response.StatusCode = StatusCodes.Status431RequestHeaderFieldsTooLarge;
                 context.Response.ContentType = "text/plain";
+                CloseAfterResponse(context); // as Kestrel's own 431: nothing more is read from this client
                 await context.Response.WriteAsync($"Request header field '{field}' is larger than --limit-request-field_size ({_options.LimitRequestFieldSize} bytes)\n").ConfigureAwait(false);
                 return;
             }
@@ -131,6 +132,15 @@ internal sealed class CorralMiddleware
                 AgentRuntime.Log.Info("Autorestarting worker after current request.");
                 AgentRuntime.ReportRecycle();
             }
+        }
+    }
+
+    /// <summary>HTTP/1.x: `Connection: close`, and Kestrel closes the connection after this response.</summary>
+    private static void CloseAfterResponse(HttpContext context)
+    {
+        if (!HttpProtocol.IsHttp2(context.Request.Protocol) && !HttpProtocol.IsHttp3(context.Request.Protocol))
+        {
+            context.Response.Headers.Connection = "close";
         }
     }
 

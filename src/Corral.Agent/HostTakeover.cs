@@ -67,6 +67,8 @@ internal static class HostTakeover
             gate, warmup, packing));
 
         services.PostConfigure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(options.GracefulTimeout));
+        // Kestrel calls listen(2) again on each inherited socket, with its own backlog unless told: --backlog.
+        services.PostConfigure<SocketTransportOptions>(o => o.Backlog = options.Backlog > 0 ? options.Backlog : o.Backlog);
         services.PostConfigure<KestrelServerOptions>(k => ConfigureKestrel(k, options, warmup));
     }
 
@@ -122,11 +124,9 @@ internal static class HostTakeover
         limits.KeepAliveTimeout = options.KeepAlive > 0 ? TimeSpan.FromSeconds(options.KeepAlive) : TimeSpan.FromMilliseconds(1);
         limits.MaxRequestLineSize = options.LimitRequestLine > 0 ? options.LimitRequestLine + 2 : 1024 * 1024;
         limits.MaxRequestHeaderCount = options.LimitRequestFields > 0 ? options.LimitRequestFields : 10_000;
-        if (options.LimitRequestFieldSize > 0 && options.LimitRequestFields > 0)
-        {
-            limits.MaxRequestHeadersTotalSize = Math.Max(limits.MaxRequestHeadersTotalSize,
-                (int)Math.Min(int.MaxValue, (long)options.LimitRequestFields * (options.LimitRequestFieldSize + 2)));
-        }
+        // What one connection may make the worker hold before its head ends: not fields x field size
+        // (Gunicorn's implicit total, ~800 KB), which a worker holding many connections pays for each.
+        limits.MaxRequestHeadersTotalSize = options.LimitRequestHeadersSize > 0 ? options.LimitRequestHeadersSize : limits.MaxRequestHeadersTotalSize;
 
         var urls = Environment.GetEnvironmentVariable("ASPNETCORE_URLS") ?? Environment.GetEnvironmentVariable("DOTNET_URLS");
         if (!string.IsNullOrEmpty(urls))

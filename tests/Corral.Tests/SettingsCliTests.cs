@@ -25,6 +25,7 @@ public class SettingsCliTests
         ["limit_request_line"] = ("1024", 1024L),
         ["limit_request_fields"] = ("20", 20L),
         ["limit_request_field_size"] = ("4096", 4096L),
+        ["limit_request_headers_size"] = ("131072", 131072L),
         ["config"] = ("(a temporary file)", "(a temporary file)"),
         ["print_config"] = (null, true),
         ["check_config"] = (null, true),

@@ -25,6 +25,7 @@ public class SettingsErrorTests
         ["limit_request_line"] = ["8191", "-1", "x"],
         ["limit_request_fields"] = ["32769", "x"],
         ["limit_request_field_size"] = ["-1", "x"],
+        ["limit_request_headers_size"] = ["1023", "16777217", "x"],
         ["config"] = ["(a file that does not exist)"],
         ["chdir"] = ["(a directory that does not exist)", ""],
         ["umask"] = ["0o8", "abc", "-1", ""],

@@ -170,6 +170,8 @@ public sealed class ProcessHost(
             LimitRequestLine = config.LimitRequestLine,
             LimitRequestFields = config.LimitRequestFields,
             LimitRequestFieldSize = config.LimitRequestFieldSize,
+            LimitRequestHeadersSize = config.LimitRequestHeadersSize,
+            Backlog = config.Backlog,
             AccessLogFile = config.AccessLog is null or "-" ? config.AccessLog : Path.GetFullPath(config.AccessLog),
             AccessLogFormat = config.AccessLogFormat,
             AccessLogJson = config.AccessLogJson,

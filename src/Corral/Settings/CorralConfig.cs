@@ -53,6 +53,7 @@ public sealed class CorralConfig
     public int LimitRequestLine => Int(SettingsTable.LimitRequestLine);
     public int LimitRequestFields => Int(SettingsTable.LimitRequestFields);
     public int LimitRequestFieldSize => Int(SettingsTable.LimitRequestFieldSize);
+    public int LimitRequestHeadersSize => Int(SettingsTable.LimitRequestHeadersSize);
     public string? Chdir => Str(SettingsTable.Chdir);
     public int Umask => SettingsTable.ParseUmask(Str(SettingsTable.Umask) ?? "0") ?? 0;
     public string? PidFile => Str(SettingsTable.PidFile);

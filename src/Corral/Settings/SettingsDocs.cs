@@ -88,6 +88,11 @@ public static class SettingsDocs
         sb.AppendLine("  empty body, as Gunicorn really does; `%({NAME}e)s` reads the worker's environment variable, as there is");
         sb.AppendLine("  no WSGI environ.");
         sb.AppendLine("- The config file is JSON, not Python: it sets values, it runs no code (no server hooks).");
+        sb.AppendLine("- `limit_request_headers_size` (64 KiB) bounds the bytes of a request's header fields together. Gunicorn");
+        sb.AppendLine("  has no such setting: its total is `limit_request_fields` x `limit_request_field_size` (about 800 KB),");
+        sb.AppendLine("  held by a sync worker for one connection at a time; a corral worker holds many connections whose head");
+        sb.AppendLine("  has not ended, and would hold that much for each. A field over `limit_request_field_size` gets 431 and");
+        sb.AppendLine("  the connection is closed, as Kestrel does for its own 431s.");
         sb.AppendLine();
 
         foreach (var section in SettingsTable.All.Select(s => s.Section).Distinct())

@@ -38,7 +38,7 @@ public static class SettingsTable
         Default = 2048L,
         Min = 1,
         Max = 65535,
-        Help = "The maximum number of pending connections in the kernel's queue (listen(2) backlog; capped by net.core.somaxconn).",
+        Help = "The maximum number of pending connections in the kernel's queue (listen(2) backlog; capped by net.core.somaxconn). Every worker listens with it on every listener, inherited ones (fd://N, systemd) included, as Gunicorn does: the value given is the one the kernel uses (ss -ltn's Send-Q).",
     };
 
     public static readonly Setting Workers = new()
@@ -231,7 +231,19 @@ public static class SettingsTable
         Section = "Security",
         Default = 8190L,
         Min = 0,
-        Help = "The largest header field (name, ': ' and value) accepted, in bytes (0: no limit of corral's). Larger: 431.",
+        Help = "The largest header field (name, ': ' and value) accepted, in bytes (0: no limit of corral's). Larger: 431, and the connection is closed.",
+    };
+
+    public static readonly Setting LimitRequestHeadersSize = new()
+    {
+        Name = "limit_request_headers_size",
+        Flags = ["--limit-request-headers-size"],
+        Type = SettingType.Int,
+        Section = "Security",
+        Default = 65536L,
+        Min = 1024,
+        Max = 16 * 1024 * 1024,
+        Help = "The most bytes all of a request's header fields may take together (Kestrel's MaxRequestHeadersTotalSize; the request line is apart). More: 431, and the connection is closed, as soon as that much has arrived: a connection that never ends its header holds at most this much of the worker's memory. Not a Gunicorn setting: Gunicorn bounds the total only by limit_request_fields x limit_request_field_size (about 800 KB), which a sync worker holds for one connection at a time, but an async or gthread worker, or corral's sync worker (it waits for many slow heads at once), would hold for each connection: 400 such connections cost one worker 600 MB. Raise it with limit_request_field_size if single fields that large must pass.",
     };
 
     public static readonly Setting Config = new()
@@ -546,7 +558,7 @@ public static class SettingsTable
         App, Config, PrintConfig, CheckConfig, Reload, ReloadExtraFiles,
         Bind, Backlog,
         Workers, WorkerClass, Threads, WorkerConnections, AcceptPolicy, MaxRequests, MaxRequestsJitter, WarmupRequests, WarmupPath, Timeout, GracefulTimeout, KeepAlive, ReloadStrategy, Gc,
-        LimitRequestLine, LimitRequestFields, LimitRequestFieldSize,
+        LimitRequestLine, LimitRequestFields, LimitRequestFieldSize, LimitRequestHeadersSize,
         Chdir, Umask, PidFile, RawEnv,
         AccessLog, AccessLogFormatSetting, AccessLogJson, ErrorLog, LogLevel,
         ForwardedAllowIps, SecureSchemeHeaders, ProxyProtocol,
