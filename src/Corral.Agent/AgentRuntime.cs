@@ -82,6 +82,7 @@ internal static class AgentRuntime
             }
             // The last counts, before the control channel closes: the master folds them into its totals.
             SendStats();
+            FlushControl();
             Log.Info($"Worker exiting (pid: {Environment.ProcessId})");
             Statsd?.Dispose();
         };
@@ -126,10 +127,17 @@ internal static class AgentRuntime
     public static void SendHeartbeat()
     {
         var (served, inFlight, busyMs) = Stats.Snapshot();
-        s_control?.Send(Protocol.FormatHeartbeat(served, inFlight, busyMs));
+        var sentMs = Protocol.MonotonicMs(Stopwatch.GetTimestamp(), Stopwatch.Frequency);
+        s_control?.Send(Coalesced.Heartbeat, Protocol.FormatHeartbeat(served, inFlight, busyMs, sentMs));
     }
 
-    public static void SendStats() => s_control?.Send(Protocol.Stats + " " + Metrics.Format(Stats.InFlight));
+    public static void SendStats() => s_control?.Send(Coalesced.Stats, Protocol.Stats + " " + Metrics.Format(Stats.InFlight));
+
+    /// <summary>How long a worker on its way out waits for a full control socket to take its last lines.</summary>
+    private static readonly TimeSpan ExitFlush = TimeSpan.FromSeconds(1);
+
+    /// <summary>On the way out: the last lines (an error, the last stats) reach the master if it reads within <see cref="ExitFlush"/>.</summary>
+    private static void FlushControl() => s_control?.Flush(ExitFlush);
 
     public static void ReportReady()
     {
@@ -144,10 +152,12 @@ internal static class AgentRuntime
 
     public static void ReportRecycle() => s_control?.Send(Protocol.Recycle);
 
+    /// <summary>The worker is about to die: say why (and wait, bounded, for the line to leave).</summary>
     public static void ReportError(string text)
     {
         Log?.Error(text);
         s_control?.Send(Protocol.FormatError(text));
+        FlushControl();
     }
 
     /// <summary>True for the first host only: an app that builds several hosts gets corral on the first.</summary>
@@ -165,6 +175,7 @@ internal static class AgentRuntime
         ctx.Cancel = true;
         Log.Info($"Worker exiting (pid: {Environment.ProcessId})");
         SendStats();
+        FlushControl();
         AccessLogWriter.Current?.Flush();
         Statsd?.Flush();
         // Not Environment.Exit: the host's ProcessExit handler would wait for a graceful stop.

@@ -11,7 +11,11 @@ public static class Protocol
     /// <summary>Kestrel listens on every inherited socket: the worker can take requests.</summary>
     public const string Ready = "ready";
 
-    /// <summary>"hb SERVED INFLIGHT BUSY_MS": sent from the thread pool at least every second.</summary>
+    /// <summary>
+    /// "hb SERVED INFLIGHT BUSY_MS SENT_MS": sent from the thread pool every <see cref="HeartbeatInterval"/>.
+    /// SENT_MS is the worker's CLOCK_MONOTONIC in milliseconds (<see cref="MonotonicMs"/>), one clock for every
+    /// process of the host: the master judges a worker by when it sent, not by when the master read it.
+    /// </summary>
     public const string Heartbeat = "hb";
 
     /// <summary>"error TEXT": the worker cannot boot (or is about to die); TEXT is one line.</summary>
@@ -27,8 +31,11 @@ public static class Protocol
 
     public static readonly TimeSpan HeartbeatInterval = TimeSpan.FromMilliseconds(500);
 
-    public static string FormatHeartbeat(long served, int inFlight, long busyMs) =>
-        string.Create(CultureInfo.InvariantCulture, $"{Heartbeat} {served} {inFlight} {busyMs}");
+    public static string FormatHeartbeat(long served, int inFlight, long busyMs, long sentMs) =>
+        string.Create(CultureInfo.InvariantCulture, $"{Heartbeat} {served} {inFlight} {busyMs} {sentMs}");
+
+    /// <summary>A monotonic timestamp (<see cref="System.Diagnostics.Stopwatch.GetTimestamp"/>: CLOCK_MONOTONIC on Linux) in milliseconds.</summary>
+    public static long MonotonicMs(long timestamp, long frequency) => (long)((Int128)timestamp * 1000 / frequency);
 
     public static string FormatError(string text) =>
         Error + " " + text.ReplaceLineEndings(" | ").Trim();
@@ -55,12 +62,13 @@ public static class Protocol
         if (line.StartsWith(Heartbeat + " ", StringComparison.Ordinal))
         {
             var parts = line.Split(' ');
-            if (parts.Length == 4
+            if (parts.Length == 5
                 && long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var served)
                 && int.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out var inFlight)
-                && long.TryParse(parts[3], NumberStyles.None, CultureInfo.InvariantCulture, out var busyMs))
+                && long.TryParse(parts[3], NumberStyles.None, CultureInfo.InvariantCulture, out var busyMs)
+                && long.TryParse(parts[4], NumberStyles.None, CultureInfo.InvariantCulture, out var sentMs))
             {
-                return new Message(MessageKind.Heartbeat, served, inFlight, busyMs);
+                return new Message(MessageKind.Heartbeat, served, inFlight, busyMs, SentMs: sentMs);
             }
         }
         return null;
@@ -69,4 +77,5 @@ public static class Protocol
 
 public enum MessageKind { Ready, Heartbeat, Error, Recycle, Stats }
 
-public sealed record Message(MessageKind Kind, long Served = 0, int InFlight = 0, long BusyMs = 0, string? Text = null);
+/// <summary>One parsed line; <paramref name="SentMs"/> is the heartbeat's send time (<see cref="Protocol.MonotonicMs"/>), 0 when unknown.</summary>
+public sealed record Message(MessageKind Kind, long Served = 0, int InFlight = 0, long BusyMs = 0, string? Text = null, long SentMs = 0);

@@ -4,12 +4,24 @@ using Corral.Settings;
 
 namespace Corral.Tests;
 
-/// <summary>A clock that moves only when told.</summary>
+/// <summary>A clock that moves only when told: wall clock and monotonic clock together.</summary>
 internal sealed class FakeClock : TimeProvider
 {
-    private DateTimeOffset _now = new(2026, 1, 1, 12, 0, 0, TimeSpan.Zero);
+    private static readonly DateTimeOffset Start = new(2026, 1, 1, 12, 0, 0, TimeSpan.Zero);
+
+    /// <summary>Where the monotonic clock stands at <see cref="Start"/>: a host up for a day.</summary>
+    private static readonly TimeSpan Uptime = TimeSpan.FromDays(1);
+
+    private DateTimeOffset _now = Start;
 
     public override DateTimeOffset GetUtcNow() => _now;
+
+    public override long GetTimestamp() => (_now - Start + Uptime).Ticks;
+
+    public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+
+    /// <summary>The monotonic clock in milliseconds, as a worker stamps its heartbeats.</summary>
+    public long MonotonicMs => Protocol.MonotonicMs(GetTimestamp(), TimestampFrequency);
 
     public void Advance(TimeSpan by) => _now += by;
 }
@@ -113,8 +125,14 @@ internal sealed class ArbiterRig
         }
     }
 
-    public void Heartbeat(int pid, int inFlight = 0, long busyMs = 0, long served = 0) =>
-        Arbiter.OnMessage(pid, new Message(MessageKind.Heartbeat, served, inFlight, busyMs));
+    /// <summary>
+    /// A heartbeat as the agent sends it, stamped with its send time: now, or <paramref name="sentAgo"/>
+    /// (one that waited unread in the control socket); <paramref name="stamped"/> false: an agent that
+    /// sent no time.
+    /// </summary>
+    public void Heartbeat(int pid, int inFlight = 0, long busyMs = 0, long served = 0, TimeSpan sentAgo = default, bool stamped = true) =>
+        Arbiter.OnMessage(pid, new Message(MessageKind.Heartbeat, served, inFlight, busyMs,
+            SentMs: stamped ? Clock.MonotonicMs - (long)sentAgo.TotalMilliseconds : 0));
 
     public void HeartbeatAll()
     {

@@ -40,6 +40,14 @@ public sealed class Arbiter
     public static readonly TimeSpan BackoffFirst = TimeSpan.FromMilliseconds(500);
     public static readonly TimeSpan BackoffCap = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// After the master itself did not run (SIGSTOP, a debugger, a VM pause, swap: a tick much later than
+    /// the previous one), how long it waits before judging worker timeouts again. The workers' messages
+    /// sent meanwhile wait unread in the control sockets, or were coalesced while those were full: the
+    /// master reads them, and each worker sends a fresh heartbeat, before anyone is judged silent.
+    /// </summary>
+    public static readonly TimeSpan StallGrace = TimeSpan.FromSeconds(3);
+
     private readonly IProcessHost _host;
     private readonly TimeProvider _clock;
     private readonly IMasterLog _log;
@@ -55,6 +63,8 @@ public sealed class Arbiter
     private DateTimeOffset? _stopDeadline;
     private (CorralConfig Config, int Desired)? _configBeforeReload;
     private bool _stopKillSent;
+    private DateTimeOffset? _lastTick;
+    private DateTimeOffset _judgeTimeoutsFrom;
 
     public Arbiter(CorralConfig config, IProcessHost host, TimeProvider clock, IMasterLog log, Func<CorralConfig?> reloadConfig)
     {
@@ -86,7 +96,11 @@ public sealed class Arbiter
     private DateTimeOffset Now => _clock.GetUtcNow();
     private TimeSpan Timeout => Config.Timeout;
 
-    public void Start() => ManageWorkers();
+    public void Start()
+    {
+        _lastTick = Now;
+        ManageWorkers();
+    }
 
     // ---- events ------------------------------------------------------------------------------
 
@@ -142,7 +156,11 @@ public sealed class Arbiter
         {
             return;
         }
-        w.LastSeen = Now;
+        var sent = SentAt(w, message);
+        if (sent > w.LastSeen)
+        {
+            w.LastSeen = sent;
+        }
         w.HeardFrom = true;
         switch (message.Kind)
         {
@@ -229,6 +247,14 @@ public sealed class Arbiter
     public void Tick()
     {
         var now = Now;
+        if (_lastTick is { } last && now - last > StallThreshold && Timeout > TimeSpan.Zero)
+        {
+            // What the workers sent while the master was not running is still unread: give it time.
+            _judgeTimeoutsFrom = now + StallGrace;
+            _log.Warning($"The master did not run for {(now - last).TotalSeconds:0.#} s (stopped, paused or starved of CPU): "
+                + $"worker timeouts are judged again in {StallGrace.TotalSeconds:0} s, on what the workers sent meanwhile");
+        }
+        _lastTick = now;
         foreach (var w in _workers.Values.ToList())
         {
             if (w.State == WorkerState.Killing)
@@ -250,7 +276,7 @@ public sealed class Arbiter
                 }
                 continue;
             }
-            if (Timeout > TimeSpan.Zero && TimedOut(w, now))
+            if (Timeout > TimeSpan.Zero && now >= _judgeTimeoutsFrom && TimedOut(w, now))
             {
                 _log.Critical($"WORKER TIMEOUT (pid:{w.Pid})");
                 if (w.State == WorkerState.Booting)
@@ -275,6 +301,30 @@ public sealed class Arbiter
             }
         }
         ManageWorkers();
+    }
+
+    /// <summary>
+    /// A gap between two ticks (every 200 ms) longer than this means the master did not run. Half the
+    /// timeout: a shorter stall cannot make a worker that heartbeats every 0.5 s look silent.
+    /// </summary>
+    private TimeSpan StallThreshold => TimeSpan.FromTicks(Math.Max(TimeSpan.TicksPerSecond, Timeout.Ticks / 2));
+
+    /// <summary>
+    /// When the worker sent <paramref name="message"/>: a heartbeat carries the worker's monotonic clock,
+    /// the same clock as the master's on one host, so one read late (the master was stopped, or behind)
+    /// counts from when it was sent. Other messages, and a time that cannot be (before the worker
+    /// started, or ahead of the master's clock), count from now.
+    /// </summary>
+    private DateTimeOffset SentAt(Worker w, Message message)
+    {
+        var now = Now;
+        if (message.SentMs <= 0)
+        {
+            return now;
+        }
+        var age = Protocol.MonotonicMs(_clock.GetTimestamp(), _clock.TimestampFrequency) - message.SentMs;
+        var sent = now - TimeSpan.FromMilliseconds(age);
+        return age < 0 || sent < w.SpawnedAt ? now : sent;
     }
 
     private bool TimedOut(Worker w, DateTimeOffset now)

@@ -23,6 +23,7 @@ public sealed class Worker
     public required DateTimeOffset SpawnedAt { get; init; }
 
     public WorkerState State { get; set; } = WorkerState.Booting;
+    /// <summary>When the worker last sent a message (a heartbeat: when it sent it, not when the master read it).</summary>
     public DateTimeOffset LastSeen { get; set; }
     public DateTimeOffset? ReadyAt { get; set; }
     public DateTimeOffset? SignalledAt { get; set; }

@@ -1,0 +1,96 @@
+using System.Globalization;
+using Corral.IntegrationTests.Infrastructure;
+using static Corral.IntegrationTests.Infrastructure.ProcessTree;
+
+namespace Corral.IntegrationTests;
+
+/// <summary>The master in trouble: stopped (a debugger, a VM pause), killed, or started with signals ignored.</summary>
+public sealed class MasterFaultTests
+{
+    private static readonly TimeSpan Boot = TimeSpan.FromSeconds(30);
+
+    private static CorralProcess StartCorral(string app, params string[] args) =>
+        CorralProcess.Start([.. args, "--log-level", "debug", app]);
+
+    [Fact]
+    public async Task AMasterStoppedLongerThanTheTimeoutKillsNoHealthyWorker()
+    {
+        var apps = await TestApps.GetAsync();
+        using var corral = StartCorral(apps.TestApp, "-b", "127.0.0.1:0", "-w", "2", "-t", "5");
+        var port = await corral.PortAsync();
+        var workers = await corral.WaitForWorkersAsync(2, Boot);
+
+        // Twice the timeout: the workers' heartbeats wait unread in their control sockets.
+        Signal(corral.Pid, SIGSTOP);
+        await Task.Delay(TimeSpan.FromSeconds(11));
+        Signal(corral.Pid, SIGCONT);
+        // Long enough for the master to read what the workers sent, judge them, and act.
+        await Task.Delay(TimeSpan.FromSeconds(5));
+
+        Assert.DoesNotContain(corral.Lines, l => l.Contains("WORKER TIMEOUT", StringComparison.Ordinal));
+        Assert.Equal(workers, Children(corral.Pid));
+        var served = new HashSet<int>();
+        for (var i = 0; i < 20 && served.Count < 2; i++)
+        {
+            var (status, body) = await Http.GetAsync(port, "/pid");
+            Assert.Equal(200, status);
+            served.Add(int.Parse(body, CultureInfo.InvariantCulture));
+        }
+        Assert.Subset(workers, served);
+        await corral.WaitForLineAsync(@"The master did not run for \d+(\.\d)? s", TimeSpan.FromSeconds(1));
+    }
+
+    [Fact]
+    public async Task AMasterStoppedUntilTheControlSocketIsFullBlocksNoWorkerThread()
+    {
+        var apps = await TestApps.GetAsync();
+        using var corral = StartCorral(apps.TestApp, "-b", "127.0.0.1:0", "-w", "1", "-t", "5");
+        var port = await corral.PortAsync();
+        var worker = (await corral.WaitForWorkersAsync(1, Boot)).Single();
+        Assert.Equal(200, (await Http.GetAsync(port, "/")).Status);
+        var before = Threads(worker);
+
+        // The worker's end of its control socket holds a few seconds of messages (see ControlChannel):
+        // after that every heartbeat and stats line finds it full.
+        Signal(corral.Pid, SIGSTOP);
+        var stoppedAt = DateTime.UtcNow;
+        try
+        {
+            var most = before;
+            while (DateTime.UtcNow - stoppedAt < TimeSpan.FromSeconds(18))
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1));
+                // The worker serves on while its master is stopped: it accepts from the shared socket itself.
+                var started = DateTime.UtcNow;
+                var (status, body) = await Http.GetAsync(port, "/pid", TimeSpan.FromSeconds(5));
+                Assert.Equal((200, worker.ToString(CultureInfo.InvariantCulture)), (status, body));
+                Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(2), $"a request took {(DateTime.UtcNow - started).TotalSeconds:0.0} s");
+                most = Math.Max(most, Threads(worker));
+            }
+            // Blocked sends took a thread-pool thread each (3 a second, and the pool kept adding threads).
+            Assert.True(most <= before + 6, $"the worker went from {before} to {most} threads while the master was stopped");
+        }
+        finally
+        {
+            Signal(corral.Pid, SIGCONT);
+        }
+        await Task.Delay(TimeSpan.FromSeconds(5));
+        Assert.DoesNotContain(corral.Lines, l => l.Contains("WORKER TIMEOUT", StringComparison.Ordinal));
+        Assert.Equal([worker], Children(corral.Pid));
+        Assert.Equal(200, (await Http.GetAsync(port, "/")).Status);
+    }
+
+    private static void Signal(int pid, int signal) => Assert.True(Kill(pid, signal), $"kill({pid}, {signal}) failed");
+
+    private static int Threads(int pid)
+    {
+        foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+        {
+            if (line.StartsWith("Threads:", StringComparison.Ordinal))
+            {
+                return int.Parse(line["Threads:".Length..].Trim(), CultureInfo.InvariantCulture);
+            }
+        }
+        throw new InvalidOperationException($"no Threads: line for pid {pid}");
+    }
+}
