@@ -1,5 +1,11 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.IO.Pipelines;
 using System.Net;
+using System.Net.Sockets;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
+using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 
 namespace Corral.Agent;
@@ -9,20 +15,47 @@ namespace Corral.Agent;
 /// may not take one simply does not call accept(2): the connection waits in the kernel's queue for an
 /// idle worker, which is what makes sync workers send every connection to a free worker and lets
 /// draining workers lose nothing.
+/// <para>
+/// A sync worker runs one request at a time, and takes a new connection only while it has its
+/// <em>turn</em>: no request runs or waits in it, and no new connection's request head is on its way.
+/// A connection whose head does not come (a slow or idle client) gives the turn back
+/// (<see cref="HeadTurn"/>) and is held aside, at most --worker-connections of them, until its head
+/// arrives (its request then waits for the turn) or Kestrel's timeouts close it. So slow clients
+/// cannot take the worker, and a busy worker still leaves new connections to its neighbours.
+/// </para>
 /// </summary>
 public sealed class AdmissionGate
 {
+    /// <summary>
+    /// sync: how long a new connection that has sent nothing keeps the worker's turn. A client's
+    /// request follows its handshake at once, so a normal request has arrived well within it; a
+    /// connection whose first bytes are not a whole request head gives the turn back at once.
+    /// </summary>
+    public static readonly TimeSpan FirstBytesWait = TimeSpan.FromMilliseconds(20);
+
+    /// <summary>
+    /// sync: the longest a new connection keeps the turn while its bytes wait to be read, or its whole
+    /// head waits for its request to start (both quick, unless the machine is very busy).
+    /// </summary>
+    public static readonly TimeSpan HeadParseWait = TimeSpan.FromSeconds(1);
+
     private readonly SemaphoreSlim? _connections;
     private readonly SemaphoreSlim? _requests;
     private TaskCompletionSource _requestSlotFreed = NewSignal();
+    private readonly bool _oneAtATime;
+    private readonly Lock _turnLock = new();
+    private int _turnHolders;
+    private TaskCompletionSource _turnFree = NewSignal();
+    private CancellationTokenSource _turnTaken = new();
     private readonly CancellationTokenSource _drain = new();
     private readonly TaskCompletionSource _noConnections = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly List<Func<ValueTask>> _unbinders = [];
     private int _openConnections;
     private volatile TaskCompletionSource? _held;
 
-    private AdmissionGate(int connectionCapacity, int requestCapacity)
+    private AdmissionGate(int connectionCapacity, int requestCapacity, bool oneAtATime = false)
     {
+        _oneAtATime = oneAtATime;
         if (connectionCapacity > 0)
         {
             _connections = new SemaphoreSlim(connectionCapacity, connectionCapacity);
@@ -34,17 +67,21 @@ public sealed class AdmissionGate
     }
 
     /// <summary>
-    /// sync: one connection at a time (and one request on it). gthread: N requests at once, and no
-    /// accept while all N run. async: up to --worker-connections connections.
+    /// sync: one request at a time, and no accept unless the worker has its turn; up to
+    /// --worker-connections connections held while their heads arrive. gthread: N requests at once,
+    /// and no accept while all N run. async: up to --worker-connections connections.
     /// </summary>
     public static AdmissionGate For(AgentOptions o) => o.WorkerClass switch
     {
-        "sync" => new AdmissionGate(connectionCapacity: 1, requestCapacity: 0),
+        "sync" => new AdmissionGate(connectionCapacity: Math.Max(1, o.WorkerConnections), requestCapacity: 1, oneAtATime: true),
         "gthread" => new AdmissionGate(connectionCapacity: 0, requestCapacity: Math.Max(1, o.Threads)),
         _ => new AdmissionGate(connectionCapacity: Math.Max(1, o.WorkerConnections), requestCapacity: 0),
     };
 
     public bool LimitsRequests => _requests is not null;
+
+    /// <summary>The sync class: one request at a time, and new connections only with the worker's turn.</summary>
+    public bool OneRequestAtATime => _oneAtATime;
 
     /// <summary>Set once the worker drains: it takes no new connection and closes each one after its current request.</summary>
     public bool Draining => _drain.IsCancellationRequested;
@@ -121,7 +158,7 @@ public sealed class AdmissionGate
         {
             await _connections.WaitAsync(ct).ConfigureAwait(false);
         }
-        while (_requests is not null && _requests.CurrentCount == 0)
+        while (_requests is not null && !_oneAtATime && _requests.CurrentCount == 0)
         {
             var signal = Volatile.Read(ref _requestSlotFreed);
             if (_requests.CurrentCount > 0)
@@ -134,11 +171,21 @@ public sealed class AdmissionGate
 
     public void ReleaseConnection() => _connections?.Release();
 
-    public ValueTask EnterRequestAsync()
+    /// <summary>
+    /// Waits for a request slot. sync: the request holds the worker's turn from now (waiting
+    /// included) until <see cref="ExitRequest"/>, and its connection's <see cref="HeadTurn"/> is
+    /// handed over.
+    /// </summary>
+    public ValueTask EnterRequestAsync(HttpContext? context = null)
     {
         if (_requests is null)
         {
             return ValueTask.CompletedTask;
+        }
+        if (_oneAtATime)
+        {
+            TakeTurn();
+            context?.Features.Get<HeadTurn>()?.Release();
         }
         return _requests.Wait(0) ? ValueTask.CompletedTask : new ValueTask(_requests.WaitAsync());
     }
@@ -150,10 +197,86 @@ public sealed class AdmissionGate
             return;
         }
         _requests.Release();
-        if (_requests.CurrentCount == 1) // from full to one free: wake the accept loop
+        if (_oneAtATime)
+        {
+            GiveTurnBack();
+        }
+        else if (_requests.CurrentCount == 1) // from full to one free: wake the accept loop
         {
             Interlocked.Exchange(ref _requestSlotFreed, NewSignal()).TrySetResult();
         }
+    }
+
+    /// <summary>
+    /// sync: waits until the worker has its turn (and accepts are not held by a warm-up). The token
+    /// returned is cancelled as soon as the turn is taken, by a held connection whose request head
+    /// arrives meanwhile: then the accept waiting in accept(2) stops, and the neighbours take the new
+    /// connections while that request runs. Other classes: at once, with a token that never fires.
+    /// </summary>
+    public async ValueTask<CancellationToken> WaitForTurnAsync(CancellationToken ct)
+    {
+        if (!_oneAtATime)
+        {
+            return CancellationToken.None;
+        }
+        while (true)
+        {
+            if (_held is { } held)
+            {
+                await held.Task.WaitAsync(ct).ConfigureAwait(false);
+            }
+            Task free;
+            lock (_turnLock)
+            {
+                if (_turnHolders == 0)
+                {
+                    return _turnTaken.Token;
+                }
+                free = _turnFree.Task;
+            }
+            await free.WaitAsync(ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>sync: true while no request runs or waits and no new connection's head is awaited.</summary>
+    public bool HasTurn
+    {
+        get
+        {
+            lock (_turnLock)
+            {
+                return _turnHolders == 0;
+            }
+        }
+    }
+
+    /// <summary>sync: a request, or a new connection whose head is awaited, holds the worker's turn (counted: several may).</summary>
+    public void TakeTurn()
+    {
+        CancellationTokenSource? taken = null;
+        lock (_turnLock)
+        {
+            if (_turnHolders++ == 0)
+            {
+                taken = _turnTaken;
+            }
+        }
+        taken?.Cancel();
+    }
+
+    public void GiveTurnBack()
+    {
+        TaskCompletionSource? free = null;
+        lock (_turnLock)
+        {
+            if (--_turnHolders == 0)
+            {
+                _turnTaken = new CancellationTokenSource();
+                free = _turnFree;
+                _turnFree = NewSignal();
+            }
+        }
+        free?.TrySetResult();
     }
 
     private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -180,11 +303,14 @@ internal sealed class GatedListenerFactory(SocketTransportFactory inner, Admissi
 
     private sealed class GatedListener(IConnectionListener inner, AdmissionGate gate, AcceptPacking? packing, int fd) : IConnectionListener
     {
+        private readonly CancellationTokenSource _unbound = new();
+
         public EndPoint EndPoint => inner.EndPoint;
 
         public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
         {
-            using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, gate.DrainToken);
+            // Unbound (Kestrel stops): an accept still waiting for the gate ends at once.
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, gate.DrainToken, _unbound.Token);
             try
             {
                 await gate.AcquireConnectionAsync(linked.Token).ConfigureAwait(false);
@@ -196,11 +322,11 @@ internal sealed class GatedListenerFactory(SocketTransportFactory inner, Admissi
             ConnectionContext? connection;
             try
             {
-                connection = packing is null
-                    ? await inner.AcceptAsync(cancellationToken).ConfigureAwait(false)
-                    : await AcceptPackedAsync(packing, linked.Token).ConfigureAwait(false);
+                connection = packing is not null ? await AcceptPackedAsync(packing, linked.Token).ConfigureAwait(false)
+                    : gate.OneRequestAtATime ? await AcceptInTurnAsync(linked.Token).ConfigureAwait(false)
+                    : await inner.AcceptAsync(cancellationToken).ConfigureAwait(false);
             }
-            catch (OperationCanceledException) when (packing is not null && linked.IsCancellationRequested)
+            catch (OperationCanceledException) when ((packing is not null || gate.OneRequestAtATime) && linked.IsCancellationRequested)
             {
                 gate.ReleaseConnection();
                 return null; // draining or stopping
@@ -217,7 +343,29 @@ internal sealed class GatedListenerFactory(SocketTransportFactory inner, Admissi
             }
             gate.ConnectionOpened();
             connection.ConnectionClosed.Register(static g => ((AdmissionGate)g!).ConnectionClosed(), gate);
+            if (gate.OneRequestAtATime)
+            {
+                HeadTurn.Begin(connection, gate);
+            }
             return connection;
+        }
+
+        /// <summary>sync: accepts only while the worker has its turn; gives up the accept when a request takes it meanwhile.</summary>
+        private async ValueTask<ConnectionContext?> AcceptInTurnAsync(CancellationToken ct)
+        {
+            while (true)
+            {
+                var turnTaken = await gate.WaitForTurnAsync(ct).ConfigureAwait(false);
+                using var accept = CancellationTokenSource.CreateLinkedTokenSource(ct, turnTaken);
+                try
+                {
+                    return await inner.AcceptAsync(accept.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+                {
+                    // a held connection's request began here: wait for it to end
+                }
+            }
         }
 
         /// <summary>
@@ -247,8 +395,191 @@ internal sealed class GatedListenerFactory(SocketTransportFactory inner, Admissi
             }
         }
 
-        public ValueTask UnbindAsync(CancellationToken cancellationToken = default) => inner.UnbindAsync(cancellationToken);
+        public ValueTask UnbindAsync(CancellationToken cancellationToken = default)
+        {
+            _unbound.Cancel();
+            return inner.UnbindAsync(cancellationToken);
+        }
 
         public ValueTask DisposeAsync() => inner.DisposeAsync();
+    }
+}
+
+/// <summary>
+/// sync: a new connection holds its worker's turn while its request head may be on its way, and
+/// gives it back when it is not: after <see cref="AdmissionGate.FirstBytesWait"/> with no bytes sent,
+/// as soon as its first bytes turn out not to be a whole head (a slow sender), or when it closes. A
+/// request that arrives on it takes the turn over (<see cref="AdmissionGate.EnterRequestAsync"/>).
+/// The first bytes are seen through <see cref="Watch"/>, a connection middleware inside TLS and
+/// PROXY: Kestrel's own first read, nothing read twice. A busy machine may leave bytes unread for a
+/// while: bytes waiting in the kernel keep the turn, and a whole head keeps it until its request
+/// starts, up to <see cref="AdmissionGate.HeadParseWait"/> in all.
+/// </summary>
+public sealed class HeadTurn
+{
+    private const int Waiting = 0, HeadSeen = 1, Released = 2;
+
+    private readonly AdmissionGate _gate;
+    private readonly Socket? _socket;
+    private readonly long _accepted = Stopwatch.GetTimestamp();
+    private readonly Lock _sync = new();
+    private Timer? _timer;
+    private int _state;
+
+    private HeadTurn(AdmissionGate gate, Socket? socket)
+    {
+        _gate = gate;
+        _socket = socket;
+    }
+
+    internal static void Begin(ConnectionContext connection, AdmissionGate gate)
+    {
+        var turn = new HeadTurn(gate, connection.Features.Get<IConnectionSocketFeature>()?.Socket);
+        gate.TakeTurn();
+        connection.Features.Set(turn);
+        lock (turn._sync)
+        {
+            turn._timer = new Timer(static t => ((HeadTurn)t!).TimerFired(), turn, AdmissionGate.FirstBytesWait, Timeout.InfiniteTimeSpan);
+        }
+        connection.ConnectionClosed.Register(static t => ((HeadTurn)t!).Release(), turn);
+    }
+
+    /// <summary>Gives the turn back (once).</summary>
+    public void Release()
+    {
+        lock (_sync)
+        {
+            if (_state == Released)
+            {
+                return;
+            }
+            _state = Released;
+            _timer?.Dispose();
+        }
+        _gate.GiveTurnBack();
+    }
+
+    private void TimerFired()
+    {
+        lock (_sync)
+        {
+            if (_state == Waiting && Stopwatch.GetElapsedTime(_accepted) < AdmissionGate.HeadParseWait && BytesWaiting())
+            {
+                // The client has sent: the worker has not read it yet (a busy machine).
+                _timer?.Change(AdmissionGate.FirstBytesWait, Timeout.InfiniteTimeSpan);
+                return;
+            }
+        }
+        Release(); // nothing sent, or a head whose request never started (an idle HTTP/2 connection)
+    }
+
+    private bool BytesWaiting()
+    {
+        try
+        {
+            return _socket is { } s && s.Available > 0;
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            return false;
+        }
+    }
+
+    private void FirstRead(in ReadResult result)
+    {
+        if (!HoldsWholeHead(result.Buffer))
+        {
+            Release(); // a slow sender (or a client that left): held aside, the worker may accept
+            return;
+        }
+        lock (_sync)
+        {
+            if (_state == Waiting)
+            {
+                _state = HeadSeen;
+                var left = AdmissionGate.HeadParseWait - Stopwatch.GetElapsedTime(_accepted);
+                _timer?.Change(left > TimeSpan.Zero ? left : TimeSpan.Zero, Timeout.InfiniteTimeSpan);
+            }
+        }
+    }
+
+    /// <summary>The connection middleware: the transport as Kestrel's HTTP layer will read it, watched until its first bytes.</summary>
+    internal static Func<ConnectionDelegate, ConnectionDelegate> Watch => next => connection =>
+    {
+        if (connection.Features.Get<HeadTurn>() is { _state: Waiting } turn)
+        {
+            connection.Transport = new WatchedTransport(connection.Transport, turn);
+        }
+        return next(connection);
+    };
+
+    /// <summary>Whether these bytes hold the end of a request head (an empty line).</summary>
+    public static bool HoldsWholeHead(ReadOnlySequence<byte> buffer)
+    {
+        var reader = new SequenceReader<byte>(buffer);
+        return reader.TryReadTo(out ReadOnlySequence<byte> _, "\r\n\r\n"u8);
+    }
+
+    private sealed class WatchedTransport(IDuplexPipe inner, HeadTurn turn) : IDuplexPipe
+    {
+        public PipeReader Input { get; } = new FirstReadWatcher(inner.Input, turn);
+        public PipeWriter Output => inner.Output;
+    }
+
+    private sealed class FirstReadWatcher(PipeReader inner, HeadTurn turn) : PipeReader
+    {
+        private bool _seen;
+
+        public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
+        {
+            if (_seen)
+            {
+                return inner.ReadAsync(cancellationToken);
+            }
+            var read = inner.ReadAsync(cancellationToken);
+            if (read.IsCompletedSuccessfully)
+            {
+                var result = read.Result;
+                Observe(result);
+                return new ValueTask<ReadResult>(result);
+            }
+            return ObserveAsync(read);
+        }
+
+        private async ValueTask<ReadResult> ObserveAsync(ValueTask<ReadResult> read)
+        {
+            var result = await read.ConfigureAwait(false);
+            Observe(result);
+            return result;
+        }
+
+        public override bool TryRead(out ReadResult result)
+        {
+            if (!inner.TryRead(out result))
+            {
+                return false;
+            }
+            if (!_seen)
+            {
+                Observe(result);
+            }
+            return true;
+        }
+
+        private void Observe(in ReadResult result)
+        {
+            if (result.Buffer.IsEmpty && !result.IsCompleted && !result.IsCanceled)
+            {
+                return;
+            }
+            _seen = true;
+            turn.FirstRead(result);
+        }
+
+        public override void AdvanceTo(SequencePosition consumed) => inner.AdvanceTo(consumed);
+        public override void AdvanceTo(SequencePosition consumed, SequencePosition examined) => inner.AdvanceTo(consumed, examined);
+        public override void CancelPendingRead() => inner.CancelPendingRead();
+        public override void Complete(Exception? exception = null) => inner.Complete(exception);
+        public override ValueTask CompleteAsync(Exception? exception = null) => inner.CompleteAsync(exception);
     }
 }

@@ -77,7 +77,11 @@ internal sealed class CorralMiddleware
         _stats.Begin();
         CountingBody? counter = null;
         var status = 0;
-        await _gate.EnterRequestAsync().ConfigureAwait(false);
+        await _gate.EnterRequestAsync(context).ConfigureAwait(false);
+        if (_gate.OneRequestAtATime)
+        {
+            _stats.Running();
+        }
         try
         {
             if (_proxyTrust.Apply(context) is { } proxyError)

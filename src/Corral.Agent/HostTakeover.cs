@@ -69,10 +69,10 @@ internal static class HostTakeover
         services.PostConfigure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(options.GracefulTimeout));
         // Kestrel calls listen(2) again on each inherited socket, with its own backlog unless told: --backlog.
         services.PostConfigure<SocketTransportOptions>(o => o.Backlog = options.Backlog > 0 ? options.Backlog : o.Backlog);
-        services.PostConfigure<KestrelServerOptions>(k => ConfigureKestrel(k, options, warmup));
+        services.PostConfigure<KestrelServerOptions>(k => ConfigureKestrel(k, options, gate, warmup));
     }
 
-    private static void ConfigureKestrel(KestrelServerOptions kestrel, AgentOptions options, Warmup? warmup)
+    private static void ConfigureKestrel(KestrelServerOptions kestrel, AgentOptions options, AdmissionGate gate, Warmup? warmup)
     {
         var overridden = new List<string>();
         // Endpoints the app declared in code (ListenAnyIP, Listen, ...) go: corral owns the sockets.
@@ -112,6 +112,11 @@ internal static class HostTakeover
                     listen.Use(proxyProtocol);
                 }
                 tls?.Invoke(listen);
+                if (gate.OneRequestAtATime)
+                {
+                    // Innermost: sees the request's first bytes as HTTP sees them (after PROXY and TLS).
+                    listen.Use(HeadTurn.Watch);
+                }
             });
         }
         if (warmup is not null)

@@ -17,6 +17,12 @@ public sealed class RequestStats
         }
     }
 
+    /// <summary>
+    /// sync: the request that now runs, after waiting for the one before it, starts the busy clock
+    /// again: --timeout limits each request, as with Gunicorn, not a queue of them.
+    /// </summary>
+    public void Running() => Volatile.Write(ref _busySince, Stopwatch.GetTimestamp());
+
     /// <returns>The number of requests served so far, this one included.</returns>
     public long End()
     {

@@ -88,6 +88,9 @@ public static class SettingsDocs
         sb.AppendLine("  empty body, as Gunicorn really does; `%({NAME}e)s` reads the worker's environment variable, as there is");
         sb.AppendLine("  no WSGI environ.");
         sb.AppendLine("- The config file is JSON, not Python: it sets values, it runs no code (no server hooks).");
+        sb.AppendLine("- A `sync` worker is not taken by a slow client. Gunicorn's waits for the request head of the connection it");
+        sb.AppendLine("  took; corral's holds connections whose head has not arrived aside (up to `worker_connections`) and takes");
+        sb.AppendLine("  the next; it still runs one request at a time and closes every connection (docs/deployment.md).");
         sb.AppendLine("- `limit_request_headers_size` (64 KiB) bounds the bytes of a request's header fields together. Gunicorn");
         sb.AppendLine("  has no such setting: its total is `limit_request_fields` x `limit_request_field_size` (about 800 KB),");
         sb.AppendLine("  held by a sync worker for one connection at a time; a corral worker holds many connections whose head");

@@ -62,7 +62,7 @@ public static class SettingsTable
         Choices = ["sync", "gthread", "async"],
         Section = "Worker processes",
         Default = "async",
-        Help = "How a worker takes requests. sync: one at a time, every response closes the connection. gthread: --threads at once, keep-alive. async: up to --worker-connections at once (Gunicorn's gevent role). Default async, unlike Gunicorn's sync: ASP.NET Core apps are asynchronous where WSGI apps are not. --threads N (N > 1) without -k picks gthread.",
+        Help = "How a worker takes requests. sync: one at a time, every response closes the connection; unlike Gunicorn's, a slow client does not take the worker (connections whose request head has not arrived are held aside, docs/deployment.md). gthread: --threads at once, keep-alive. async: up to --worker-connections at once (Gunicorn's gevent role). Default async, unlike Gunicorn's sync: ASP.NET Core apps are asynchronous where WSGI apps are not. --threads N (N > 1) without -k picks gthread.",
     };
 
     public static readonly Setting Threads = new()
@@ -86,7 +86,7 @@ public static class SettingsTable
         Default = 1000L,
         Min = 1,
         Max = 1_000_000,
-        Help = "Connections an async worker holds at once; past that it stops accepting and the kernel queue holds the rest for other workers.",
+        Help = "Connections an async worker holds at once; past that it stops accepting and the kernel queue holds the rest for other workers. A sync worker holds at most this many connections whose request head has not arrived yet (slow clients) besides its one request.",
     };
 
     public static readonly Setting AcceptPolicy = new()
@@ -174,7 +174,7 @@ public static class SettingsTable
         Type = SettingType.Seconds,
         Section = "Worker processes",
         Default = 2.0,
-        Help = "Seconds an idle keep-alive connection is kept open (gthread and async; sync closes every connection).",
+        Help = "Seconds an idle keep-alive connection is kept open (gthread and async; sync closes every connection after its response). In every class, also how long a new connection may send nothing before it is closed.",
     };
 
     public static readonly Setting ReloadStrategy = new()
@@ -243,7 +243,7 @@ public static class SettingsTable
         Default = 65536L,
         Min = 1024,
         Max = 16 * 1024 * 1024,
-        Help = "The most bytes all of a request's header fields may take together (Kestrel's MaxRequestHeadersTotalSize; the request line is apart). More: 431, and the connection is closed, as soon as that much has arrived: a connection that never ends its header holds at most this much of the worker's memory. Not a Gunicorn setting: Gunicorn bounds the total only by limit_request_fields x limit_request_field_size (about 800 KB), which a sync worker holds for one connection at a time, but an async or gthread worker, or corral's sync worker (it waits for many slow heads at once), would hold for each connection: 400 such connections cost one worker 600 MB. Raise it with limit_request_field_size if single fields that large must pass.",
+        Help = "The most bytes all of a request's header fields may take together (Kestrel's MaxRequestHeadersTotalSize; the request line is apart). More: 431, and the connection is closed, as soon as that much has arrived: a connection that never ends its header holds at most this much of the worker's memory. Not a Gunicorn setting: Gunicorn bounds the total only by limit_request_fields x limit_request_field_size (about 800 KB), which its sync worker holds for one connection at a time; a corral worker of any class holds many unfinished heads at once and would hold that much for each (400 such connections cost one worker 600 MB). Raise it with limit_request_field_size if single fields that large must pass.",
     };
 
     public static readonly Setting Config = new()
