@@ -303,11 +303,12 @@ public class SettingsCliTests
         Assert.Contains("--workers", output.ToString());
     }
 
-    /// <summary>CORRAL_CMD_ARGS holds settings: help or version there is an error naming it, not a stack trace (found by fuzz/).</summary>
+    /// <summary>CORRAL_CMD_ARGS holds settings: help, version or System.CommandLine's [suggest] there is an error naming it, not a stack trace (found by fuzz/).</summary>
     [Theory]
     [InlineData("-?w")]
     [InlineData("-h -w")]
     [InlineData("--version --threads")]
+    [InlineData("[suggest] -w")]
     public void Help_or_version_in_corral_cmd_args_is_an_error(string text)
     {
         var error = Settings.Error(Settings.Env((ConfigLoader.CmdArgsVariable, text)), "App.dll");

@@ -87,7 +87,7 @@ public static class ConfigLoader
                 var parsedEnv = cli.Root.Parse(words, NoResponseFiles);
                 if (parsedEnv.Action is { ClearsParseErrors: true })
                 {
-                    return LoadResult.Fail($"{CmdArgsVariable} asks for help or the version ('{cmdArgsText.Trim()}'): those go on the command line (see corral --help)");
+                    return LoadResult.Fail($"{CmdArgsVariable} asks for help, the version or completions ('{cmdArgsText.Trim()}'): those go on the command line (see corral --help)");
                 }
                 if (FirstParseError(parsedEnv, cli) is { } envError)
                 {
