@@ -104,7 +104,7 @@ for t in "${targets[@]}"; do
   hangs=$(find "$dir/default/hangs" -name 'id:*' 2>/dev/null | wc -l)
   if [ -f "$stats" ]; then
     field() { awk -F' *: *' -v k="$1" '$1 == k { print $2 }' "$stats"; }
-    echo "fuzz: $t: $(field execs_done) execs ($(field execs_per_sec)/s), $(field corpus_count) paths, map coverage $(field bitmap_cvg), $crashes crashes, $hangs hangs"
+    echo "fuzz: $t: $(field execs_done) execs ($(field execs_per_sec)/s), $(field corpus_count) paths, $(field edges_found) edges (map coverage $(field bitmap_cvg)), $crashes crashes, $hangs hangs"
   else
     echo "fuzz: $t: afl-fuzz did not get going (exit $status); last lines of $out/$t.afl.log:"
     tail -n 15 "$out/$t.afl.log" | sed 's/^/    /'

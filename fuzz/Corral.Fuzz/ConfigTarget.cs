@@ -49,7 +49,7 @@ internal static class ConfigTarget
     /// <summary>Every setting's config-file key and flags, the choices, and JSON's punctuation.</summary>
     private static IReadOnlyList<byte[]> Dictionary()
     {
-        var tokens = new List<string> { "{", "}", "[", "]", ":", ",", "\"", "true", "false", "null", "0", "-1", "1.5", "1e999", "//", "/*", "*/", "\\u0000", "'", " ", "\0" };
+        var tokens = new List<string> { "{", "}", "[", "]", ":", ",", "\"", "true", "false", "null", "0", "-1", "1.5", "1e999", "//", "/*", "*/", "\\u0000", "'", " ", "\0", "-h", "-?", "--help", "--version", "--", "=", "@", "[suggest]" };
         foreach (var s in SettingsTable.All)
         {
             tokens.Add($"\"{s.Name}\":");

@@ -289,6 +289,35 @@ public class SettingsCliTests
     }
 
     /// <summary>
+    /// Help asked for inside a bundle of short flags ("-hw", "-?w") is help, as "-h -w" is: it hid the
+    /// other flags' errors from the loader, which then threw reading -w's missing value (found by
+    /// fuzz/, the config target).
+    /// </summary>
+    [Theory]
+    [InlineData("-hw")]
+    [InlineData("-?w")]
+    public void Help_in_a_bundle_of_short_flags_is_shown(string bundle)
+    {
+        var output = new StringWriter();
+        var result = ConfigLoader.Load([bundle], Settings.NoEnv, output);
+        Assert.True(result.ShowedHelp);
+        Assert.Contains("--workers", output.ToString());
+    }
+
+    /// <summary>CORRAL_CMD_ARGS holds settings: help, version or System.CommandLine's [suggest] there is an error naming it, not a stack trace (found by fuzz/).</summary>
+    [Theory]
+    [InlineData("-?w")]
+    [InlineData("-h -w")]
+    [InlineData("--version --threads")]
+    [InlineData("[suggest] -w")]
+    public void Help_or_version_in_corral_cmd_args_is_an_error(string text)
+    {
+        var error = Settings.Error(Settings.Env((ConfigLoader.CmdArgsVariable, text)), "App.dll");
+        Assert.Contains(ConfigLoader.CmdArgsVariable, error);
+        Assert.Contains("command line", error);
+    }
+
+    /// <summary>
     /// No response files (System.CommandLine's @FILE, which reads arguments from FILE): Gunicorn has
     /// none, a value may start with @, and "@/" in CORRAL_CMD_ARGS threw out of the loader (found by
     /// fuzz/, the config target).

@@ -63,7 +63,9 @@ public static class ConfigLoader
     {
         var cli = BuildCommand();
         var parsed = cli.Root.Parse(argv, NoResponseFiles);
-        if (argv.Any(a => a is "-h" or "--help" or "-?" or "--version"))
+        // Help or version asked for anywhere, a bundle of short flags such as -hw too, clears the parse
+        // errors: nothing else is read.
+        if (argv.Any(a => a is "-h" or "--help" or "-?" or "--version") || parsed.Action is { ClearsParseErrors: true })
         {
             var output = helpOutput ?? Console.Out;
             parsed.Invoke(new InvocationConfiguration { Output = output });
@@ -83,6 +85,10 @@ public static class ConfigLoader
             {
                 var words = ShellWords.Split(cmdArgsText);
                 var parsedEnv = cli.Root.Parse(words, NoResponseFiles);
+                if (parsedEnv.Action is { ClearsParseErrors: true })
+                {
+                    return LoadResult.Fail($"{CmdArgsVariable} asks for help, the version or completions ('{cmdArgsText.Trim()}'): those go on the command line (see corral --help)");
+                }
                 if (FirstParseError(parsedEnv, cli) is { } envError)
                 {
                     return LoadResult.Fail(DescribeParseError(envError, CmdArgsVariable));
