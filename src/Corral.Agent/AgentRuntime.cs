@@ -186,9 +186,17 @@ internal static class AgentRuntime
     {
         Log.Warning("Master is gone, stopping worker");
         s_stopAsked = true;
-        HostControl.StopApplication?.Invoke();
-        // If the app has no host yet, or the stop hangs, leave anyway.
-        Thread.Sleep(TimeSpan.FromSeconds(Math.Max(1, Options.GracefulTimeout)));
+        var drain = HostControl.Drain;
+        if (drain is null)
+        {
+            // The app's host does not run yet: nothing is served, and no master will ever use it.
+            Native.Exit(0);
+            return;
+        }
+        // As TERM: this worker stops accepting at once (a new corral can bind the port), and drains.
+        drain();
+        // If the stop hangs, leave anyway.
+        Thread.Sleep(TimeSpan.FromSeconds(Math.Max(1, Options.GracefulTimeout) + 5));
         Native.Exit(0);
     }
 
@@ -239,4 +247,7 @@ internal static class AgentRuntime
 internal static class HostControl
 {
     public static Action? StopApplication { get; set; }
+
+    /// <summary>Once the host runs: what TERM does (stop accepting, drain, stop).</summary>
+    public static Action? Drain { get; set; }
 }

@@ -65,7 +65,7 @@ public sealed class Master
         List<Listener> listeners;
         try
         {
-            listeners = ListenerBinder.Bind(config.Bind, config.Backlog, env);
+            listeners = ListenerBinder.Bind(config.Bind, config.Backlog, env, log.Error);
         }
         catch (BindException e)
         {

@@ -1,4 +1,6 @@
 using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
 using Corral.IntegrationTests.Infrastructure;
 using static Corral.IntegrationTests.Infrastructure.ProcessTree;
 
@@ -78,6 +80,74 @@ public sealed class MasterFaultTests
         Assert.DoesNotContain(corral.Lines, l => l.Contains("WORKER TIMEOUT", StringComparison.Ordinal));
         Assert.Equal([worker], Children(corral.Pid));
         Assert.Equal(200, (await Http.GetAsync(port, "/")).Status);
+    }
+
+    [Fact]
+    public async Task AKilledMastersWorkersLetGoOfThePortAtOnceAndFinishTheirRequests()
+    {
+        var apps = await TestApps.GetAsync();
+        var port = FreePort();
+        using var first = StartCorral(apps.TestApp, "-b", $"127.0.0.1:{port}", "-w", "2", "--graceful-timeout", "30");
+        var orphans = await first.WaitForWorkersAsync(2, Boot);
+        try
+        {
+            var slow = Http.GetAsync(port, "/sleep?ms=10000", TimeSpan.FromSeconds(30));
+            await Task.Delay(500);
+
+            Signal(first.Pid, SIGKILL);
+            await first.WaitForLineAsync("Master is gone, stopping worker", TimeSpan.FromSeconds(5), occurrence: 2);
+            // Nobody listens any more (within a moment of the log line): a new connection is refused, not
+            // left waiting in a queue no one takes from.
+            Assert.True(await RefusedWithinAsync(port, TimeSpan.FromSeconds(2)), "the killed master's workers still listen");
+
+            // A new corral, started at once, binds the port at its first attempt and serves.
+            using var second = StartCorral(apps.TestApp, "-b", $"127.0.0.1:{port}", "-w", "1");
+            var worker = (await second.WaitForWorkersAsync(1, Boot)).Single();
+            Assert.Equal((200, worker.ToString(CultureInfo.InvariantCulture)), await Http.GetAsync(port, "/pid"));
+            Assert.DoesNotContain(second.Lines, l => l.Contains("Connection in use", StringComparison.Ordinal));
+            Assert.False(slow.IsCompleted, "the orphan's request ended before the new corral served");
+
+            // Meanwhile the orphan finished the request it had.
+            Assert.Equal(200, (await slow).Status);
+        }
+        finally
+        {
+            foreach (var pid in orphans)
+            {
+                Kill(pid, SIGKILL);
+            }
+        }
+    }
+
+    private static async Task<bool> RefusedWithinAsync(int port, TimeSpan within)
+    {
+        var deadline = DateTime.UtcNow + within;
+        do
+        {
+            using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            try
+            {
+                await probe.ConnectAsync(IPAddress.Loopback, port);
+            }
+            catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)
+            {
+                return true;
+            }
+            catch (SocketException)
+            {
+                // reset: it reached a queue as that closed
+            }
+            await Task.Delay(50);
+        }
+        while (DateTime.UtcNow < deadline);
+        return false;
+    }
+
+    private static int FreePort()
+    {
+        using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)s.LocalEndPoint!).Port;
     }
 
     private static void Signal(int pid, int signal) => Assert.True(Kill(pid, signal), $"kill({pid}, {signal}) failed");
