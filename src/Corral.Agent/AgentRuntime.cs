@@ -9,7 +9,7 @@ namespace Corral.Agent;
 /// </summary>
 internal static class AgentRuntime
 {
-    private const int SigUsr1 = 10;
+    private const int SigInt = 2, SigQuit = 3, SigUsr1 = 10, SigTerm = 15;
 
     private static AgentOptions? s_options;
     private static ControlChannel? s_control;
@@ -42,6 +42,12 @@ internal static class AgentRuntime
         if (string.IsNullOrEmpty(json))
         {
             return;
+        }
+        // The worker's signals work even if they came ignored (a master started from a script with `&`):
+        // before .NET's signal handling starts, which would keep them ignored.
+        foreach (var signal in new[] { SigInt, SigQuit, SigTerm, SigUsr1 })
+        {
+            Native.Unignore(signal);
         }
         // Child processes the app starts must not think they are corral workers.
         Environment.SetEnvironmentVariable(AgentOptions.EnvironmentVariable, null);

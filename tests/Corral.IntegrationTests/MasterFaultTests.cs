@@ -119,6 +119,55 @@ public sealed class MasterFaultTests
         }
     }
 
+    [Theory]
+    [InlineData(SIGINT)]
+    [InlineData(SIGQUIT)]
+    public async Task IntAndQuitStopAtOnceEvenWhenCorralInheritedThemIgnored(int signal)
+    {
+        // Started with & from a script, the shell ignores INT and QUIT (nohup: HUP), and so does
+        // everything it execs: the master, and through it the workers.
+        var apps = await TestApps.GetAsync();
+        using var corral = CorralProcess.StartWrapped("bash", ["-c", "trap '' INT QUIT HUP; exec \"$0\" \"$@\""],
+            ["-b", "127.0.0.1:0", "-w", "2", "--graceful-timeout", "30", "--log-level", "debug", apps.TestApp]);
+        var port = await corral.PortAsync();
+        var workers = await corral.WaitForWorkersAsync(2, Boot);
+        // Caught, not ignored (before, /proc showed the signal in SigIgn and not in SigCgt).
+        Assert.All(workers.Append(corral.Pid), pid => Assert.Contains(signal, Signals(pid, "SigCgt")));
+        Assert.Contains(SIGHUP, Signals(corral.Pid, "SigCgt")); // nohup's: HUP still reloads
+        var slow = Http.GetAsync(port, "/sleep?ms=20000", TimeSpan.FromSeconds(30));
+        await Task.Delay(300);
+
+        Signal(corral.Pid, signal);
+        Assert.Equal(0, await corral.WaitForExitAsync(TimeSpan.FromSeconds(5)));
+        Assert.All(workers, pid => Assert.False(IsAlive(pid), $"worker {pid} still runs"));
+        await Assert.ThrowsAnyAsync<HttpRequestException>(() => slow);
+    }
+
+    [Fact]
+    public async Task AWorkerThatInheritedIntIgnoredStillExitsOnInt()
+    {
+        // Ctrl-C sends INT to the whole process group: each worker must exit at once too.
+        var apps = await TestApps.GetAsync();
+        using var corral = CorralProcess.StartWrapped("bash", ["-c", "trap '' INT QUIT; exec \"$0\" \"$@\""],
+            ["-b", "127.0.0.1:0", "-w", "1", "--log-level", "debug", apps.TestApp]);
+        var worker = (await corral.WaitForWorkersAsync(1, Boot)).Single();
+        Signal(worker, SIGINT);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+        while (IsAlive(worker) && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50);
+        }
+        Assert.False(IsAlive(worker), "the worker ignored INT");
+    }
+
+    /// <summary>A signal set of /proc/PID/status: SigIgn (ignored), SigCgt (caught by a handler).</summary>
+    private static List<int> Signals(int pid, string set)
+    {
+        var mask = File.ReadLines($"/proc/{pid}/status").Single(l => l.StartsWith(set + ":", StringComparison.Ordinal))[(set.Length + 1)..].Trim();
+        var bits = ulong.Parse(mask, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+        return [.. Enumerable.Range(1, 64).Where(s => (bits & (1UL << (s - 1))) != 0)];
+    }
+
     private static async Task<bool> RefusedWithinAsync(int port, TimeSpan within)
     {
         var deadline = DateTime.UtcNow + within;
