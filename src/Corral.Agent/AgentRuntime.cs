@@ -9,7 +9,7 @@ namespace Corral.Agent;
 /// </summary>
 internal static class AgentRuntime
 {
-    private const int SigUsr1 = 10;
+    private const int SigInt = 2, SigQuit = 3, SigUsr1 = 10, SigTerm = 15;
 
     private static AgentOptions? s_options;
     private static ControlChannel? s_control;
@@ -42,6 +42,12 @@ internal static class AgentRuntime
         if (string.IsNullOrEmpty(json))
         {
             return;
+        }
+        // The worker's signals work even if they came ignored (a master started from a script with `&`):
+        // before .NET's signal handling starts, which would keep them ignored.
+        foreach (var signal in new[] { SigInt, SigQuit, SigTerm, SigUsr1 })
+        {
+            Native.Unignore(signal);
         }
         // Child processes the app starts must not think they are corral workers.
         Environment.SetEnvironmentVariable(AgentOptions.EnvironmentVariable, null);
@@ -186,9 +192,17 @@ internal static class AgentRuntime
     {
         Log.Warning("Master is gone, stopping worker");
         s_stopAsked = true;
-        HostControl.StopApplication?.Invoke();
-        // If the app has no host yet, or the stop hangs, leave anyway.
-        Thread.Sleep(TimeSpan.FromSeconds(Math.Max(1, Options.GracefulTimeout)));
+        var drain = HostControl.Drain;
+        if (drain is null)
+        {
+            // The app's host does not run yet: nothing is served, and no master will ever use it.
+            Native.Exit(0);
+            return;
+        }
+        // As TERM: this worker stops accepting at once (a new corral can bind the port), and drains.
+        drain();
+        // If the stop hangs, leave anyway.
+        Thread.Sleep(TimeSpan.FromSeconds(Math.Max(1, Options.GracefulTimeout) + 5));
         Native.Exit(0);
     }
 
@@ -239,4 +253,7 @@ internal static class AgentRuntime
 internal static class HostControl
 {
     public static Action? StopApplication { get; set; }
+
+    /// <summary>Once the host runs: what TERM does (stop accepting, drain, stop).</summary>
+    public static Action? Drain { get; set; }
 }

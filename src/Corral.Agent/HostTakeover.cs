@@ -187,12 +187,20 @@ internal sealed class CorralHostLifetime(IHostApplicationLifetime lifetime, Admi
             ctx.Cancel = true;
             _ = DrainAsync();
         });
+        HostControl.Drain = () => _ = DrainAsync();
         return Task.CompletedTask;
     }
 
     private async Task DrainAsync()
     {
         var drained = gate.BeginDrainAsync();
+        // Kestrel keeps its copies of the listening sockets open until it has stopped: let go of them
+        // now. With a live master nothing changes (it holds them); an orphan's (the master was killed)
+        // were the last ones, and the port is free for a new corral while this one drains.
+        foreach (var fd in options.ListenFds)
+        {
+            Native.ReleaseListeningSocket(fd);
+        }
         var limit = TimeSpan.FromSeconds(Math.Max(0, options.GracefulTimeout));
         await Task.WhenAny(drained, Task.Delay(limit)).ConfigureAwait(false);
         lifetime.StopApplication();

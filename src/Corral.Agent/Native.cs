@@ -12,6 +12,31 @@ internal static partial class Native
     [LibraryImport("libc", EntryPoint = "_exit")]
     public static partial void Exit(int status);
 
+    /// <summary>
+    /// Makes a signal that this process inherited ignored (SIG_IGN: `nohup`, or `&` in a non-interactive
+    /// shell for INT and QUIT) take its default action again, so that a handler can be registered for it.
+    /// .NET leaves an ignored signal ignored for good (PosixSignalRegistration then never fires): call
+    /// this before anything starts .NET's signal handling (Console, Process, PosixSignalRegistration).
+    /// A signal that is not ignored is left as it is.
+    /// </summary>
+    public static unsafe void Unignore(int signal)
+    {
+        // struct sigaction starts with sa_handler on Linux (glibc and musl); 256 bytes hold all of it.
+        var old = stackalloc byte[256];
+        if (SigAction(signal, null, old) == 0 && *(nint*)old == SigIgn)
+        {
+            SignalDisposition(signal, SigDfl);
+        }
+    }
+
+    private const nint SigDfl = 0, SigIgn = 1;
+
+    [LibraryImport("libc", EntryPoint = "sigaction", SetLastError = true)]
+    private static unsafe partial int SigAction(int signal, byte* action, byte* oldAction);
+
+    [LibraryImport("libc", EntryPoint = "signal", SetLastError = true)]
+    private static partial nint SignalDisposition(int signal, nint handler);
+
     /// <summary>poll(2) for POLLIN on one descriptor: for a listening socket, a connection waits in its queue.</summary>
     public static bool WaitReadable(int fd, int timeoutMs)
     {
@@ -48,6 +73,44 @@ internal static partial class Native
             }
         }
     }
+
+    /// <summary>
+    /// Lets go of this process's copy of a listening socket at once, while the descriptor number stays
+    /// valid for whoever holds it (Kestrel closes it only once it has stopped): dup3(2) points the number
+    /// at a fresh unconnected socket. The listening socket itself lives on in the other processes that
+    /// hold it (the master, other workers) and closes with the last of them, which frees the port. Not
+    /// shutdown(2), which would stop it for all of them (after USR2, the new master's workers too).
+    /// Does nothing unless <paramref name="fd"/> is a listening socket now.
+    /// </summary>
+    public static unsafe void ReleaseListeningSocket(int fd)
+    {
+        int listening = 0, size = sizeof(int);
+        if (GetSockOpt(fd, SolSocket, SoAcceptConn, &listening, &size) != 0 || listening == 0)
+        {
+            return;
+        }
+        var placeholder = Socket(AfUnix, SockStream | OCloexec, 0);
+        if (placeholder < 0)
+        {
+            return;
+        }
+        Dup3(placeholder, fd, OCloexec);
+        Close(placeholder);
+    }
+
+    private const int SolSocket = 1, SoAcceptConn = 30, AfUnix = 1, SockStream = 1, OCloexec = 0x80000;
+
+    [LibraryImport("libc", EntryPoint = "getsockopt", SetLastError = true)]
+    private static unsafe partial int GetSockOpt(int fd, int level, int name, int* value, int* length);
+
+    [LibraryImport("libc", EntryPoint = "socket", SetLastError = true)]
+    private static partial int Socket(int domain, int type, int protocol);
+
+    [LibraryImport("libc", EntryPoint = "dup3", SetLastError = true)]
+    private static partial int Dup3(int oldFd, int newFd, int flags);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    private static partial int Close(int fd);
 
     [LibraryImport("libc", EntryPoint = "send", SetLastError = true)]
     private static unsafe partial nint Send(int fd, byte* buffer, nuint length, int flags);

@@ -81,7 +81,7 @@ public sealed class Master
         List<Listener> listeners;
         try
         {
-            listeners = ListenerBinder.Bind(config.Bind, config.Backlog, env);
+            listeners = ListenerBinder.Bind(config.Bind, config.Backlog, env, log.Error);
         }
         catch (BindException e)
         {
@@ -120,7 +120,7 @@ public sealed class Master
                 log.Warning("--threads is ignored by the sync worker class (one request at a time); use -k gthread");
             }
 
-            foreach (var sig in new[] { Signals.HUP, Signals.INT, Signals.QUIT, Signals.TERM, Signals.TTIN, Signals.TTOU, Signals.USR1, Signals.USR2, Signals.WINCH })
+            foreach (var sig in Signals.Handled)
             {
                 signals.Add(PosixSignalRegistration.Create((PosixSignal)sig, ctx =>
                 {

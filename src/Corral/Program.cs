@@ -6,6 +6,13 @@ using Corral.Settings;
 
 // corral [OPTIONS] APP — exit codes: 0 stopped cleanly, 1 runtime error (bind, build), 2 bad usage or
 // configuration, 3 a worker failed to boot.
+
+// Gunicorn installs its handlers whatever the shell left ignored (INT and QUIT after `&` in a script,
+// HUP under nohup): so does corral, before .NET's signal handling starts and keeps them ignored.
+foreach (var signal in Corral.Arbiter.Signals.Handled)
+{
+    Native.Unignore(signal);
+}
 if (args is ["ctl", ..])
 {
     return Corral.Control.CtlCommand.Run(args[1..], Console.Out, Console.Error);

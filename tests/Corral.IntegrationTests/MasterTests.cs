@@ -28,11 +28,35 @@ public sealed class MasterTests : IDisposable
         var port = ((IPEndPoint)taken.LocalEndPoint!).Port;
 
         using var corral = StartCorral(apps.TestApp, "-b", $"127.0.0.1:{port}");
-        Assert.Equal(1, await corral.WaitForExitAsync(TimeSpan.FromSeconds(10)));
-        var error = Assert.Single(corral.Lines, l => l.Contains("[ERROR]", StringComparison.Ordinal) && !l.Contains("Shutting down", StringComparison.Ordinal));
-        Assert.Contains($"127.0.0.1:{port}", error);
+        Assert.Equal(1, await corral.WaitForExitAsync(TimeSpan.FromSeconds(15)));
+        // Gunicorn's retry (5 attempts, 1 s apart), then one line that says it failed.
+        Assert.Equal(5, corral.CountLines($@"\[ERROR\] Connection in use: 127\.0\.0\.1:{port}$"));
+        Assert.Equal(4, corral.CountLines(@"\[ERROR\] Retrying in 1 second\.$"));
+        var errors = corral.Lines.Where(l => l.Contains("[ERROR]", StringComparison.Ordinal)).ToList();
+        Assert.EndsWith("Shutting down: Master", errors[^1]);
+        var error = errors[^2];
+        Assert.Contains($"Can't connect to 127.0.0.1:{port}", error);
         Assert.Contains("in use", error);
+        Assert.Single(errors, l => l.Contains("Can't connect", StringComparison.Ordinal));
         Assert.Empty(Children(corral.Pid));
+    }
+
+    [Fact]
+    public async Task BindInUseIsRetriedAndServesOnceTheAddressIsFree()
+    {
+        var apps = await TestApps.GetAsync();
+        var taken = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        taken.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        taken.Listen();
+        var port = ((IPEndPoint)taken.LocalEndPoint!).Port;
+
+        using var corral = StartCorral(apps.TestApp, "-b", $"127.0.0.1:{port}");
+        await corral.WaitForLineAsync(@"\[ERROR\] Retrying in 1 second\.", TimeSpan.FromSeconds(10));
+        taken.Dispose();
+        Assert.Equal(port, await corral.PortAsync(TimeSpan.FromSeconds(10)));
+        await corral.WaitForWorkersAsync(1, Boot);
+        Assert.Equal(200, (await Http.GetAsync(port, "/")).Status);
+        Assert.DoesNotContain(corral.Lines, l => l.Contains("Can't connect", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -19,7 +19,12 @@ public sealed class Listener(Socket socket, string name, string? unixPathToRemov
     public string? UnixPathToRemove { get; } = unixPathToRemove;
 }
 
-public sealed class BindException(string message) : Exception(message);
+/// <summary>A listener that cannot be had; <paramref name="inUseAt"/>: another socket listens on that address.</summary>
+public sealed class BindException(string message, string? inUseAt = null) : Exception(message)
+{
+    /// <summary>Set when another socket listens there (it may be gone in a moment: an old corral's workers letting go).</summary>
+    public string? InUseAt { get; } = inUseAt;
+}
 
 /// <summary>Binds corral's listeners once: from systemd (LISTEN_FDS), fd://N, or by address.</summary>
 public static class ListenerBinder
@@ -29,7 +34,17 @@ public static class ListenerBinder
     [DllImport("libc", SetLastError = true)]
     private static extern int setsockopt(IntPtr fd, int level, int name, ref int value, int len);
 
-    public static List<Listener> Bind(IReadOnlyList<string> binds, int backlog, IReadOnlyDictionary<string, string?> env)
+    /// <summary>Gunicorn's retry of an address in use: 5 attempts, 1 s apart.</summary>
+    public const int BindAttempts = 5;
+
+    public static readonly TimeSpan BindRetryDelay = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Binds every listener. An address in use is tried <see cref="BindAttempts"/> times, logging each
+    /// failure on <paramref name="logError"/> as Gunicorn does, before it fails (no retry without a log).
+    /// </summary>
+    public static List<Listener> Bind(IReadOnlyList<string> binds, int backlog, IReadOnlyDictionary<string, string?> env,
+        Action<string>? logError = null, Action<TimeSpan>? sleep = null)
     {
         var result = new List<Listener>();
         try
@@ -56,12 +71,12 @@ public static class ListenerBinder
                 {
                     throw new BindException($"--bind '{text}': {error}");
                 }
-                result.Add(address!.Kind switch
+                result.Add(Retrying(() => address!.Kind switch
                 {
                     BindKind.Unix => BindUnix(address, backlog),
                     BindKind.Fd => Adopt(address.Fd, $"fd://{address.Fd}"),
                     _ => BindTcp(address, backlog),
-                });
+                }, logError, sleep ?? Thread.Sleep));
             }
             return result;
         }
@@ -69,6 +84,33 @@ public static class ListenerBinder
         {
             Close(result);
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Gunicorn's create_sockets: an address in use is logged ("Connection in use: ADDRESS", "Retrying in
+    /// 1 second.") and tried again, up to <see cref="BindAttempts"/> times; then one line says it failed.
+    /// The workers of a killed corral let go of its sockets within a moment (the agent's drain), and a
+    /// corral restarted at once binds on a later attempt. Other errors do not go away by waiting: no retry.
+    /// </summary>
+    private static Listener Retrying(Func<Listener> bind, Action<string>? logError, Action<TimeSpan> sleep)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return bind();
+            }
+            catch (BindException e) when (e.InUseAt is { } where && logError is not null)
+            {
+                logError($"Connection in use: {where}");
+                if (attempt == BindAttempts)
+                {
+                    throw new BindException($"Can't connect to {where}: connection in use after {BindAttempts} attempts, 1 s apart (another process listens there)");
+                }
+                logError("Retrying in 1 second.");
+                sleep(BindRetryDelay);
+            }
         }
     }
 
@@ -202,7 +244,7 @@ public static class ListenerBinder
                 SocketError.AccessDenied => $"Can't connect to {where}: permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)",
                 SocketError.AddressNotAvailable => $"Can't connect to {where}: no such address on this host",
                 _ => $"Can't connect to {where}: {e.Message}",
-            });
+            }, e.SocketErrorCode == SocketError.AddressAlreadyInUse ? where : null);
         }
         var bound = (IPEndPoint)socket.LocalEndPoint!;
         var name = bound.AddressFamily == AddressFamily.InterNetworkV6 ? $"http://[{bound.Address}]:{bound.Port}" : $"http://{bound.Address}:{bound.Port}";
@@ -220,7 +262,7 @@ public static class ListenerBinder
         {
             if (IsSocketInUse(path))
             {
-                throw new BindException($"Connection in use: unix:{path} (another process listens there)");
+                throw new BindException($"Connection in use: unix:{path} (another process listens there)", "unix:" + path);
             }
             if (new FileInfo(path).Length > 0)
             {
