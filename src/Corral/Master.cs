@@ -89,6 +89,12 @@ public sealed class Master
             log.Error("Shutting down: Master");
             return 1;
         }
+        if (config.CertFile is not null)
+        {
+            // Every TCP listener serves TLS: say https://, as Gunicorn does (the log, corral ctl status, the metrics' labels).
+            listeners = [.. listeners.Select(l => l.Name.StartsWith("http://", StringComparison.Ordinal)
+                ? new Listener(l.Socket, "https://" + l.Name["http://".Length..], l.UnixPathToRemove) : l)];
+        }
 
         // --accept-policy pack: the name only this master's workers (and, after USR2, the new master's) know (the agent's AcceptPacking).
         var acceptLeader = Upgrade.AcceptLeaderFor(env);

@@ -135,4 +135,52 @@ public sealed class PidFileTests : IDisposable
         Assert.True(exit == 0, err);
         Assert.Equal(first.Pid, JsonDocument.Parse(json).RootElement.GetProperty("pid").GetInt32());
     }
+
+    [Fact]
+    public async Task AfterUsr2OnAnExplicitControlSocketTheOldMastersExitLeavesTheNewOnesSocket()
+    {
+        var apps = await TestApps.GetAsync();
+        var pidFile = Path.Combine(_dir, "corral.pid");
+        var socket = Path.Combine(_dir, "explicit.ctl");
+        using var corral = CorralProcess.Start(["-b", "127.0.0.1:0", "-p", pidFile, "--control-socket", socket, "--log-level", "debug", apps.TestApp]);
+        await corral.WaitForWorkersAsync(1, Boot);
+        var newMaster = 0;
+        try
+        {
+            corral.Signal(SIGUSR2);
+            var deadline = DateTime.UtcNow + Boot;
+            while (PidFile(pidFile + ".2") is not { } pid)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "no PIDFILE.2");
+                await Task.Delay(100);
+            }
+            newMaster = PidFile(pidFile + ".2")!.Value;
+            await corral.WaitForLineAsync($@"\[{newMaster}\] \[DEBUG\] Worker ready", Boot);
+
+            corral.Signal(SIGTERM);
+            Assert.Equal(0, await corral.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+            while (PidFile(pidFile) != newMaster)
+            {
+                Assert.True(DateTime.UtcNow < deadline + Boot, "the new master did not take the pid file over");
+                await Task.Delay(100);
+            }
+            Assert.True(File.Exists(socket), "the old master removed the control socket the new one listens on");
+            var (exit, json, err) = await Observe.CtlAsync("--control-socket", socket, "status", "--json");
+            Assert.True(exit == 0, err);
+            Assert.Equal(newMaster, JsonDocument.Parse(json).RootElement.GetProperty("pid").GetInt32());
+        }
+        finally
+        {
+            if (newMaster > 0)
+            {
+                foreach (var pid in Descendants(newMaster).Append(newMaster))
+                {
+                    Kill(pid, SIGKILL);
+                }
+            }
+        }
+
+        static int? PidFile(string path) =>
+            File.Exists(path) && int.TryParse(File.ReadAllText(path).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) ? pid : null;
+    }
 }

@@ -13,9 +13,11 @@ public sealed class StartupErrorTests : IDisposable
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
     /// <summary>Runs corral to its exit (at most 20 s): the exit code and every line it printed.</summary>
-    private static async Task<(int Exit, IReadOnlyList<string> Lines)> RunAsync(params string[] args)
+    private static Task<(int Exit, IReadOnlyList<string> Lines)> RunAsync(params string[] args) => RunAsync(null, args);
+
+    private static async Task<(int Exit, IReadOnlyList<string> Lines)> RunAsync(IDictionary<string, string>? env, params string[] args)
     {
-        using var corral = CorralProcess.Start(args);
+        using var corral = CorralProcess.Start(args, env);
         var exit = await corral.WaitForExitAsync(TimeSpan.FromSeconds(20));
         return (exit, corral.Lines);
     }
@@ -90,5 +92,24 @@ public sealed class StartupErrorTests : IDisposable
         Assert.Equal(200, (await Http.GetAsync(port, "/")).Status);
         Assert.Equal(workers, ProcessTree.Children(corral.Pid));
         Assert.DoesNotContain(corral.Lines, l => l.Contains("Exception", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task AnAddressThatIsNotAnAddressIsBadUsageNamingWhereItCameFrom(bool fromCmdArgs)
+    {
+        // It used to be taken for a host name that does not resolve: exit 1 at bind time, and --check-config passed.
+        var apps = await TestApps.GetAsync();
+        var env = fromCmdArgs ? new Dictionary<string, string> { ["CORRAL_CMD_ARGS"] = "-b 300.1.1.1:80" } : null;
+        string[] bind = fromCmdArgs ? [] : ["-b", "300.1.1.1:80"];
+        foreach (var check in new[] { false, true })
+        {
+            var (exit, lines) = await RunAsync(env, [.. check ? ["--check-config"] : Array.Empty<string>(), .. bind, apps.TestApp]);
+            Assert.True(exit == 2, $"exit {exit}{(check ? " with --check-config" : "")}:\n{string.Join('\n', lines)}");
+            var line = Assert.Single(lines);
+            Assert.StartsWith("corral: error: --bind (bind): '300.1.1.1:80' is not valid: '300.1.1.1' is not an IPv4 address", line);
+            Assert.EndsWith(fromCmdArgs ? "(from CORRAL_CMD_ARGS)" : "(from the command line)", line);
+        }
     }
 }

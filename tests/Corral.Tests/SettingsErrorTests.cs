@@ -8,7 +8,8 @@ public class SettingsErrorTests
     /// <summary>Bad values per setting with a value (bool flags take none), as typed on the command line.</summary>
     private static readonly Dictionary<string, string[]> Bad = new()
     {
-        ["bind"] = ["127.0.0.1:http", "a: b", "127.0.0.1:70000", "::1:80", "unix:", "fd://x", "[::1:80", "[nothost]:80", ""],
+        ["bind"] = ["127.0.0.1:http", "a: b", "127.0.0.1:70000", "::1:80", "unix:", "fd://x", "[::1:80", "[nothost]:80", "",
+            "300.1.1.1:80", "256.0.0.1", "1.2.3.4.5:80", "10.0.0.999:8000", "bad_host!:80", "exa mple.com:80", "a..b:80", "-lead.example:80", "trail-.example:80", "*:80"],
         ["backlog"] = ["0", "65536", "many", "1.5", ""],
         ["workers"] = ["0", "-1", "1025", "two", "2.0"],
         ["worker_class"] = ["gevent", "SYNC", ""],
@@ -93,6 +94,40 @@ public class SettingsErrorTests
             Assert.Contains(s.Accepted, error);
             Assert.EndsWith("(from the command line)", error);
         }
+    }
+
+    [Theory]
+    [InlineData("localhost:8000")]
+    [InlineData("example.com.:80")]
+    [InlineData("my-host_1.internal:80")]
+    [InlineData("no-such-host.invalid:80")] // a well-formed name: whether it resolves is learnt at bind time (exit 1)
+    [InlineData("127.1:80")] // inet_aton's short form, as getaddrinfo takes it for Gunicorn
+    [InlineData("0.0.0.0:80")]
+    [InlineData(":80")]
+    [InlineData("[::1]:80")]
+    public void A_well_formed_host_is_accepted(string bind) => Assert.Equal([bind], Settings.Ok("-b", bind).Bind);
+
+    [Fact]
+    public void A_dotted_quad_out_of_range_is_bad_usage_not_an_unresolvable_host()
+    {
+        var error = Settings.Error("-b", "300.1.1.1:80");
+        Assert.Equal("--bind (bind): '300.1.1.1:80' is not valid: '300.1.1.1' is not an IPv4 address (four numbers from 0 to 255, e.g. 127.0.0.1) nor a host name "
+            + "(expected HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N) (from the command line)", error);
+    }
+
+    [Fact]
+    public void A_bad_value_in_corral_cmd_args_or_a_config_file_names_that_source()
+    {
+        var fromEnv = Settings.Error(Settings.Env((ConfigLoader.CmdArgsVariable, "-b 300.1.1.1:80")), "App.dll");
+        Assert.StartsWith("--bind (bind): '300.1.1.1:80' is not valid: ", fromEnv);
+        Assert.EndsWith("(from CORRAL_CMD_ARGS)", fromEnv);
+        Assert.DoesNotContain("command line", fromEnv);
+        Assert.EndsWith("(from CORRAL_CMD_ARGS)", Settings.Error(Settings.Env((ConfigLoader.CmdArgsVariable, "-w two")), "App.dll"));
+
+        using var dir = new TempDir();
+        var file = dir.File("corral.json", """{ "bind": ["300.1.1.1:80"] }""");
+        var fromFile = Settings.Error("-c", file, "App.dll");
+        Assert.StartsWith($"config file {file}: --bind (bind): '300.1.1.1:80' is not valid", fromFile);
     }
 
     [Fact]

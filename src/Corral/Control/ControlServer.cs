@@ -55,7 +55,7 @@ public sealed class ControlServer : IDisposable
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
         {
-            socket.Bind(new UnixDomainSocketEndPoint(path));
+            socket.Bind(new UnlinkedByUsEndPoint(path));
             // Before listen(2): nobody can connect until the mode is right.
             File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             socket.Listen(16);
@@ -127,17 +127,41 @@ public sealed class ControlServer : IDisposable
         Path = path;
     }
 
+    /// <summary>
+    /// Stops serving and removes the socket file, unless another master now answers there: after a USR2
+    /// upgrade with an explicit --control-socket the new master has bound the same path (and after a
+    /// second upgrade, PIDFILE.2.ctl is the newest master's), so the old one's exit must not take it away.
+    /// </summary>
     public void Dispose()
     {
         _stop.Cancel();
         _socket.Dispose();
         try
         {
-            File.Delete(Path);
+            if (!Answers(Path))
+            {
+                File.Delete(Path);
+            }
         }
         catch (IOException)
         {
         }
         _stop.Dispose();
+    }
+
+    /// <summary>
+    /// A unix socket address that .NET does not know as a file: a socket bound to a
+    /// UnixDomainSocketEndPoint unlinks that path when disposed, whoever's socket is there by then.
+    /// <see cref="Dispose"/> removes the file itself, and only when no other master answers on it.
+    /// </summary>
+    private sealed class UnlinkedByUsEndPoint(string path) : System.Net.EndPoint
+    {
+        public override AddressFamily AddressFamily => AddressFamily.Unix;
+
+        public override System.Net.SocketAddress Serialize() => new UnixDomainSocketEndPoint(path).Serialize();
+
+        public override System.Net.EndPoint Create(System.Net.SocketAddress socketAddress) => this;
+
+        public override string ToString() => path;
     }
 }

@@ -81,8 +81,34 @@ public sealed record BindAddress(BindKind Kind, string Host, int Port, string? P
         {
             host = "0.0.0.0";
         }
+        else if (!IPAddress.TryParse(host, out _) && HostNameProblem(host) is { } problem)
+        {
+            error = problem;
+            return false;
+        }
         address = new BindAddress(BindKind.Tcp, host, port, null, -1);
         return true;
+    }
+
+    /// <summary>
+    /// Why <paramref name="host"/> (not an IP address) cannot be a host name, or null: it may be one, and
+    /// whether it resolves is learnt at bind time. A name whose last label is a number (300.1.1.1,
+    /// 1.2.3.4.5) is a mistyped IPv4 address: no top-level domain is all digits (RFC 3696).
+    /// </summary>
+    public static string? HostNameProblem(string host)
+    {
+        var name = host.EndsWith('.') ? host[..^1] : host;
+        var labels = name.Split('.');
+        if (labels[^1].Length > 0 && labels[^1].All(char.IsAsciiDigit))
+        {
+            return $"'{host}' is not an IPv4 address (four numbers from 0 to 255, e.g. 127.0.0.1) nor a host name";
+        }
+        if (name.Length == 0 || name.Length > 253
+            || labels.Any(l => l.Length is 0 or > 63 || l[0] == '-' || l[^1] == '-' || !l.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_')))
+        {
+            return $"'{host}' is not a host name or an IP address (a host name is letters, digits and '-' in dot-separated labels)";
+        }
+        return null;
     }
 
     public override string ToString() => Kind switch

@@ -78,7 +78,7 @@ public static class ConfigLoader
 
         try
         {
-            var commandLine = cli.Extract(parsed);
+            var commandLine = cli.Extract(parsed, "the command line");
             Dictionary<string, object?> cmdArgs = [];
             var cmdArgsText = env.GetValueOrDefault(CmdArgsVariable);
             if (!string.IsNullOrWhiteSpace(cmdArgsText))
@@ -93,7 +93,7 @@ public static class ConfigLoader
                 {
                     return LoadResult.Fail(DescribeParseError(envError, CmdArgsVariable));
                 }
-                cmdArgs = cli.Extract(parsedEnv);
+                cmdArgs = cli.Extract(parsedEnv, CmdArgsVariable);
             }
 
             var configPath = (string?)(commandLine.GetValueOrDefault("config") ?? cmdArgs.GetValueOrDefault("config"));
@@ -288,7 +288,8 @@ public static class ConfigLoader
         public required Dictionary<Setting, Option> Options { get; init; }
         public required Argument<string?> AppArgument { get; init; }
 
-        public Dictionary<string, object?> Extract(ParseResult parsed)
+        /// <param name="where">Where the words came from, as an error names it: the command line or CORRAL_CMD_ARGS.</param>
+        public Dictionary<string, object?> Extract(ParseResult parsed, string where)
         {
             var result = new Dictionary<string, object?>();
             foreach (var (s, option) in Options)
@@ -302,9 +303,9 @@ public static class ConfigLoader
                 {
                     SettingType.Bool => parsed.GetValue((Option<bool>)option),
                     SettingType.List => parsed.GetValue((Option<string[]>)option)!
-                        .Select(v => Parse(s, v, "the command line")).SelectMany(v => (List<string>)v).ToList(),
+                        .Select(v => Parse(s, v, where)).SelectMany(v => (List<string>)v).ToList(),
                     // Given twice, the last one wins (argparse's "store", as Gunicorn).
-                    _ => Parse(s, parsed.GetValue((Option<string[]>)option)![^1], "the command line"),
+                    _ => Parse(s, parsed.GetValue((Option<string[]>)option)![^1], where),
                 };
             }
             if (parsed.GetValue(AppArgument) is { } app)

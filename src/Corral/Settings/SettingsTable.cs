@@ -24,7 +24,7 @@ public static class SettingsTable
         Type = SettingType.List,
         Section = "Server socket",
         Default = new List<string> { "127.0.0.1:8000" },
-        Help = "The socket to bind; repeat for several. HOST:PORT, [IPv6]:PORT, unix:PATH, or fd://N (an inherited descriptor). Default 127.0.0.1:8000, or 0.0.0.0:$PORT when PORT is set (as Gunicorn). Sockets from systemd (LISTEN_FDS) are used when present.",
+        Help = "The socket to bind; repeat for several. HOST:PORT, [IPv6]:PORT, unix:PATH, or fd://N (an inherited descriptor). Default 127.0.0.1:8000, or 0.0.0.0:$PORT when PORT is set (as Gunicorn). Sockets from systemd (LISTEN_FDS) are used when present. A HOST that is neither an IP address nor a well-formed host name (300.1.1.1, a..b) is bad usage (exit 2, and --check-config says so); a host name that does not resolve fails when corral binds (exit 1).",
         AcceptedOverride = "HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N",
         Validate = v => Listeners.BindAddress.TryParse((string)v, out _, out var error) ? null : error,
     };

@@ -108,6 +108,9 @@ public sealed class TlsTests : IDisposable
             "--certfile", pki.CertPem, "--keyfile", pki.KeyPem, apps.TestApp]);
         var port = await corral.PortAsync();
         await corral.WaitForWorkersAsync(2, Boot);
+        // It serves HTTPS and says so (Gunicorn's line: "Listening at: https://...").
+        Assert.Equal(1, corral.CountLines($@"Listening at: https://127\.0\.0\.1:{port} \(\d+\)$"));
+        Assert.Equal(0, corral.CountLines("Listening at: http://"));
 
         using var h2 = Client(pki);
         using var response = await h2.GetAsync($"https://127.0.0.1:{port}/client");

@@ -111,10 +111,10 @@ public sealed partial class CorralProcess : IDisposable
 
     public int CountLines(string pattern) => _lines.Count(l => Regex.IsMatch(l, pattern));
 
-    /// <summary>The first TCP port corral listens on (from "Listening at: http://HOST:PORT").</summary>
+    /// <summary>The first TCP port corral listens on (from "Listening at: http://HOST:PORT", or https:// with --certfile).</summary>
     public async Task<int> PortAsync(TimeSpan? timeout = null)
     {
-        var m = await WaitForLineAsync(@"Listening at: http://[^ ]+:(\d+) ", timeout ?? TimeSpan.FromSeconds(30));
+        var m = await WaitForLineAsync(@"Listening at: https?://[^ ]+:(\d+) ", timeout ?? TimeSpan.FromSeconds(30));
         return int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
     }
 
