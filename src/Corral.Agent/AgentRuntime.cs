@@ -88,7 +88,7 @@ internal static class AgentRuntime
 
         // Gunicorn's worker signals: INT and QUIT stop at once, TERM drains (the host's own handler
         // does that: the agent only notes that a stop was asked), USR1 reopens the log files.
-        s_signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGTERM, _ =>
+        s_signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
         {
             s_stopAsked = true;
             if (!s_ready && HostControl.StopApplication is null)
@@ -96,6 +96,13 @@ internal static class AgentRuntime
                 // Before the host runs, TERM's default action ends the process at once (nothing is
                 // served yet); once it runs, the host cancels its start (above).
                 LogStoppedWhileBooting();
+            }
+            else
+            {
+                // The host drains (its own handler); once it is gone the process is on its way out,
+                // and a second TERM (the master's stop meeting a recycle) must not end it before its
+                // exit handlers: the last stats, "Worker exiting".
+                ctx.Cancel = true;
             }
         }));
         s_signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGQUIT, QuickExit));
