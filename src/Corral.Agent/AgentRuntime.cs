@@ -21,6 +21,8 @@ internal static class AgentRuntime
     private static volatile bool s_ready;
     private static volatile bool s_stopAsked;
     private static int s_stoppedWhileBootingLogged;
+    private static int s_quickExit;
+    private static int s_exitLogged;
 
     public static AgentOptions Options => s_options ?? throw new InvalidOperationException("corral agent not started");
     public static AgentLog Log { get; private set; } = null!;
@@ -82,7 +84,7 @@ internal static class AgentRuntime
             }
             // The last counts, before the control channel closes: the master folds them into its totals.
             SendStats();
-            Log.Info($"Worker exiting (pid: {Environment.ProcessId})");
+            LogExiting();
             Statsd?.Dispose();
         };
 
@@ -167,10 +169,26 @@ internal static class AgentRuntime
         Environment.Exit(3);
     }
 
+    /// <summary>
+    /// "Worker exiting", once: Ctrl-C sends INT to the worker and the master sends it QUIT (each
+    /// handler runs on a thread of its own), or a quick stop meets a graceful one's exit handlers.
+    /// </summary>
+    private static void LogExiting()
+    {
+        if (Interlocked.Exchange(ref s_exitLogged, 1) == 0)
+        {
+            Log.Info($"Worker exiting (pid: {Environment.ProcessId})");
+        }
+    }
+
     private static void QuickExit(PosixSignalContext ctx)
     {
         ctx.Cancel = true;
-        Log.Info($"Worker exiting (pid: {Environment.ProcessId})");
+        if (Interlocked.Exchange(ref s_quickExit, 1) != 0)
+        {
+            return; // the first INT or QUIT is already ending the process
+        }
+        LogExiting();
         SendStats();
         AccessLogWriter.Current?.Flush();
         Statsd?.Flush();
