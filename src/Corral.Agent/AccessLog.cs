@@ -234,7 +234,14 @@ internal sealed class AccessLogWriter
 
     public void Write(string line) => _lines.Writer.TryWrite(line);
 
-    public void Reopen() => _file.Reopen();
+    /// <summary>USR1: reopens the file; if that fails, says so in the error log and keeps writing to the old one.</summary>
+    public void Reopen()
+    {
+        if (_file.Reopen() is { } error)
+        {
+            AgentRuntime.Log.Error($"Cannot reopen the access log, still writing to the old file: {error}");
+        }
+    }
 
     /// <summary>Writes what is queued now (also on a quick exit).</summary>
     public void Flush()

@@ -25,7 +25,14 @@ public sealed class AgentLog
     public void Error(string text) => Write(3, text);
     public void Critical(string text) => Write(4, text);
 
-    public void Reopen() => _file.Reopen();
+    /// <summary>USR1: reopens the file; if that fails, says so and keeps writing to the old one.</summary>
+    public void Reopen()
+    {
+        if (_file.Reopen() is { } error)
+        {
+            Error($"Cannot reopen the error log, still writing to the old file: {error}");
+        }
+    }
 
     /// <summary>--statsd-host: warning, error and critical lines count as gunicorn.log.LEVEL (whatever --log-level lets through, as Gunicorn).</summary>
     public StatsdClient? Statsd { get; set; }

@@ -21,6 +21,8 @@ internal static class AgentRuntime
     private static volatile bool s_ready;
     private static volatile bool s_stopAsked;
     private static int s_stoppedWhileBootingLogged;
+    private static int s_quickExit;
+    private static int s_exitLogged;
 
     public static AgentOptions Options => s_options ?? throw new InvalidOperationException("corral agent not started");
     public static AgentLog Log { get; private set; } = null!;
@@ -89,13 +91,13 @@ internal static class AgentRuntime
             // The last counts, before the control channel closes: the master folds them into its totals.
             SendStats();
             FlushControl();
-            Log.Info($"Worker exiting (pid: {Environment.ProcessId})");
+            LogExiting();
             Statsd?.Dispose();
         };
 
         // Gunicorn's worker signals: INT and QUIT stop at once, TERM drains (the host's own handler
         // does that: the agent only notes that a stop was asked), USR1 reopens the log files.
-        s_signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGTERM, _ =>
+        s_signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
         {
             s_stopAsked = true;
             if (!s_ready && HostControl.StopApplication is null)
@@ -103,6 +105,13 @@ internal static class AgentRuntime
                 // Before the host runs, TERM's default action ends the process at once (nothing is
                 // served yet); once it runs, the host cancels its start (above).
                 LogStoppedWhileBooting();
+            }
+            else
+            {
+                // The host drains (its own handler); once it is gone the process is on its way out,
+                // and a second TERM (the master's stop meeting a recycle) must not end it before its
+                // exit handlers: the last stats, "Worker exiting".
+                ctx.Cancel = true;
             }
         }));
         s_signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGQUIT, QuickExit));
@@ -176,10 +185,26 @@ internal static class AgentRuntime
         Environment.Exit(3);
     }
 
+    /// <summary>
+    /// "Worker exiting", once: Ctrl-C sends INT to the worker and the master sends it QUIT (each
+    /// handler runs on a thread of its own), or a quick stop meets a graceful one's exit handlers.
+    /// </summary>
+    private static void LogExiting()
+    {
+        if (Interlocked.Exchange(ref s_exitLogged, 1) == 0)
+        {
+            Log.Info($"Worker exiting (pid: {Environment.ProcessId})");
+        }
+    }
+
     private static void QuickExit(PosixSignalContext ctx)
     {
         ctx.Cancel = true;
-        Log.Info($"Worker exiting (pid: {Environment.ProcessId})");
+        if (Interlocked.Exchange(ref s_quickExit, 1) != 0)
+        {
+            return; // the first INT or QUIT is already ending the process
+        }
+        LogExiting();
         SendStats();
         FlushControl();
         AccessLogWriter.Current?.Flush();
