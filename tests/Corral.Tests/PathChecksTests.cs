@@ -75,4 +75,19 @@ public sealed class PathChecksTests : IDisposable
         Assert.Contains("PIDFILE.2.ctl during a USR2 upgrade", pid);
         Assert.Null(Check("-p", Path.Combine(deep, "corral.pid"), "--control-socket", Path.Combine(_dir.Path, "c.ctl")));
     }
+
+    [Theory]
+    [InlineData("accesslog")]
+    [InlineData("errorlog")]
+    [InlineData("pidfile")]
+    [InlineData("control_socket")]
+    public void ANulCharacterFromAConfigFileIsAnErrorNotACrash(string key)
+    {
+        var file = _dir.File("corral.json", $$"""{ "{{key}}": "a\u0000b" }""");
+        var error = Check("-c", file);
+        Assert.NotNull(error);
+        Settings.AssertOneLine(error);
+        Assert.Contains("'a\\0b' is not valid: it holds a NUL character", error);
+        Assert.DoesNotContain('\0', error);
+    }
 }

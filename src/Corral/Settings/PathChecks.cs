@@ -19,6 +19,20 @@ public static class PathChecks
     {
         string Full(string path) => Path.GetFullPath(path, directory);
 
+        // A config file's JSON can hold one; no path can (Path.GetFullPath would throw).
+        var paths = new (Setting Setting, string? Value)[]
+        {
+            (SettingsTable.ErrorLog, config.ErrorLog), (SettingsTable.AccessLog, config.AccessLog), (SettingsTable.PidFile, config.PidFile),
+            (SettingsTable.ControlSocket, config.IsExplicit(SettingsTable.ControlSocket) ? config.ControlSocket : null),
+        }.Concat(config.Bind.Select(b => (SettingsTable.Bind, (string?)b)));
+        foreach (var (setting, value) in paths)
+        {
+            if (value is not null && value.Contains('\0'))
+            {
+                return Error(config, setting, value.Replace("\0", "\\0"), "it holds a NUL character");
+            }
+        }
+
         if (config.ErrorLog != "-" && WritableFile(Full(config.ErrorLog)) is { } errorLog)
         {
             return Error(config, SettingsTable.ErrorLog, config.ErrorLog, errorLog);
