@@ -69,6 +69,7 @@ internal static class AgentRuntime
             FailBoot($"the app links a Corral.Agent of protocol {AgentOptions.CurrentProtocol}, and this corral speaks protocol {s_options.Protocol}: publish the app again against this corral's Corral.Agent");
         }
         s_control.WatchForClose(OnMasterGone);
+        OutOfMemoryWatch.Install();
 
         AppDomain.CurrentDomain.UnhandledException += (_, e) =>
         {
@@ -165,7 +166,8 @@ internal static class AgentRuntime
     /// <summary>A likely reason for a boot failure, sent to the master without logging it again.</summary>
     public static void SendBootError(string text) => s_control?.Send(Protocol.FormatError(text));
 
-    public static void ReportRecycle() => s_control?.Send(Protocol.Recycle);
+    public static void ReportRecycle(string? reason = null) =>
+        s_control?.Send(reason is null ? Protocol.Recycle : Protocol.Recycle + " " + reason);
 
     /// <summary>The worker is about to die: say why (and wait, bounded, for the line to leave).</summary>
     public static void ReportError(string text)

@@ -20,7 +20,7 @@ internal sealed class CorralStartupFilter(CorralMiddleware middleware) : IStartu
 /// <summary>
 /// The outermost middleware: counts requests (served, in flight), applies the worker class's
 /// per-request rules, enforces --limit-request-field_size, writes the access log, and asks for a
-/// recycle at --max-requests.
+/// recycle at --max-requests or once the app has thrown OutOfMemoryException.
 /// </summary>
 internal sealed class CorralMiddleware
 {
@@ -131,7 +131,13 @@ internal sealed class CorralMiddleware
             {
                 WriteAccessLog(context, startTime, elapsed, status, counter);
             }
-            if (_options.MaxRequests > 0 && served >= _options.MaxRequests && Interlocked.Exchange(ref _recycleAsked, 1) == 0)
+            if (OutOfMemoryWatch.Seen && Interlocked.Exchange(ref _recycleAsked, 1) == 0)
+            {
+                // A worker whose heap is exhausted would answer 500 for ever: it is replaced, overlapped.
+                AgentRuntime.Log.Warning("Worker ran out of memory (OutOfMemoryException): recycling it after current request.");
+                AgentRuntime.ReportRecycle(Protocol.OutOfMemory);
+            }
+            else if (_options.MaxRequests > 0 && served >= _options.MaxRequests && Interlocked.Exchange(ref _recycleAsked, 1) == 0)
             {
                 AgentRuntime.Log.Info("Autorestarting worker after current request.");
                 AgentRuntime.ReportRecycle();

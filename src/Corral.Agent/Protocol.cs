@@ -21,8 +21,14 @@ public static class Protocol
     /// <summary>"error TEXT": the worker cannot boot (or is about to die); TEXT is one line.</summary>
     public const string Error = "error";
 
-    /// <summary>The worker has served --max-requests: start my successor, then stop me.</summary>
+    /// <summary>
+    /// "recycle" or "recycle REASON": start my successor, then stop me. Alone: the worker has served
+    /// --max-requests; with <see cref="OutOfMemory"/>: its app threw OutOfMemoryException.
+    /// </summary>
     public const string Recycle = "recycle";
+
+    /// <summary>The reason of a "recycle" line whose app ran out of memory.</summary>
+    public const string OutOfMemory = "oom";
 
     /// <summary>"stats {JSON}": the worker's cumulative request counts and memory (<see cref="WorkerStats.Format"/>), every second and once more at exit.</summary>
     public const string Stats = "stats";
@@ -50,6 +56,10 @@ public static class Protocol
         if (line == Recycle)
         {
             return new Message(MessageKind.Recycle);
+        }
+        if (line.StartsWith(Recycle + " ", StringComparison.Ordinal))
+        {
+            return new Message(MessageKind.Recycle, Text: line[(Recycle.Length + 1)..]);
         }
         if (line.StartsWith(Error + " ", StringComparison.Ordinal))
         {

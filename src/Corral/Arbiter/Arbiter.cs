@@ -188,7 +188,14 @@ public sealed class Arbiter
                 if (w.IsServing && !w.Retiring)
                 {
                     w.Retiring = true;
-                    _log.Info($"Worker (pid:{pid}) reached --max-requests: starting its successor, then it drains");
+                    if (message.Text == Protocol.OutOfMemory)
+                    {
+                        _log.Warning($"Worker (pid:{pid}) ran out of memory (OutOfMemoryException): starting its successor, then it drains");
+                    }
+                    else
+                    {
+                        _log.Info($"Worker (pid:{pid}) reached --max-requests: starting its successor, then it drains");
+                    }
                 }
                 break;
         }

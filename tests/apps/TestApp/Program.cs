@@ -62,6 +62,14 @@ app.MapGet("/hits", () => Volatile.Read(ref hits).ToString(System.Globalization.
 app.MapGet("/max-in-flight", () => Volatile.Read(ref maxInFlight).ToString(System.Globalization.CultureInfo.InvariantCulture));
 app.MapGet("/", () => "Hello World!");
 app.MapGet("/pid", () => Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+// Allocates MB megabytes and keeps them for the request: past the GC's heap limit
+// (DOTNET_GCHeapHardLimit) the runtime throws OutOfMemoryException, as a leaking app meets it.
+app.MapGet("/allocate", (int mb) =>
+{
+    var block = new byte[mb * 1024L * 1024L];
+    Array.Fill(block, (byte)1);
+    return $"{Environment.ProcessId} {block.Length}";
+});
 app.MapGet("/sleep", (int ms) =>
 {
     Thread.Sleep(ms);
