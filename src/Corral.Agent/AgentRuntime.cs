@@ -49,7 +49,7 @@ internal static class AgentRuntime
         // before .NET's signal handling starts, which would keep them ignored.
         foreach (var signal in new[] { SigInt, SigQuit, SigTerm, SigUsr1 })
         {
-            Native.Unignore(signal);
+            InheritedSignals.Unignore(signal);
         }
         // Child processes the app starts must not think they are corral workers.
         Environment.SetEnvironmentVariable(AgentOptions.EnvironmentVariable, null);

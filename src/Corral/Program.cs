@@ -11,7 +11,7 @@ using Corral.Settings;
 // HUP under nohup): so does corral, before .NET's signal handling starts and keeps them ignored.
 foreach (var signal in Corral.Arbiter.Signals.Handled)
 {
-    Native.Unignore(signal);
+    Corral.Agent.InheritedSignals.Unignore(signal);
 }
 if (args is ["ctl", ..])
 {
