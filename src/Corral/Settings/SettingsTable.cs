@@ -86,7 +86,7 @@ public static class SettingsTable
         Default = 1000L,
         Min = 1,
         Max = 1_000_000,
-        Help = "Connections an async worker holds at once; past that it stops accepting and the kernel queue holds the rest for other workers.",
+        Help = "Connections an async worker holds at once; past that it stops accepting and the kernel queue holds the rest for other workers. A worker also holds no more than its file descriptor limit allows (docs/deployment.md, \"File descriptors\").",
     };
 
     public static readonly Setting AcceptPolicy = new()
