@@ -67,7 +67,17 @@ internal sealed class AcceptPacking
             {
                 return _lead is not null;
             }
-            var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            Socket socket;
+            try
+            {
+                socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            }
+            catch (Exception e)
+            {
+                // Out of file descriptors (EMFILE): follow for now, lead once there are some again.
+                Background.Report("Taking the lead (--accept-policy pack)", e);
+                return false;
+            }
             try
             {
                 socket.Bind(new UnixDomainSocketEndPoint("\0" + _name));
@@ -96,9 +106,24 @@ internal sealed class AcceptPacking
     /// Returns at once for the leader. A follower waits, on a thread of its own (poll(2) blocks), until
     /// a connection has waited <see cref="Patience"/> on <paramref name="listenFd"/>, or until it leads.
     /// </summary>
-    public ValueTask WaitTurnAsync(int listenFd, CancellationToken ct) =>
-        TryLead() ? ValueTask.CompletedTask
-            : new ValueTask(Task.Factory.StartNew(() => WaitTurn(listenFd, ct), ct, TaskCreationOptions.LongRunning, TaskScheduler.Default));
+    public ValueTask WaitTurnAsync(int listenFd, CancellationToken ct)
+    {
+        if (TryLead())
+        {
+            return ValueTask.CompletedTask;
+        }
+        try
+        {
+            return new ValueTask(Task.Factory.StartNew(() => WaitTurn(listenFd, ct), ct, TaskCreationOptions.LongRunning, TaskScheduler.Default));
+        }
+        catch (TaskSchedulerException e)
+        {
+            // The runtime could not start the thread (out of file descriptors, it cannot): thrown
+            // to Kestrel, this would end the worker's accept loop for good. Look again in a moment.
+            Background.Report("Waiting for a turn to accept (--accept-policy pack)", e);
+            return new ValueTask(Task.Delay(LookAgainMs, ct));
+        }
+    }
 
     private void WaitTurn(int listenFd, CancellationToken ct)
     {

@@ -258,7 +258,8 @@ internal sealed class AccessLogWriter
     {
         while (await _lines.Reader.WaitToReadAsync().ConfigureAwait(false))
         {
-            Flush();
+            // A failure must not end the pump (the access log would stop for good).
+            Background.Run("Access log", Flush);
         }
     }
 }

@@ -52,10 +52,16 @@ public sealed class AdmissionGate
     private readonly List<Func<ValueTask>> _unbinders = [];
     private int _openConnections;
     private volatile TaskCompletionSource? _held;
+    private readonly int _connectionCapacity;
+    private int _descriptorCap = int.MaxValue;
+    private int _descriptorLimit;
+    private int _waitingForClose;
+    private TaskCompletionSource _connectionClosed = NewSignal();
 
     private AdmissionGate(int connectionCapacity, int requestCapacity, bool oneAtATime = false)
     {
         _oneAtATime = oneAtATime;
+        _connectionCapacity = connectionCapacity;
         if (connectionCapacity > 0)
         {
             _connections = new SemaphoreSlim(connectionCapacity, connectionCapacity);
@@ -131,7 +137,43 @@ public sealed class AdmissionGate
         {
             _noConnections.TrySetResult();
         }
+        if (Volatile.Read(ref _waitingForClose) != 0 && Interlocked.Exchange(ref _waitingForClose, 0) != 0)
+        {
+            Interlocked.Exchange(ref _connectionClosed, NewSignal()).TrySetResult();
+        }
         ReleaseConnection();
+    }
+
+    /// <summary>
+    /// At most this many connections open at once, whatever the class allows, so that the worker
+    /// never runs out of file descriptors (<see cref="LimitToDescriptors"/>); int.MaxValue until then.
+    /// </summary>
+    public int DescriptorCap => Volatile.Read(ref _descriptorCap);
+
+    /// <summary>
+    /// Caps the connections at what the descriptors left allow (<see cref="Descriptors.ConnectionCap"/>),
+    /// counted once the worker is about to listen (most of the assemblies it needs are loaded then).
+    /// Out of descriptors, the runtime could not start a thread, and its thread pool would end the
+    /// worker; at the cap, connections wait in the listening socket's queue, for this worker or another.
+    /// </summary>
+    internal void LimitToDescriptors()
+    {
+        if (Descriptors.Limit() is { } limit && Descriptors.InUse() is { } inUse)
+        {
+            var cap = Descriptors.ConnectionCap(limit, inUse);
+            SetDescriptorCap(cap, limit);
+            if (cap >= (_connectionCapacity > 0 ? _connectionCapacity : 1000))
+            {
+                return; // not what limits this worker (gthread: no count of its own)
+            }
+            AgentRuntime.Log.Debug($"File descriptors: {limit} allowed, {inUse} open: this worker holds at most {DescriptorCap} connections at once (pid: {Environment.ProcessId})");
+        }
+    }
+
+    internal void SetDescriptorCap(int cap, int limit)
+    {
+        _descriptorLimit = limit;
+        Volatile.Write(ref _descriptorCap, cap);
     }
 
     internal CancellationToken DrainToken => _drain.Token;
@@ -166,6 +208,27 @@ public sealed class AdmissionGate
                 break;
             }
             await signal.Task.WaitAsync(ct).ConfigureAwait(false);
+        }
+        while (OpenConnections >= DescriptorCap)
+        {
+            // Interlocked (a full fence) before the count is read again: a close either sees the
+            // flag or has already lowered the count.
+            Interlocked.Exchange(ref _waitingForClose, 1);
+            var closed = Volatile.Read(ref _connectionClosed);
+            if (OpenConnections < DescriptorCap)
+            {
+                break;
+            }
+            Background.Warn("descriptor cap", $"Worker at its file descriptor limit (ulimit -n {_descriptorLimit}): {OpenConnections} connections open, more wait in the listening queue (pid: {Environment.ProcessId}). Raise the limit (ulimit -n, systemd's LimitNOFILE=). Logged at most once a minute.");
+            try
+            {
+                await closed.Task.WaitAsync(ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                ReleaseConnection(); // the class's slot, taken above
+                throw;
+            }
         }
     }
 
@@ -286,6 +349,8 @@ public sealed class AdmissionGate
 internal sealed class GatedListenerFactory(SocketTransportFactory inner, AdmissionGate gate, Warmup? warmup, AcceptPacking? packing)
     : IConnectionListenerFactory, IConnectionListenerFactorySelector
 {
+    private int _limited;
+
     public bool CanBind(EndPoint endpoint) => true;
 
     public async ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
@@ -295,6 +360,10 @@ internal sealed class GatedListenerFactory(SocketTransportFactory inner, Admissi
             return warmup.Listen();
         }
         var listener = await inner.BindAsync(endpoint, cancellationToken).ConfigureAwait(false);
+        if (Interlocked.Exchange(ref _limited, 1) == 0)
+        {
+            gate.LimitToDescriptors();
+        }
         gate.OnUnbind(() => listener.UnbindAsync());
         // The master's sockets only (corral binds nothing itself): their descriptors are polled.
         var fd = endpoint is FileHandleEndPoint handle ? (int)handle.FileHandle : -1;

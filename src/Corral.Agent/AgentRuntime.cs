@@ -126,8 +126,9 @@ internal static class AgentRuntime
 
         // A System.Threading.Timer fires on the thread pool: a starved or deadlocked pool falls silent,
         // and the master's --timeout notices.
-        s_heartbeat = new Timer(_ => SendHeartbeat(), null, TimeSpan.Zero, Protocol.HeartbeatInterval);
-        s_statsTimer = new Timer(_ => SendStats(), null, Protocol.StatsInterval, Protocol.StatsInterval);
+        // Guarded: nothing the agent runs on a timer may take the worker down.
+        s_heartbeat = new Timer(Background.Timer("Heartbeat", SendHeartbeat), null, TimeSpan.Zero, Protocol.HeartbeatInterval);
+        s_statsTimer = new Timer(Background.Timer("Worker stats", SendStats), null, Protocol.StatsInterval, Protocol.StatsInterval);
 
         DiagnosticListener.AllListeners.Subscribe(new HostObserver());
     }

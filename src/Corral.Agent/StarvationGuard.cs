@@ -26,17 +26,25 @@ internal sealed class StarvationGuard
         while (true)
         {
             Thread.Sleep(StarvationPolicy.Interval);
-            var now = Environment.TickCount64;
-            var completed = ThreadPool.CompletedWorkItemCount;
-            ThreadPool.GetMinThreads(out var workers, out var io);
-            var minimum = _policy.Observe(
-                completed - lastCompleted, ThreadPool.PendingWorkItemCount, ThreadPool.ThreadCount, TimeSpan.FromMilliseconds(now - last), workers);
-            if (minimum is { } wanted)
+            try
             {
-                ThreadPool.SetMinThreads(wanted, io);
+                var now = Environment.TickCount64;
+                var completed = ThreadPool.CompletedWorkItemCount;
+                ThreadPool.GetMinThreads(out var workers, out var io);
+                var minimum = _policy.Observe(
+                    completed - lastCompleted, ThreadPool.PendingWorkItemCount, ThreadPool.ThreadCount, TimeSpan.FromMilliseconds(now - last), workers);
+                if (minimum is { } wanted)
+                {
+                    ThreadPool.SetMinThreads(wanted, io);
+                }
+                lastCompleted = completed;
+                last = now;
             }
-            lastCompleted = completed;
-            last = now;
+            catch (Exception e)
+            {
+                // An exception on this thread of its own would end the process.
+                Background.Report("Thread-pool starvation guard", e);
+            }
         }
     }
 }

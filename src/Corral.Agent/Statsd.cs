@@ -281,7 +281,7 @@ public sealed class StatsdClient : IDisposable
         // A full unix-socket queue must drop a datagram, never block the sender.
         _socket.Blocking = false;
         var interval = flushInterval ?? FlushInterval;
-        _timer = new Timer(static s => ((StatsdClient)s!).Flush(), this, interval, interval);
+        _timer = new Timer(static s => ((StatsdClient)s!).FlushGuarded(), this, interval, interval);
     }
 
     public string Target { get; }
@@ -305,7 +305,7 @@ public sealed class StatsdClient : IDisposable
         }
         if (flushNow && Interlocked.Exchange(ref _flushQueued, 1) == 0)
         {
-            ThreadPool.UnsafeQueueUserWorkItem(static c => c.Flush(), this, preferLocal: false);
+            ThreadPool.UnsafeQueueUserWorkItem(static c => c.FlushGuarded(), this, preferLocal: false);
         }
     }
 
@@ -403,6 +403,9 @@ public sealed class StatsdClient : IDisposable
             }
         }
     }
+
+    /// <summary>From the timer and the thread pool: a failure is logged (rate-limited), never thrown.</summary>
+    private void FlushGuarded() => Background.Run("statsd", Flush, _warn);
 
     /// <summary>Stops the timer and sends what is left.</summary>
     public void Dispose()

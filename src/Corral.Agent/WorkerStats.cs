@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -37,6 +36,7 @@ public sealed class WorkerStats
     private const string SmapsRollup = "/proc/self/smaps_rollup";
     private int _reports;
     private long _pss;
+    private long _rss;
 
     public void Record(string method, int status, TimeSpan duration)
     {
@@ -95,25 +95,34 @@ public sealed class WorkerStats
             w.WriteEndArray();
             w.WriteNumber("inflight", inFlight);
             w.WriteNumber("gc_heap", GC.GetTotalMemory(false));
-            w.WriteNumber("rss", ReadRss());
+            w.WriteNumber("rss", _rss = ReadRssOr(_rss));
             w.WriteNumber("pss", _pss);
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
 
-    /// <summary>Resident set size in bytes, from /proc/self/statm (0 where it cannot be read).</summary>
-    public static long ReadRss()
+    /// <summary>Resident set size in bytes (0 where it cannot be read): <see cref="ReadRssOr"/>(0).</summary>
+    public static long ReadRss() => ReadRssOr(0);
+
+    /// <summary>
+    /// Resident set size in bytes, from /proc/self/statm. Where it cannot be read (out of file
+    /// descriptors: EMFILE), <paramref name="last"/>, the value of the previous report, and the
+    /// failure is logged (at most once a minute). Never throws: the stats timer calls it. (No
+    /// fallback to Process.WorkingSet64: it reads /proc too, and its assembly, loaded on first use,
+    /// cannot be loaded without a free descriptor.)
+    /// </summary>
+    public static long ReadRssOr(long last)
     {
         try
         {
             var fields = File.ReadAllText("/proc/self/statm").Split(' ');
             return long.Parse(fields[1], CultureInfo.InvariantCulture) * Environment.SystemPageSize;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
+        catch (Exception e)
         {
-            using var self = Process.GetCurrentProcess();
-            return self.WorkingSet64;
+            Background.Report("Reading the worker's memory (/proc/self/statm)", e);
+            return last;
         }
     }
 

@@ -86,7 +86,7 @@ public static class SettingsTable
         Default = 1000L,
         Min = 1,
         Max = 1_000_000,
-        Help = "Connections an async worker holds at once; past that it stops accepting and the kernel queue holds the rest for other workers. A sync worker holds at most this many connections whose request head has not arrived yet (slow clients) besides its one request.",
+        Help = "Connections an async worker holds at once; past that it stops accepting and the kernel queue holds the rest for other workers. A sync worker holds at most this many connections whose request head has not arrived yet (slow clients) besides its one request. A worker also holds no more than its file descriptor limit allows (docs/deployment.md, \"File descriptors\").",
     };
 
     public static readonly Setting AcceptPolicy = new()

@@ -90,6 +90,29 @@ app.MapGet("/delay", async (int ms) =>
 });
 app.MapGet("/env/{name}", (string name) => Environment.GetEnvironmentVariable(name) ?? "");
 app.MapGet("/bytes", (int n) => new string('x', n));
+// Opens /dev/null until the process is out of file descriptors (EMFILE), holds them ms, then closes
+// them: "OPENED" (how many it could open). Awaits rather than blocks: a blocked pool thread makes the
+// runtime start another, which it cannot do without a descriptor (its thread pool ends the process).
+app.MapGet("/exhaust-fds", async (int ms) =>
+{
+    var held = new List<FileStream>();
+    try
+    {
+        while (true)
+        {
+            held.Add(new FileStream("/dev/null", FileMode.Open, FileAccess.Read));
+        }
+    }
+    catch (IOException)
+    {
+    }
+    await Task.Delay(ms);
+    foreach (var f in held)
+    {
+        f.Dispose();
+    }
+    return held.Count.ToString(System.Globalization.CultureInfo.InvariantCulture);
+});
 app.MapGet("/client", (HttpContext c) => $"{c.Connection.RemoteIpAddress} {c.Request.Scheme} {c.Request.Protocol}");
 
 app.Run();
