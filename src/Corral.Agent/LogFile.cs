@@ -108,17 +108,6 @@ internal static partial class LogNative
     [LibraryImport("libc", EntryPoint = "write", SetLastError = true)]
     private static unsafe partial nint Write(int fd, byte* buffer, nuint count);
 
-    [LibraryImport("libc", EntryPoint = "poll", SetLastError = true)]
-    private static partial int Poll(ref PollFd fds, nuint count, int timeoutMs);
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct PollFd
-    {
-        public int Fd;
-        public short Events;
-        public short Revents;
-    }
-
     /// <summary>Opens (creating it if needed) a file for appending, close-on-exec.</summary>
     public static SafeFileHandle OpenAppend(string path)
     {
@@ -162,8 +151,7 @@ internal static partial class LogNative
                 if (errno == EAGAIN)
                 {
                     // A non-blocking stdout (a pipe someone else set O_NONBLOCK on): wait until it drains.
-                    var p = new PollFd { Fd = fd, Events = 0x004 }; // POLLOUT
-                    if (Poll(ref p, 1, 1000) > 0)
+                    if (Native.WaitWritable(fd, 1000))
                     {
                         continue;
                     }
