@@ -1,5 +1,6 @@
 using System.Text.Json;
-using Corral.Agent;
+using Corral.Agent.Contract;
+using Corral.Agent.Logging;
 
 namespace Corral.Fuzz;
 

@@ -1,5 +1,5 @@
 using System.Text;
-using Corral.Agent;
+using Corral.Agent.Contract;
 using Corral.Metrics;
 
 namespace Corral.Fuzz;

@@ -1,5 +1,5 @@
 using System.Buffers;
-using Corral.Agent;
+using Corral.Agent.Http;
 
 namespace Corral.Fuzz;
 

@@ -1,5 +1,10 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using Corral.Agent.Boot;
+using Corral.Agent.Contract;
+using Corral.Agent.Logging;
+using Corral.Agent.Metrics;
+using Corral.Agent.Os;
 
 namespace Corral.Agent;
 
@@ -275,13 +280,4 @@ internal static class AgentRuntime
         {
         }
     }
-}
-
-/// <summary>Set by the takeover once the host exists: how the agent asks the app to stop gracefully.</summary>
-internal static class HostControl
-{
-    public static Action? StopApplication { get; set; }
-
-    /// <summary>Once the host runs: what TERM does (stop accepting, drain, stop).</summary>
-    public static Action? Drain { get; set; }
 }

@@ -1,17 +1,19 @@
 using System.Runtime.InteropServices;
 using System.Threading.Channels;
-using Corral.Agent;
-using Corral.Arbiter;
+using Corral.Agent.Contract;
+using Corral.Lifecycle;
 using Corral.Listeners;
 using Corral.Logging;
 using Corral.Os;
+using Corral.Processes;
 using Corral.Settings;
+using Corral.Supervision;
 
 namespace Corral;
 
 /// <summary>
 /// The master process: binds the listeners, then runs one loop that feeds signals, worker messages,
-/// worker exits and clock ticks to the <see cref="Arbiter.Arbiter"/>. It never parses HTTP and never
+/// worker exits and clock ticks to the <see cref="Arbiter"/>. It never parses HTTP and never
 /// runs app code.
 /// </summary>
 public sealed class Master
@@ -48,14 +50,14 @@ public sealed class Master
         log.Info($"Starting corral {Version}");
         using var statsd = new Metrics.MasterStatsd(log, config);
         AppTarget app;
-        Reload.Reloader? reloader = null;
+        Reloader? reloader = null;
         try
         {
             if (config.Reload)
             {
                 var project = AppTarget.FindProject(config.App!)
                     ?? throw new AppTarget.AppException($"--reload: APP {config.App} is not a project (a .csproj, or a folder holding exactly one): the dev server rebuilds from sources", 2);
-                reloader = new Reload.Reloader(project, config.ReloadExtraFiles, log, e => _events.Writer.TryWrite(e));
+                reloader = new Reloader(project, config.ReloadExtraFiles, log, e => _events.Writer.TryWrite(e));
                 app = reloader.BuildInitial();
                 if (AppTarget.RuntimeConfigProblem(config.App!, app.RuntimeConfigPath) is { } problem)
                 {
@@ -137,7 +139,7 @@ public sealed class Master
 
             var agentPath = Path.Combine(AppContext.BaseDirectory, "Corral.Agent.dll");
             var host = new ProcessHost(app, listeners, agentPath, acceptLeader, config.ErrorLog == "-" ? null : Path.GetFullPath(config.ErrorLog), e => _events.Writer.TryWrite(e));
-            var arbiter = new Arbiter.Arbiter(config, host, TimeProvider.System, log, _reload);
+            var arbiter = new Arbiter(config, host, TimeProvider.System, log, _reload);
             using var systemd = new SystemdNotify(env.GetValueOrDefault("NOTIFY_SOCKET"));
             arbiter.Notify = systemd.Enabled ? systemd.Send : null;
             using var ticker = new Timer(_ => _events.Writer.TryWrite(new MasterEvent.Tick()), null, TickInterval, TickInterval);

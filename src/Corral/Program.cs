@@ -1,5 +1,6 @@
 using System.Collections;
 using Corral;
+using Corral.Lifecycle;
 using Corral.Logging;
 using Corral.Os;
 using Corral.Settings;
@@ -9,9 +10,9 @@ using Corral.Settings;
 
 // Gunicorn installs its handlers whatever the shell left ignored (INT and QUIT after `&` in a script,
 // HUP under nohup): so does corral, before .NET's signal handling starts and keeps them ignored.
-foreach (var signal in Corral.Arbiter.Signals.Handled)
+foreach (var signal in Corral.Supervision.Signals.Handled)
 {
-    Corral.Agent.InheritedSignals.Unignore(signal);
+    Corral.Agent.Os.InheritedSignals.Unignore(signal);
 }
 if (args is ["ctl", ..])
 {

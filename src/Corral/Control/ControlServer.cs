@@ -1,6 +1,5 @@
 using System.Net.Sockets;
 using System.Text;
-using Corral.Arbiter;
 
 namespace Corral.Control;
 

@@ -1,6 +1,6 @@
 using System.Net.Sockets;
-using Corral.Arbiter;
 using Corral.Listeners;
+using Corral.Logging;
 using Corral.Metrics;
 using Corral.Settings;
 

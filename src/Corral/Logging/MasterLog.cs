@@ -1,5 +1,6 @@
-using Corral.Agent;
-using Corral.Arbiter;
+using Corral.Agent.Logging;
+using Corral.Agent.Metrics;
+
 
 namespace Corral.Logging;
 

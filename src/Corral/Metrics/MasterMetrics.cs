@@ -1,5 +1,5 @@
 using System.Text;
-using Corral.Agent;
+using Corral.Agent.Metrics;
 using Prometheus;
 
 namespace Corral.Metrics;

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Corral.Agent;
+using Corral.Agent.Metrics;
 using Corral.Logging;
 using Corral.Settings;
 

@@ -1,8 +1,8 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Corral.Agent;
-using Corral.Arbiter;
+using Corral.Agent.Metrics;
+using Corral.Supervision;
 
 namespace Corral.Metrics;
 
@@ -136,7 +136,7 @@ public sealed class Observatory
     public void OnControlClosed(int pid) => _last.Remove(pid);
 
     /// <summary>After every event of the loop: boot times of workers that became ready, and why workers that are gone went.</summary>
-    public void AfterEvent(Arbiter.Arbiter arbiter)
+    public void AfterEvent(Arbiter arbiter)
     {
         var present = new HashSet<int>();
         foreach (var w in arbiter.Workers)
@@ -187,7 +187,7 @@ public sealed class Observatory
         }
     }
 
-    public MasterSnapshot Snapshot(Arbiter.Arbiter arbiter)
+    public MasterSnapshot Snapshot(Arbiter arbiter)
     {
         var now = DateTimeOffset.UtcNow;
         var byClass = WorkerStats.StatusClasses.ToDictionary(c => c, c => _requests.Where(kv => kv.Key.EndsWith(c, StringComparison.Ordinal)).Sum(kv => kv.Value));
@@ -218,7 +218,7 @@ public sealed class Observatory
     /// One `corral ctl` command, on the loop: status, add N, remove N, reload, kill PID. The reply is
     /// JSON: {"ok":true,"message":...,"status":{...}} or {"ok":false,"error":...}.
     /// </summary>
-    public string Execute(Arbiter.Arbiter arbiter, string command)
+    public string Execute(Arbiter arbiter, string command)
     {
         var words = command.Split(' ', StringSplitOptions.RemoveEmptyEntries);
         var verb = words.Length > 0 ? words[0] : "";

@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 
 namespace Corral.Os;
 
-/// <summary>The few libc calls .NET does not offer. Every OS effect of the master goes through Corral.Os or <see cref="Corral.Arbiter.ProcessHost"/>.</summary>
+/// <summary>The few libc calls .NET does not offer. Every OS effect of the master goes through Corral.Os or <see cref="Corral.Processes.ProcessHost"/>.</summary>
 internal static partial class Native
 {
     public const int SIGINT = 2, SIGQUIT = 3, SIGABRT = 6, SIGKILL = 9, SIGUSR1 = 10, SIGUSR2 = 12, SIGTERM = 15,

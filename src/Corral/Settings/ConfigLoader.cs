@@ -157,15 +157,15 @@ public static class ConfigLoader
                 var known = statsdFallback is { } f && f.Host == statsdHost ? f.Target : null;
                 try
                 {
-                    Agent.StatsdAddress.TryParse(statsdHost, out var address, out _);
+                    Agent.Metrics.StatsdAddress.TryParse(statsdHost, out var address, out _);
                     statsdTarget = address!.Resolve(known is null ? null : TimeSpan.FromSeconds(1));
                 }
-                catch (Agent.StatsdException e) when (known is not null)
+                catch (Agent.Metrics.StatsdException e) when (known is not null)
                 {
                     statsdTarget = known;
                     warnings.Add($"--statsd-host {statsdHost}: {e.Message}; keeping its last address, {known}");
                 }
-                catch (Agent.StatsdException e)
+                catch (Agent.Metrics.StatsdException e)
                 {
                     var source = sources[SettingsTable.StatsdHost.Name];
                     var reason = new SettingException(SettingsTable.StatsdHost, statsdHost, e.Message).Reason;
@@ -337,56 +337,5 @@ public static class ConfigLoader
         var app = new Argument<string?>("APP") { Description = SettingsTable.App.Help, Arity = ArgumentArity.ZeroOrOne };
         root.Arguments.Add(app);
         return new Cli { Root = root, Options = options, AppArgument = app };
-    }
-}
-
-/// <summary>Splits CORRAL_CMD_ARGS as a POSIX shell would split words (quotes and backslashes; no expansion).</summary>
-public static class ShellWords
-{
-    public static string[] Split(string text)
-    {
-        var words = new List<string>();
-        var current = new StringBuilder();
-        var inWord = false;
-        char quote = '\0';
-        for (var i = 0; i < text.Length; i++)
-        {
-            var c = text[i];
-            if (quote == '\'')
-            {
-                if (c == '\'') { quote = '\0'; } else { current.Append(c); }
-                continue;
-            }
-            if (quote == '"')
-            {
-                if (c == '"') { quote = '\0'; }
-                else if (c == '\\' && i + 1 < text.Length && text[i + 1] is '"' or '\\' or '$' or '`') { current.Append(text[++i]); }
-                else { current.Append(c); }
-                continue;
-            }
-            if (char.IsWhiteSpace(c))
-            {
-                if (inWord)
-                {
-                    words.Add(current.ToString());
-                    current.Clear();
-                    inWord = false;
-                }
-                continue;
-            }
-            inWord = true;
-            if (c is '\'' or '"') { quote = c; }
-            else if (c == '\\' && i + 1 < text.Length) { current.Append(text[++i]); }
-            else { current.Append(c); }
-        }
-        if (quote != '\0')
-        {
-            throw new FormatException($"{ConfigLoader.CmdArgsVariable}: unclosed {quote} quote");
-        }
-        if (inWord)
-        {
-            words.Add(current.ToString());
-        }
-        return [.. words];
     }
 }

@@ -71,7 +71,7 @@ public sealed class CorralConfig
     public string? CaCerts => Str(SettingsTable.CaCerts);
     public string? MetricsBind => Str(SettingsTable.MetricsBind);
     public string? StatsdHost => Str(SettingsTable.StatsdHost);
-    public string StatsdPrefix => Agent.StatsdFormat.NormalizePrefix(Str(SettingsTable.StatsdPrefix));
+    public string StatsdPrefix => Agent.Metrics.StatsdFormat.NormalizePrefix(Str(SettingsTable.StatsdPrefix));
     public string? DogstatsdTags => Str(SettingsTable.DogstatsdTags);
 
     /// <summary>--statsd-host resolved once when the settings were loaded (IP:PORT or unix:PATH); null without it.</summary>

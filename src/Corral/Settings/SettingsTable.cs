@@ -1,5 +1,3 @@
-using Corral.Agent;
-
 namespace Corral.Settings;
 
 /// <summary>Every setting corral has, declared once (Gunicorn's config.py is the model).</summary>
@@ -374,7 +372,7 @@ public static class SettingsTable
         Section = "Observability",
         Help = "Send Gunicorn's statsd metrics (gunicorn.requests, gunicorn.request.duration, gunicorn.request.status.CODE, gunicorn.workers, gunicorn.log.LEVEL) to this statsd server over UDP: HOST:PORT (port 8125 if left out), [IPv6]:PORT, or unix:PATH for a unix datagram socket. The host is resolved once, at start (and at a reload); workers send the request metrics, the master the rest. Off by default. See docs/observability.md.",
         AcceptedOverride = "HOST:PORT, HOST, [IPv6]:PORT or unix:PATH",
-        Validate = v => Agent.StatsdAddress.TryParse((string)v, out _, out var error) ? null : error,
+        Validate = v => Agent.Metrics.StatsdAddress.TryParse((string)v, out _, out var error) ? null : error,
     };
 
     public static readonly Setting StatsdPrefix = new()
@@ -385,7 +383,7 @@ public static class SettingsTable
         Section = "Observability",
         Help = "A prefix for every statsd metric name; it gets exactly one '.' before the name, as with Gunicorn (app, app. and app.. all send app.gunicorn.requests).",
         AcceptedOverride = "a dotted name without ':', '|', '@', '#' or spaces",
-        Validate = v => Agent.StatsdFormat.CheckPrefix((string)v),
+        Validate = v => Agent.Metrics.StatsdFormat.CheckPrefix((string)v),
     };
 
     public static readonly Setting DogstatsdTags = new()
@@ -396,7 +394,7 @@ public static class SettingsTable
         Section = "Observability",
         Help = "DogStatsD tags appended to every statsd metric as |#TAGS: comma-separated, e.g. env:prod,app:shop.",
         AcceptedOverride = "comma-separated tags without '|' or spaces, e.g. env:prod,app:shop",
-        Validate = v => Agent.StatsdFormat.CheckTags((string)v),
+        Validate = v => Agent.Metrics.StatsdFormat.CheckTags((string)v),
     };
 
     public static readonly Setting AccessLog = new()
@@ -415,10 +413,10 @@ public static class SettingsTable
         Flags = ["--access-logformat"],
         Type = SettingType.String,
         Section = "Logging",
-        Default = Agent.AccessLogFormat.GunicornDefault,
+        Default = Agent.Logging.AccessLogFormat.GunicornDefault,
         Help = "The access log line, in Gunicorn's atoms: h remote address, l '-', u user, t time, r request line, m method, U path, q query, H protocol, s status, B bytes, b bytes (0, not '-', for an empty body: what Gunicorn really prints), f referer, a user agent, T seconds, M milliseconds, D microseconds, L decimal seconds, p <pid>, {header}i request header, {header}o response header, {variable}e the worker's environment variable (Gunicorn's is the WSGI environ). Unlike Gunicorn, quotes, backslashes and control characters in values are escaped, and an unknown atom is an error rather than '-'.",
         AcceptedOverride = "a format of %(atom)s items",
-        Validate = v => Agent.AccessLogFormat.TryParse((string)v, out _, out var error) ? null : error,
+        Validate = v => Agent.Logging.AccessLogFormat.TryParse((string)v, out _, out var error) ? null : error,
     };
 
     public static readonly Setting AccessLogJson = new()
@@ -459,11 +457,11 @@ public static class SettingsTable
         Flags = ["--forwarded-allow-ips"],
         Type = SettingType.String,
         Section = "Server mechanics",
-        Default = Agent.ProxyTrust.DefaultAllowIps,
+        Default = Agent.Http.ProxyTrust.DefaultAllowIps,
         EnvVar = "FORWARDED_ALLOW_IPS",
         Help = "Front-end proxies trusted to set X-Forwarded-For and the --secure-scheme-headers: comma-separated IP addresses and CIDR networks, or * for any peer (only when nothing but the proxy can reach corral). From a trusted peer the request's remote address is the right-most X-Forwarded-For address that is not itself trusted, and its scheme is what the scheme headers say; from any other peer those headers are ignored. Unix-socket peers are always trusted, as with Gunicorn. FORWARDED_ALLOW_IPS sets the default.",
         AcceptedOverride = "IP addresses and CIDR networks separated by commas, or *",
-        Validate = v => Agent.ProxyTrust.TryParseAllowIps((string)v, out _, out _, out var error) ? null : error,
+        Validate = v => Agent.Http.ProxyTrust.TryParseAllowIps((string)v, out _, out _, out var error) ? null : error,
     };
 
     public static readonly Setting SecureSchemeHeaders = new()
@@ -472,10 +470,10 @@ public static class SettingsTable
         Flags = ["--secure-scheme-headers"],
         Type = SettingType.String,
         Section = "Server mechanics",
-        Default = Agent.ProxyTrust.DefaultSecureSchemeHeaders,
+        Default = Agent.Http.ProxyTrust.DefaultSecureSchemeHeaders,
         Help = "Headers a trusted front-end proxy (--forwarded-allow-ips) sets to say the request came over TLS, as a JSON object of header name to the value that means https; a present header with another value means http, and two that disagree are answered 400. In a config file, give the object as a JSON string.",
         AcceptedOverride = "a JSON object of strings, e.g. {\"X-FORWARDED-PROTO\": \"https\"}",
-        Validate = v => Agent.ProxyTrust.TryParseSchemeHeaders((string)v, out _, out var error) ? null : error,
+        Validate = v => Agent.Http.ProxyTrust.TryParseSchemeHeaders((string)v, out _, out var error) ? null : error,
     };
 
     public static readonly Setting ProxyProtocol = new()
@@ -530,10 +528,10 @@ public static class SettingsTable
         }
         try
         {
-            Agent.Tls.Check(certFile, keyFile, caCerts);
+            Agent.Http.Tls.Check(certFile, keyFile, caCerts);
             return null;
         }
-        catch (Agent.TlsException e)
+        catch (Agent.Http.TlsException e)
         {
             return e.Message;
         }

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
 using System.Text.RegularExpressions;
 using Corral.IntegrationTests.Infrastructure;
 using Xunit.Abstractions;

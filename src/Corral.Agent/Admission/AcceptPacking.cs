@@ -1,0 +1,154 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using Corral.Agent.Os;
+
+namespace Corral.Agent.Admission;
+
+/// <summary>
+/// --accept-policy pack (async workers): one worker, the leader, takes every new connection; the
+/// others take one only when it has waited <see cref="Patience"/> in the kernel's queue, which means
+/// the leader is saturated, paused (a GC, SIGSTOP) or gone. Two runtimes busy at once on few cores
+/// serve less than one (bench/results/connection-split.md), and a second worker that is not needed
+/// stays out of the way.
+/// <para>
+/// The leader is whoever holds an abstract unix socket name that the master made up for its workers:
+/// only one process can bind it, and the kernel lets it go when that process exits. A worker leads
+/// only while it is ready and not draining.
+/// </para>
+/// </summary>
+internal sealed class AcceptPacking
+{
+    /// <summary>
+    /// How long the queue must stay non-empty before a follower takes a connection. A burst of new
+    /// connections (a client opening its pool) takes the leader a few milliseconds to accept: a
+    /// follower must not step in then, as even one connection on a second runtime costs a third of
+    /// the throughput on 2 cores (bench/results/connection-split.md).
+    /// </summary>
+    public static readonly TimeSpan Patience = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>How long a follower that stepped in waits for a connection before it leaves it to the leader again.</summary>
+    public static readonly TimeSpan Reach = TimeSpan.FromMilliseconds(5);
+
+    /// <summary>How often a waiting follower checks whether it may lead (the leader left).</summary>
+    private const int LookAgainMs = 100;
+
+    private readonly string _name;
+    private readonly AdmissionGate _gate;
+    private readonly Lock _sync = new();
+    private Socket? _lead;
+
+    public AcceptPacking(string name, AdmissionGate gate)
+    {
+        _name = name;
+        _gate = gate;
+        // A draining worker lets go once, whatever the number of listeners: another leads from its next accept.
+        gate.OnUnbind(() =>
+        {
+            Resign();
+            return ValueTask.CompletedTask;
+        });
+    }
+
+    public bool Leading => Volatile.Read(ref _lead) is not null;
+
+    /// <summary>Takes the lead if this worker may and no one has it; true if it leads now.</summary>
+    public bool TryLead()
+    {
+        if (Leading)
+        {
+            return true;
+        }
+        if (!AgentRuntime.IsReady || _gate.Draining)
+        {
+            return false;
+        }
+        lock (_sync)
+        {
+            if (_lead is not null || _gate.Draining)
+            {
+                return _lead is not null;
+            }
+            Socket socket;
+            try
+            {
+                socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            }
+            catch (Exception e)
+            {
+                // Out of file descriptors (EMFILE): follow for now, lead once there are some again.
+                Background.Report("Taking the lead (--accept-policy pack)", e);
+                return false;
+            }
+            try
+            {
+                socket.Bind(new UnixDomainSocketEndPoint("\0" + _name));
+            }
+            catch (SocketException)
+            {
+                socket.Dispose();
+                return false;
+            }
+            Volatile.Write(ref _lead, socket);
+        }
+        AgentRuntime.Log.Debug($"Worker takes new connections first (pid: {Environment.ProcessId})");
+        return true;
+    }
+
+    private void Resign()
+    {
+        lock (_sync)
+        {
+            _lead?.Dispose();
+            Volatile.Write(ref _lead, null);
+        }
+    }
+
+    /// <summary>
+    /// Returns at once for the leader. A follower waits, on a thread of its own (poll(2) blocks), until
+    /// a connection has waited <see cref="Patience"/> on <paramref name="listenFd"/>, or until it leads.
+    /// </summary>
+    public ValueTask WaitTurnAsync(int listenFd, CancellationToken ct)
+    {
+        if (TryLead())
+        {
+            return ValueTask.CompletedTask;
+        }
+        try
+        {
+            return new ValueTask(Task.Factory.StartNew(() => WaitTurn(listenFd, ct), ct, TaskCreationOptions.LongRunning, TaskScheduler.Default));
+        }
+        catch (TaskSchedulerException e)
+        {
+            // The runtime could not start the thread (out of file descriptors, it cannot): thrown
+            // to Kestrel, this would end the worker's accept loop for good. Look again in a moment.
+            Background.Report("Waiting for a turn to accept (--accept-policy pack)", e);
+            return new ValueTask(Task.Delay(LookAgainMs, ct));
+        }
+    }
+
+    private void WaitTurn(int listenFd, CancellationToken ct)
+    {
+        while (true)
+        {
+            ct.ThrowIfCancellationRequested();
+            if (TryLead())
+            {
+                return;
+            }
+            if (!Native.WaitReadable(listenFd, LookAgainMs))
+            {
+                continue;
+            }
+            // A connection waits: is the leader emptying the queue? Look every millisecond.
+            var waited = Stopwatch.StartNew();
+            while (Native.WaitReadable(listenFd, 0))
+            {
+                if (waited.Elapsed >= Patience || TryLead())
+                {
+                    return; // never empty for that long (the leader is not keeping up), or the leader left
+                }
+                Thread.Sleep(1);
+            }
+        }
+    }
+}

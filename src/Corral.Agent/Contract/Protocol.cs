@@ -1,0 +1,91 @@
+using System.Globalization;
+
+namespace Corral.Agent.Contract;
+
+/// <summary>
+/// The control channel between master and worker: one line of text per message over an inherited
+/// unix socketpair. Worker to master only; the master speaks to workers with signals, as Gunicorn's does.
+/// </summary>
+public static class Protocol
+{
+    /// <summary>Kestrel listens on every inherited socket: the worker can take requests.</summary>
+    public const string Ready = "ready";
+
+    /// <summary>
+    /// "hb SERVED INFLIGHT BUSY_MS SENT_MS": sent from the thread pool every <see cref="HeartbeatInterval"/>.
+    /// SENT_MS is the worker's CLOCK_MONOTONIC in milliseconds (<see cref="MonotonicMs"/>), one clock for every
+    /// process of the host: the master judges a worker by when it sent, not by when the master read it.
+    /// </summary>
+    public const string Heartbeat = "hb";
+
+    /// <summary>"error TEXT": the worker cannot boot (or is about to die); TEXT is one line.</summary>
+    public const string Error = "error";
+
+    /// <summary>
+    /// "recycle" or "recycle REASON": start my successor, then stop me. Alone: the worker has served
+    /// --max-requests; with <see cref="OutOfMemory"/>: its app threw OutOfMemoryException.
+    /// </summary>
+    public const string Recycle = "recycle";
+
+    /// <summary>The reason of a "recycle" line whose app ran out of memory.</summary>
+    public const string OutOfMemory = "oom";
+
+    /// <summary>"stats {JSON}": the worker's cumulative request counts and memory (<see cref="WorkerStats.Format"/>), every second and once more at exit.</summary>
+    public const string Stats = "stats";
+
+    public static readonly TimeSpan StatsInterval = TimeSpan.FromSeconds(1);
+
+    public static readonly TimeSpan HeartbeatInterval = TimeSpan.FromMilliseconds(500);
+
+    public static string FormatHeartbeat(long served, int inFlight, long busyMs, long sentMs) =>
+        string.Create(CultureInfo.InvariantCulture, $"{Heartbeat} {served} {inFlight} {busyMs} {sentMs}");
+
+    /// <summary>A monotonic timestamp (<see cref="System.Diagnostics.Stopwatch.GetTimestamp"/>: CLOCK_MONOTONIC on Linux) in milliseconds.</summary>
+    public static long MonotonicMs(long timestamp, long frequency) => (long)((Int128)timestamp * 1000 / frequency);
+
+    public static string FormatError(string text) =>
+        Error + " " + text.ReplaceLineEndings(" | ").Trim();
+
+    /// <summary>Parses one line; unknown or malformed lines yield <c>null</c> (and are ignored by the master).</summary>
+    public static Message? Parse(string line)
+    {
+        if (line == Ready)
+        {
+            return new Message(MessageKind.Ready);
+        }
+        if (line == Recycle)
+        {
+            return new Message(MessageKind.Recycle);
+        }
+        if (line.StartsWith(Recycle + " ", StringComparison.Ordinal))
+        {
+            return new Message(MessageKind.Recycle, Text: line[(Recycle.Length + 1)..]);
+        }
+        if (line.StartsWith(Error + " ", StringComparison.Ordinal))
+        {
+            return new Message(MessageKind.Error, Text: line[(Error.Length + 1)..]);
+        }
+        if (line.StartsWith(Stats + " ", StringComparison.Ordinal))
+        {
+            return new Message(MessageKind.Stats, Text: line[(Stats.Length + 1)..]);
+        }
+        if (line.StartsWith(Heartbeat + " ", StringComparison.Ordinal))
+        {
+            var parts = line.Split(' ');
+            if (parts.Length == 5
+                && long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var served)
+                && int.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out var inFlight)
+                && long.TryParse(parts[3], NumberStyles.None, CultureInfo.InvariantCulture, out var busyMs)
+                && long.TryParse(parts[4], NumberStyles.None, CultureInfo.InvariantCulture, out var sentMs))
+            {
+                return new Message(MessageKind.Heartbeat, served, inFlight, busyMs, SentMs: sentMs);
+            }
+        }
+        return null;
+    }
+}
+
+public enum MessageKind { Ready, Heartbeat, Error, Recycle, Stats }
+
+/// <summary>One parsed line; <paramref name="SentMs"/> is the heartbeat's send time (<see cref="Protocol.MonotonicMs"/>), 0 when unknown.</summary>
+public sealed record Message(MessageKind Kind, long Served = 0, int InFlight = 0, long BusyMs = 0, string? Text = null, long SentMs = 0);

@@ -1,0 +1,249 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Text;
+using Corral.Agent.Contract;
+using Corral.Agent.Http;
+using Corral.Lifecycle;
+using Corral.Listeners;
+using Corral.Os;
+using Corral.Settings;
+using Corral.Supervision;
+
+namespace Corral.Processes;
+
+/// <summary>
+/// The thin OS layer under the arbiter: starts worker processes that inherit the listeners and one
+/// end of a control socketpair, reads their control lines, and reports their exits, all as events
+/// into the master's loop. Spawns happen on the loop's thread only, one at a time: the listeners are
+/// made inheritable just for the fork, so nothing else the master starts can take them.
+/// </summary>
+public sealed class ProcessHost(
+    AppTarget initialApp,
+    IReadOnlyList<Listener> listeners,
+    string agentPath,
+    string acceptLeader,
+    string? errorLogPath,
+    Action<MasterEvent> post) : IProcessHost
+{
+    private static readonly string[] StrippedVariables =
+        ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET", ConfigLoader.CmdArgsVariable, AgentOptions.EnvironmentVariable,
+            Upgrade.FdsVariable, Upgrade.FromVariable, Upgrade.AcceptLeaderVariable];
+
+    private readonly Dictionary<int, Process> _processes = [];
+
+    /// <summary>What the next spawn runs (the dev server swaps it after each good build).</summary>
+    public AppTarget App { get; set; } = initialApp;
+
+    public int Spawn(CorralConfig config)
+    {
+        var app = App;
+        // Checked at each spawn, not only at start: `current` may now point at a release built with hooks off.
+        if (AppTarget.RuntimeConfigProblem(app.DisplayPath, app.RuntimeConfigPath) is { } problem)
+        {
+            throw new SpawnException(problem);
+        }
+        var (parentFd, childFd) = Native.SocketPair();
+        var psi = new ProcessStartInfo(app.FileName)
+        {
+            UseShellExecute = false,
+            // The app's own folder, as IIS and `dotnet run` do: WebApplication takes its content root
+            // (appsettings.json, wwwroot) from the working directory. --chdir overrides it.
+            WorkingDirectory = config.Chdir is null ? app.WorkingDirectory : Directory.GetCurrentDirectory(),
+        };
+        foreach (var a in app.Arguments)
+        {
+            psi.ArgumentList.Add(a);
+        }
+        foreach (var name in StrippedVariables)
+        {
+            psi.Environment.Remove(name);
+        }
+        // An app that links the agent in (for Native AOT: docs/deployment.md) carries Corral.Agent.dll; run
+        // as a .dll, the runtime would refuse corral's copy beside its own, so its own is the hook.
+        var ownAgent = Path.Combine(Path.GetDirectoryName(app.DisplayPath) ?? ".", "Corral.Agent.dll");
+        var agent = File.Exists(ownAgent) ? ownAgent : agentPath;
+        var hooks = psi.Environment.TryGetValue("DOTNET_STARTUP_HOOKS", out var existing) && !string.IsNullOrEmpty(existing)
+            ? agent + Path.PathSeparator + existing
+            : agent;
+        psi.Environment["DOTNET_STARTUP_HOOKS"] = hooks;
+        switch (config.Gc)
+        {
+            case "workstation":
+                psi.Environment["DOTNET_gcServer"] = "0";
+                break;
+            case "server":
+                psi.Environment["DOTNET_gcServer"] = "1";
+                break;
+        }
+        foreach (var kv in config.RawEnv)
+        {
+            var eq = kv.IndexOf('=');
+            psi.Environment[kv[..eq]] = kv[(eq + 1)..];
+        }
+        psi.Environment[AgentOptions.EnvironmentVariable] = AgentOptionsFor(config, childFd).ToJson();
+
+        var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
+        try
+        {
+            ListenerBinder.WithInheritable(listeners, [childFd], process.Start);
+        }
+        catch (Exception e) when (e is System.ComponentModel.Win32Exception or IOException or InvalidOperationException)
+        {
+            Native.Close(parentFd);
+            throw new SpawnException($"{app.FileName}: {e.Message}");
+        }
+        finally
+        {
+            Native.Close(childFd);
+        }
+
+        var pid = process.Id;
+        _processes[pid] = process;
+        // Read now, while the pid is surely this worker's; removed once it is gone (see RuntimeFiles).
+        var runtimeFiles = RuntimeFiles.Of(pid, psi.Environment.TryGetValue("TMPDIR", out var tmp) ? tmp : null);
+        process.Exited += (_, _) =>
+        {
+            runtimeFiles?.Remove();
+            int code;
+            try
+            {
+                code = process.ExitCode;
+            }
+            catch (InvalidOperationException)
+            {
+                code = -1;
+            }
+            post(new MasterEvent.Exited(pid, code));
+        };
+        if (process.HasExited)
+        {
+            // Exited may have fired before the handler was attached; posting twice is harmless.
+            runtimeFiles?.Remove();
+            post(new MasterEvent.Exited(pid, process.ExitCode));
+        }
+        _ = ReadControlAsync(pid, parentFd);
+        return pid;
+    }
+
+    public bool Signal(int pid, int signal)
+    {
+        try
+        {
+            return Native.Kill(pid, signal);
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    public void Forget(int pid)
+    {
+        if (_processes.Remove(pid, out var p))
+        {
+            p.Dispose();
+        }
+    }
+
+    private AgentOptions AgentOptionsFor(CorralConfig config, int controlFd)
+    {
+        var maxRequests = config.MaxRequests;
+        if (maxRequests > 0 && config.MaxRequestsJitter > 0)
+        {
+            maxRequests += Random.Shared.NextInt64(0, config.MaxRequestsJitter + 1);
+        }
+        return new AgentOptions
+        {
+            Protocol = AgentOptions.CurrentProtocol,
+            ListenFds = [.. listeners.Select(l => l.Fd)],
+            ListenNames = [.. listeners.Select(l => l.Name)],
+            ControlFd = controlFd,
+            WorkerClass = config.WorkerClass,
+            Threads = config.Threads,
+            WorkerConnections = config.WorkerConnections,
+            AcceptLeader = config.WorkerClass == "async" && config.AcceptPolicy == "pack" ? acceptLeader : null,
+            KeepAlive = config.KeepAlive,
+            GracefulTimeout = config.GracefulTimeout.TotalSeconds,
+            MaxRequests = maxRequests,
+            WarmupRequests = config.WarmupRequests,
+            WarmupPaths = [.. config.WarmupPaths],
+            // Within the boot timeout, with room left for the boot itself.
+            WarmupTimeout = config.Timeout > TimeSpan.Zero ? config.Timeout.TotalSeconds / 2 : 30,
+            LimitRequestLine = config.LimitRequestLine,
+            LimitRequestFields = config.LimitRequestFields,
+            LimitRequestFieldSize = config.LimitRequestFieldSize,
+            LimitRequestHeadersSize = config.LimitRequestHeadersSize,
+            Backlog = config.Backlog,
+            AccessLogFile = config.AccessLog is null or "-" ? config.AccessLog : Path.GetFullPath(config.AccessLog),
+            AccessLogFormat = config.AccessLogFormat,
+            AccessLogJson = config.AccessLogJson,
+            ErrorLogFile = errorLogPath,
+            LogLevel = config.LogLevel,
+            ForwardedAllowIps = config.ForwardedAllowIps,
+            ProxyProtocol = config.ProxyProtocol,
+            SecureSchemeHeaders = ProxyTrust.TryParseSchemeHeaders(config.SecureSchemeHeaders, out var schemeHeaders, out _) ? schemeHeaders : [],
+            CertFile = config.CertFile is null ? null : Path.GetFullPath(config.CertFile),
+            KeyFile = config.KeyFile is null ? null : Path.GetFullPath(config.KeyFile),
+            CaCerts = config.CaCerts is null ? null : Path.GetFullPath(config.CaCerts),
+            StatsdHost = config.StatsdTarget,
+            StatsdPrefix = config.StatsdPrefix,
+            DogstatsdTags = config.DogstatsdTags,
+        };
+    }
+
+    private async Task ReadControlAsync(int pid, int fd)
+    {
+        using var socket = new Socket(new SafeSocketHandle(fd, ownsHandle: true));
+        var buffer = new byte[4096];
+        var pending = new StringBuilder();
+        try
+        {
+            while (true)
+            {
+                var n = await socket.ReceiveAsync(buffer, SocketFlags.None).ConfigureAwait(false);
+                if (n == 0)
+                {
+                    return;
+                }
+                pending.Append(Encoding.UTF8.GetString(buffer, 0, n));
+                int newline;
+                while ((newline = IndexOf(pending, '\n')) >= 0)
+                {
+                    var line = pending.ToString(0, newline);
+                    pending.Remove(0, newline + 1);
+                    if (Protocol.Parse(line) is { } message)
+                    {
+                        post(new MasterEvent.Control(pid, message));
+                    }
+                }
+                if (pending.Length > 64 * 1024)
+                {
+                    pending.Clear(); // a worker writing garbage: drop it rather than grow without bound
+                }
+            }
+        }
+        catch (SocketException)
+        {
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+        finally
+        {
+            // After the worker's last line: its final stats are in the loop before this.
+            post(new MasterEvent.ControlClosed(pid));
+        }
+    }
+
+    private static int IndexOf(StringBuilder sb, char c)
+    {
+        for (var i = 0; i < sb.Length; i++)
+        {
+            if (sb[i] == c)
+            {
+                return i;
+            }
+        }
+        return -1;
+    }
+}

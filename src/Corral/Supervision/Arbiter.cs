@@ -1,0 +1,576 @@
+using Corral.Agent.Contract;
+using Corral.Logging;
+using Corral.Settings;
+
+
+namespace Corral.Supervision;
+
+/// <summary>
+/// The master's decisions, Gunicorn's arbiter.py in one class: which workers to start, replace, drain
+/// and kill, given what happened (signals, messages, exits) and what time it is. It owns no thread and
+/// makes no OS call itself: effects go through <see cref="IProcessHost"/>, time comes from a
+/// <see cref="TimeProvider"/>, so tests drive it with fakes.
+/// </summary>
+public sealed class Arbiter
+{
+    /// <summary>How long a timed-out worker gets between SIGABRT and SIGKILL.</summary>
+    public static readonly TimeSpan AbortGrace = TimeSpan.FromSeconds(2);
+
+    /// <summary>Back-off after a worker fails to boot: doubled per failure, up to the cap.</summary>
+    public static readonly TimeSpan BackoffFirst = TimeSpan.FromMilliseconds(500);
+    public static readonly TimeSpan BackoffCap = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// After the master itself did not run (SIGSTOP, a debugger, a VM pause, swap: a tick much later than
+    /// the previous one), how long it waits before judging worker timeouts again. The workers' messages
+    /// sent meanwhile wait unread in the control sockets, or were coalesced while those were full: the
+    /// master reads them, and each worker sends a fresh heartbeat, before anyone is judged silent.
+    /// </summary>
+    public static readonly TimeSpan StallGrace = TimeSpan.FromSeconds(3);
+
+    private readonly IProcessHost _host;
+    private readonly TimeProvider _clock;
+    private readonly IMasterLog _log;
+    private readonly Func<CorralConfig?> _reloadConfig;
+    private readonly Dictionary<int, Worker> _workers = [];
+
+    private int _generation;
+    private int _lastGeneration;
+    private int _nextAge;
+    private bool _booted;
+    private int _bootFailures;
+    private DateTimeOffset _nextSpawnAt;
+    private DateTimeOffset? _stopDeadline;
+    private (CorralConfig Config, int Desired)? _configBeforeReload;
+    private bool _stopKillSent;
+    private DateTimeOffset? _lastTick;
+    private DateTimeOffset _judgeTimeoutsFrom;
+
+    public Arbiter(CorralConfig config, IProcessHost host, TimeProvider clock, IMasterLog log, Func<CorralConfig?> reloadConfig)
+    {
+        Config = config;
+        DesiredWorkers = config.Workers;
+        _host = host;
+        _clock = clock;
+        _log = log;
+        _reloadConfig = reloadConfig;
+    }
+
+    /// <summary>Where state changes go for systemd (READY=1, RELOADING=1, STOPPING=1); may be null.</summary>
+    public Action<string>? Notify { get; set; }
+
+    private bool _reloading;
+    private bool _parked;
+
+    public CorralConfig Config { get; private set; }
+    public int DesiredWorkers { get; private set; }
+    public bool Stopping => _stopDeadline is not null;
+    public bool Finished { get; private set; }
+    public int ExitCode { get; private set; }
+
+    /// <summary>Set when the master halts because of the workers: the reason, for the last log line.</summary>
+    public string? HaltReason { get; private set; }
+
+    public IReadOnlyCollection<Worker> Workers => _workers.Values;
+
+    private DateTimeOffset Now => _clock.GetUtcNow();
+    private TimeSpan Timeout => Config.Timeout;
+
+    public void Start()
+    {
+        _lastTick = Now;
+        ManageWorkers();
+    }
+
+    // ---- events ------------------------------------------------------------------------------
+
+    public void OnSignal(int signal)
+    {
+        _log.Info($"Handling signal: {Signals.Name(signal)}");
+        switch (signal)
+        {
+            case Signals.TERM:
+                Stop(graceful: true);
+                break;
+            case Signals.INT:
+            case Signals.QUIT:
+                Stop(graceful: false);
+                break;
+            case Signals.HUP:
+                _parked = false;
+                Reload();
+                break;
+            case Signals.WINCH:
+                // After USR2: this master's workers drain, the master stays (HUP brings them back).
+                _parked = true;
+                foreach (var w in _workers.Values.Where(w => w.IsServing).ToList())
+                {
+                    StopWorker(w, Signals.TERM);
+                }
+                _log.Info("Stopping this master's workers (WINCH); HUP starts them again, TERM ends the master");
+                break;
+            case Signals.TTIN:
+                DesiredWorkers++;
+                ManageWorkers();
+                break;
+            case Signals.TTOU:
+                DesiredWorkers = Math.Max(1, DesiredWorkers - 1);
+                ManageWorkers();
+                break;
+            case Signals.USR1:
+                _log.Reopen();
+                foreach (var w in _workers.Values)
+                {
+                    _host.Signal(w.Pid, Signals.USR1);
+                }
+                break;
+            default:
+                _log.Warning($"Ignoring signal {Signals.Name(signal)}: not supported yet");
+                break;
+        }
+    }
+
+    public void OnMessage(int pid, Message message)
+    {
+        if (!_workers.TryGetValue(pid, out var w))
+        {
+            return;
+        }
+        var sent = SentAt(w, message);
+        if (sent > w.LastSeen)
+        {
+            w.LastSeen = sent;
+        }
+        w.HeardFrom = true;
+        switch (message.Kind)
+        {
+            case MessageKind.Ready:
+                if (w.State == WorkerState.Booting)
+                {
+                    w.State = WorkerState.Ready;
+                    w.ReadyAt = Now;
+                    _bootFailures = 0;
+                    _log.Debug($"Worker ready (pid: {pid})");
+                }
+                break;
+            case MessageKind.Heartbeat:
+                w.Served = message.Served;
+                w.InFlight = message.InFlight;
+                w.BusyMs = message.BusyMs;
+                break;
+            case MessageKind.Error:
+                w.LastError = message.Text;
+                break;
+            case MessageKind.Recycle:
+                if (w.IsServing && !w.Retiring)
+                {
+                    w.Retiring = true;
+                    if (message.Text == Protocol.OutOfMemory)
+                    {
+                        _log.Warning($"Worker (pid:{pid}) ran out of memory (OutOfMemoryException): starting its successor, then it drains");
+                    }
+                    else
+                    {
+                        _log.Info($"Worker (pid:{pid}) reached --max-requests: starting its successor, then it drains");
+                    }
+                }
+                break;
+        }
+        ManageWorkers();
+    }
+
+    public void OnExit(int pid, int exitCode)
+    {
+        if (!_workers.Remove(pid, out var w))
+        {
+            return;
+        }
+        var expected = w.State is WorkerState.Stopping or WorkerState.Killing || Stopping;
+        if (!expected)
+        {
+            if (exitCode > 128)
+            {
+                var signal = exitCode - 128;
+                _log.Error(signal == Signals.KILL
+                    ? $"Worker (pid:{pid}) was sent SIGKILL! Perhaps out of memory?"
+                    : $"Worker (pid:{pid}) was sent {Signals.Name(signal).ToUpperInvariant()}!");
+            }
+            else
+            {
+                _log.Error($"Worker (pid:{pid}) exited with code {exitCode}");
+            }
+        }
+
+        if ((w.State == WorkerState.Booting || w.BootTimedOut) && !Stopping)
+        {
+            OnBootFailure(w, exitCode);
+        }
+        if (Finished)
+        {
+            return;
+        }
+        if (Stopping && _workers.Count == 0)
+        {
+            Finish(ExitCode);
+            return;
+        }
+        ManageWorkers();
+    }
+
+    /// <summary>`corral ctl kill PID`: that worker drains (TERM) and a new one takes its place.</summary>
+    public bool KillWorker(int pid)
+    {
+        if (Stopping || !_workers.TryGetValue(pid, out var w) || !w.IsServing)
+        {
+            return false;
+        }
+        _log.Info($"Stopping worker (pid:{pid}): asked on the control socket");
+        StopWorker(w, Signals.TERM);
+        ManageWorkers();
+        return true;
+    }
+
+    /// <summary>Timers: boot and heartbeat timeouts, the sync class's request timeout, kill escalation, stop deadlines.</summary>
+    public void Tick()
+    {
+        var now = Now;
+        if (_lastTick is { } last && now - last > StallThreshold && Timeout > TimeSpan.Zero)
+        {
+            // What the workers sent while the master was not running is still unread: give it time.
+            _judgeTimeoutsFrom = now + StallGrace;
+            _log.Warning($"The master did not run for {(now - last).TotalSeconds:0.#} s (stopped, paused or starved of CPU): "
+                + $"worker timeouts are judged again in {StallGrace.TotalSeconds:0} s, on what the workers sent meanwhile");
+        }
+        _lastTick = now;
+        foreach (var w in _workers.Values.ToList())
+        {
+            if (w.State == WorkerState.Killing)
+            {
+                if (!w.KillSent && now - w.SignalledAt >= AbortGrace)
+                {
+                    w.KillSent = true;
+                    _host.Signal(w.Pid, Signals.KILL);
+                }
+                continue;
+            }
+            if (w.State == WorkerState.Stopping)
+            {
+                if (!w.KillSent && now - w.SignalledAt >= Config.GracefulTimeout)
+                {
+                    w.KillSent = true;
+                    _log.Warning($"Worker (pid:{w.Pid}) did not finish within --graceful-timeout: killing it");
+                    _host.Signal(w.Pid, Signals.KILL);
+                }
+                continue;
+            }
+            if (Timeout > TimeSpan.Zero && now >= _judgeTimeoutsFrom && TimedOut(w, now))
+            {
+                _log.Critical($"WORKER TIMEOUT (pid:{w.Pid})");
+                if (w.State == WorkerState.Booting)
+                {
+                    // Not ready within --timeout: a boot failure (back-off, failed reload), not a hang.
+                    w.BootTimedOut = true;
+                    w.LastError ??= $"not ready within --timeout ({Timeout.TotalSeconds:0.#} s)";
+                }
+                w.State = WorkerState.Killing;
+                w.SignalledAt = now;
+                _host.Signal(w.Pid, Signals.ABRT);
+            }
+        }
+
+        if (_stopDeadline is { } deadline && !_stopKillSent && now >= deadline)
+        {
+            _stopKillSent = true;
+            foreach (var w in _workers.Values.Where(w => !w.KillSent))
+            {
+                w.KillSent = true;
+                _host.Signal(w.Pid, Signals.KILL);
+            }
+        }
+        ManageWorkers();
+    }
+
+    /// <summary>
+    /// A gap between two ticks (every 200 ms) longer than this means the master did not run. Half the
+    /// timeout: a shorter stall cannot make a worker that heartbeats every 0.5 s look silent.
+    /// </summary>
+    private TimeSpan StallThreshold => TimeSpan.FromTicks(Math.Max(TimeSpan.TicksPerSecond, Timeout.Ticks / 2));
+
+    /// <summary>
+    /// When the worker sent <paramref name="message"/>: a heartbeat carries the worker's monotonic clock,
+    /// the same clock as the master's on one host, so one read late (the master was stopped, or behind)
+    /// counts from when it was sent. Other messages, and a time that cannot be (before the worker
+    /// started, or ahead of the master's clock), count from now.
+    /// </summary>
+    private DateTimeOffset SentAt(Worker w, Message message)
+    {
+        var now = Now;
+        if (message.SentMs <= 0)
+        {
+            return now;
+        }
+        var age = Protocol.MonotonicMs(_clock.GetTimestamp(), _clock.TimestampFrequency) - message.SentMs;
+        var sent = now - TimeSpan.FromMilliseconds(age);
+        return age < 0 || sent < w.SpawnedAt ? now : sent;
+    }
+
+    private bool TimedOut(Worker w, DateTimeOffset now)
+    {
+        if (w.State == WorkerState.Booting)
+        {
+            return now - w.SpawnedAt > Timeout;
+        }
+        if (now - w.LastSeen > Timeout)
+        {
+            return true;
+        }
+        // Gunicorn's sync worker cannot heartbeat while a request runs: a request longer than
+        // --timeout is a timed-out worker. The agent reports how long it has been busy.
+        return Config.WorkerClass == "sync" && w.InFlight > 0
+            && TimeSpan.FromMilliseconds(w.BusyMs) + (now - w.LastSeen) > Timeout;
+    }
+
+    // ---- decisions ---------------------------------------------------------------------------
+
+    /// <summary>
+    /// Gunicorn's manage_workers, with the readiness gate: start workers until the current generation
+    /// has enough (replacements of retiring or timed-out workers included); once enough of them are
+    /// ready, drain the old ones; above the wanted number, drain the oldest.
+    /// </summary>
+    private void ManageWorkers()
+    {
+        if (Stopping || Finished || _parked)
+        {
+            return;
+        }
+        var current = _workers.Values.Where(w => w.Generation == _generation && w.IsServing && !w.Retiring).ToList();
+        var old = _workers.Values.Where(w => w.Generation != _generation && w.IsServing).OrderBy(w => w.Age).ToList();
+        // --reload-strategy rolling: one new worker at a time, each replacing one old worker once ready.
+        var rolling = Config.ReloadStrategy == "rolling" && old.Count > 0;
+        var booting = current.Count(w => w.State == WorkerState.Booting);
+        var now = Now;
+        var spawned = 0;
+        while (current.Count + spawned < DesiredWorkers && now >= _nextSpawnAt && !(rolling && booting + spawned > 0))
+        {
+            if (!SpawnWorker())
+            {
+                break;
+            }
+            spawned++;
+        }
+
+        // Workers of an earlier generation that are still booting will never serve: a newer HUP (or
+        // build) superseded them, so they stop now instead of competing for the CPU with their successors.
+        // TERM, not QUIT: a worker listens (and takes connections) a moment before it reports ready,
+        // and those requests must be answered, not cut off. One with no connection stops at once.
+        foreach (var w in _workers.Values.Where(w => w.Generation != _generation && w.State == WorkerState.Booting).ToList())
+        {
+            StopWorker(w, Signals.TERM);
+        }
+
+        var readyCurrent = current.Count(w => w.State == WorkerState.Ready);
+        if (rolling)
+        {
+            var oldReady = old.Where(w => w.State == WorkerState.Ready).ToList();
+            foreach (var w in oldReady.Take(Math.Max(0, readyCurrent + oldReady.Count - DesiredWorkers)))
+            {
+                StopWorker(w, Signals.TERM);
+            }
+        }
+        if (readyCurrent >= DesiredWorkers)
+        {
+            _configBeforeReload = null;
+            if (!_booted)
+            {
+                _booted = true;
+                Notify?.Invoke($"READY=1\nSTATUS=Serving with {readyCurrent} workers\nMAINPID={Environment.ProcessId}");
+            }
+            else if (_reloading)
+            {
+                _reloading = false;
+                Notify?.Invoke($"READY=1\nSTATUS=Reloaded: serving with {readyCurrent} workers");
+            }
+            // Old generations and retiring workers go once their successors are ready.
+            foreach (var w in _workers.Values.Where(w => w.IsServing && (w.Generation != _generation || w.Retiring)).ToList())
+            {
+                StopWorker(w, Signals.TERM);
+            }
+        }
+        if (current.Count > DesiredWorkers)
+        {
+            // TTOU or a smaller config: the oldest go first, booting ones before ready ones.
+            foreach (var w in current.OrderBy(w => w.State == WorkerState.Ready).ThenBy(w => w.Age).Take(current.Count - DesiredWorkers))
+            {
+                StopWorker(w, Signals.TERM);
+            }
+        }
+    }
+
+    private bool SpawnWorker()
+    {
+        int pid;
+        try
+        {
+            pid = _host.Spawn(Config);
+        }
+        catch (SpawnException e)
+        {
+            _log.Error($"Can't start a worker: {e.Message}");
+            if (!_booted)
+            {
+                Halt("Worker failed to boot.", 3, e.Message);
+            }
+            else if (ReloadCanFail)
+            {
+                FailReload();
+            }
+            else
+            {
+                Backoff();
+            }
+            return false;
+        }
+        var now = Now;
+        _workers[pid] = new Worker { Pid = pid, Generation = _generation, Age = _nextAge++, SpawnedAt = now, LastSeen = now };
+        _log.Info($"Booting worker with pid: {pid}");
+        return true;
+    }
+
+    private void StopWorker(Worker w, int signal)
+    {
+        w.State = WorkerState.Stopping;
+        w.SignalledAt = Now;
+        _host.Signal(w.Pid, signal);
+    }
+
+    /// <summary>Why a worker may say nothing at all: the agent did not load (it starts before the app's Main).</summary>
+    private const string NoAgent = ", and corral's agent never started in it (a Native AOT app must link it in: docs/deployment.md, \"Native AOT apps\")";
+
+    private void OnBootFailure(Worker w, int exitCode)
+    {
+        // A worker that never spoke ran without the agent: whatever ended it, say so.
+        var why = (w.LastError ?? $"exit code {exitCode}") + (w.HeardFrom ? "" : NoAgent);
+        if (!_booted)
+        {
+            // The very first boot: nothing serves yet, and a broken app will not fix itself.
+            Halt("Worker failed to boot.", 3, why);
+            return;
+        }
+        if (w.Generation == _generation && ReloadCanFail)
+        {
+            _log.Error($"Worker failed to boot (pid:{w.Pid}): {why}");
+            FailReload();
+            return;
+        }
+        _log.Error($"Worker failed to boot (pid:{w.Pid}): {why}");
+        Backoff();
+    }
+
+    /// <summary>A new generation is booting while older workers still serve: if it cannot start, they stay.</summary>
+    private bool ReloadCanFail => _generation != 0 && _workers.Values.Any(o => o.Generation < _generation && o.IsServing);
+
+    /// <summary>A reload whose new workers cannot boot (or not even start): keep the old ones serving.</summary>
+    private void FailReload()
+    {
+        _log.Error("Reload failed: keeping the old workers; fix the app and send HUP again");
+        _reloading = false;
+        Notify?.Invoke("READY=1\nSTATUS=Reload failed: serving with the old workers");
+        // TERM: a sibling may already listen and hold connections (see ManageWorkers).
+        foreach (var n in _workers.Values.Where(o => o.Generation == _generation && o.IsServing).ToList())
+        {
+            StopWorker(n, Signals.TERM);
+        }
+        _generation = _workers.Values.Where(o => o.IsServing).Select(o => o.Generation).DefaultIfEmpty(_generation).Max();
+        if (_configBeforeReload is { } previous)
+        {
+            // The old workers run the old configuration: respawns must use it too.
+            Config = previous.Config;
+            DesiredWorkers = previous.Desired;
+            _configBeforeReload = null;
+        }
+    }
+
+    private void Backoff()
+    {
+        _bootFailures++;
+        var delay = TimeSpan.FromTicks(Math.Min(BackoffCap.Ticks, BackoffFirst.Ticks << Math.Min(_bootFailures - 1, 20)));
+        _nextSpawnAt = Now + delay;
+        _log.Warning($"Worker boot failed {_bootFailures} time(s) in a row: next attempt in {delay.TotalSeconds:0.#} s");
+    }
+
+    private void Reload()
+    {
+        var config = _reloadConfig();
+        if (config is null)
+        {
+            _log.Error("Reload aborted: the new configuration is invalid (see above); the workers keep running");
+            return;
+        }
+        _log.Info("Hang up: Master");
+        _configBeforeReload = (Config, DesiredWorkers);
+        if (config.Workers != Config.Workers)
+        {
+            DesiredWorkers = config.Workers;
+        }
+        Config = config;
+        ReplaceAllWorkers();
+    }
+
+    /// <summary>
+    /// A new generation of workers with the current configuration (a new build under --reload): they
+    /// boot first, the old ones drain once they are ready; if they fail to boot, the old ones stay.
+    /// </summary>
+    public void ReplaceAllWorkers()
+    {
+        if (Stopping)
+        {
+            return;
+        }
+        _generation = ++_lastGeneration;
+        _reloading = true;
+        Notify?.Invoke("RELOADING=1\nSTATUS=Reloading: new workers boot");
+        ManageWorkers();
+    }
+
+    private void Stop(bool graceful)
+    {
+        if (Stopping)
+        {
+            if (!graceful)
+            {
+                // A quick stop during a graceful one: hurry the workers up.
+                foreach (var w in _workers.Values)
+                {
+                    _host.Signal(w.Pid, Signals.QUIT);
+                }
+            }
+            return;
+        }
+        _stopDeadline = Now + Config.GracefulTimeout;
+        Notify?.Invoke("STOPPING=1\nSTATUS=Stopping");
+        foreach (var w in _workers.Values)
+        {
+            w.State = WorkerState.Stopping;
+            w.SignalledAt = Now;
+            _host.Signal(w.Pid, graceful ? Signals.TERM : Signals.QUIT);
+        }
+        if (_workers.Count == 0)
+        {
+            Finish(ExitCode);
+        }
+    }
+
+    private void Halt(string reason, int exitCode, string detail)
+    {
+        HaltReason = $"{reason} {detail}".Trim();
+        _log.Error($"Reason: {reason} {detail}".TrimEnd());
+        ExitCode = exitCode;
+        Stop(graceful: false);
+    }
+
+    private void Finish(int exitCode)
+    {
+        ExitCode = exitCode;
+        Finished = true;
+    }
+}

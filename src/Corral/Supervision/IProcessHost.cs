@@ -1,0 +1,16 @@
+using Corral.Settings;
+
+
+namespace Corral.Supervision;
+
+/// <summary>The master's OS effects on workers: the only thing the arbiter asks of the OS.</summary>
+public interface IProcessHost
+{
+    /// <summary>Starts a worker with this configuration; returns its pid. Throws <see cref="SpawnException"/>.</summary>
+    int Spawn(CorralConfig config);
+
+    /// <summary>Sends a signal; false if the process is already gone.</summary>
+    bool Signal(int pid, int signal);
+}
+
+public sealed class SpawnException(string message) : Exception(message);

@@ -1,0 +1,27 @@
+
+namespace Corral.Supervision;
+
+/// <summary>Signal numbers on Linux, named as Gunicorn's arbiter names them.</summary>
+public static class Signals
+{
+    public const int HUP = 1, INT = 2, QUIT = 3, ABRT = 6, KILL = 9, USR1 = 10, USR2 = 12, TERM = 15, TTIN = 21, TTOU = 22, WINCH = 28;
+
+    /// <summary>The signals the master handles.</summary>
+    public static readonly int[] Handled = [HUP, INT, QUIT, TERM, TTIN, TTOU, USR1, USR2, WINCH];
+
+    public static string Name(int signal) => signal switch
+    {
+        HUP => "hup",
+        INT => "int",
+        QUIT => "quit",
+        ABRT => "abrt",
+        KILL => "kill",
+        USR1 => "usr1",
+        USR2 => "usr2",
+        TERM => "term",
+        TTIN => "ttin",
+        TTOU => "ttou",
+        WINCH => "winch",
+        _ => "signal " + signal,
+    };
+}
