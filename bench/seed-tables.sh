@@ -134,16 +134,16 @@ measure() {
   if ! up "$id"; then return 0; fi
   LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
   local before after other=null
-  before=$(python3 "$BENCH_DIR/report.py" snap "${SERVER_PGID[@]}")
+  before=$(python3 "$BENCH_DIR/measure.py" snap "${SERVER_PGID[@]}")
   json=$(timeout $((REQ_TIMEOUT + 30)) dotnet "$SEED_CLIENT_DLL" --url "http://127.0.0.1:${SERVER_PORT[$id]}$path" \
     -n "$n" --timeout "$REQ_TIMEOUT" 2>>"$OUT/client.err") || rc=$?
-  after=$(python3 "$BENCH_DIR/report.py" snap "${SERVER_PGID[@]}")
+  after=$(python3 "$BENCH_DIR/measure.py" snap "${SERVER_PGID[@]}")
   if [[ -z $json ]]; then
     json=null
   else
     # share of the machine's CPU used by anything but our servers and this client during the run
     # shellcheck disable=SC2046,SC2086
-    other=$(python3 "$BENCH_DIR/report.py" other-load $before $after \
+    other=$(python3 "$BENCH_DIR/measure.py" other-load $before $after \
       "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_cpu_ms"] / 1000)' "$json")" "$(nproc)")
   fi
   printf '{"table":"%s","server":"%s","n":%s,"round":%s,"path":"%s","rc":%s,"load":"%s","other_pct":%s,"result":%s}\n' \

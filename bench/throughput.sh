@@ -60,7 +60,7 @@ run_wrk() {
   local phase=$1 id=$2 label=$3 port=$4 secs=$5 f json
   f="$OUT/wrk-$phase-$id-$(date +%H%M%S).txt"
   timeout $((secs + 30)) wrk -t"$WRK_T" -c"$CONNS" -d"${secs}s" --latency "http://127.0.0.1:$port/" >"$f" 2>&1 || true
-  json=$(python3 "$BENCH_DIR/report.py" wrk <"$f")
+  json=$(python3 "$BENCH_DIR/measure.py" wrk <"$f")
   printf '{"phase":"%s","server":"%s","label":"%s","round":%s,"load":"%s","wrk":%s}\n' \
     "$phase" "$id" "$label" "${ROUND:-0}" "$(cut -d' ' -f1 /proc/loadavg)" "$json" |
     python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); w=r.pop("wrk"); r.update(w); print(json.dumps(r))' >>"$RAW"
