@@ -5,6 +5,7 @@ import math
 
 from .common import BUSY_PCT, busy, machine_line, read_meta, read_raw, read_servers, secs, unavailable, \
     versions_line, write_json, write_text
+from .servers import SEED_CPU_TARGET, SEED_IO_TOLERANCE, seed_ids, seed_info
 from .svg import seed_svg
 
 
@@ -38,22 +39,10 @@ def render(args):
     cpu = results("cpu")
 
     io_ids = [s["id"] for s in servers]
-    cpu_ids = ["corral-sync-w1", "corral-sync-w2", "kestrel", "gunicorn-sync-w1", "gunicorn-sync-w2"]
-    cpu_ids = [i for i in cpu_ids if i in by_id]
-
-    def concurrency(server_id):
-        # requests one configuration runs at once; None = unbounded
-        return {
-            "corral-sync-w1": 1,
-            "corral-sync-w2": 2,
-            "corral-gthread-w1t2": 2,
-            "gunicorn-sync-w1": 1,
-            "gunicorn-sync-w2": 2,
-            "gunicorn-gthread-w1t2": 2,
-        }.get(server_id)
+    cpu_ids = [i for i in seed_ids("cpu") if i in by_id]
 
     def io_ideal(server_id):
-        c = concurrency(server_id)
+        c = seed_info(server_id, "concurrency")
         return math.ceil(io_n / c) * io_ms if c else io_ms
 
     def cell(result):
@@ -125,7 +114,7 @@ def render(args):
             spread.append(f"{d[0] / 1000:.1f}–{d[-1] / 1000:.1f} s")
     add("| responses arrived (first–last) | " + " | ".join(spread) + " |")
     add("| same with `await Task.Delay` | "
-        + " | ".join(io_cell(io_async, i) if i in ("kestrel", "corral-async-w1") else "—" for i in io_ids)
+        + " | ".join(io_cell(io_async, i) if seed_info(i, "io_async") else "—" for i in io_ids)
         + " |")
     others = []
     for i in io_ids:
@@ -215,15 +204,18 @@ def seed_targets(by_id, io, io_n, io_ms, io_ideal, cpu, cpu_max):
                     "off_pct": round(100 * off, 1), "tolerance_pct": round(100 * tolerance),
                     "met": abs(off) <= tolerance and not r["errors"], "busy": busy(r)})
 
-    for i in ("corral-sync-w1", "corral-sync-w2", "corral-gthread-w1t2", "corral-async-w1"):
+    for i in seed_ids("io_target"):
         r = io.get(i, {}).get(io_n)
         if i in by_id and not by_id[i]["note"] and r:
-            target(f"IO {by_id[i]['label']}", r, io_ideal(i), 0.05)
-    runs = cpu.get("corral-sync-w2", {})
+            target(f"IO {by_id[i]['label']}", r, io_ideal(i), SEED_IO_TOLERANCE)
+    cpu_target = SEED_CPU_TARGET["server"]
+    at_once = seed_info(cpu_target, "concurrency")
+    runs = cpu.get(cpu_target, {})
     t1 = runs.get(1)
-    if t1 and not by_id.get("corral-sync-w2", {}).get("note"):
-        for n in range(1, min(cpu_max, 6) + 1):
+    if t1 and not by_id.get(cpu_target, {}).get("note"):
+        for n in range(1, min(cpu_max, SEED_CPU_TARGET["max_n"]) + 1):
             r = runs.get(n)
             if r:
-                target(f"CPU Corral sync -w 2, n = {n}", r, math.ceil(n / 2) * t1["total_ms"], 0.10)
+                target(f"CPU {SEED_CPU_TARGET['what']}, n = {n}", r, math.ceil(n / at_once) * t1["total_ms"],
+                       SEED_CPU_TARGET["tolerance"])
     return out

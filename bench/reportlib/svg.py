@@ -4,19 +4,7 @@ import math
 from html import escape
 
 from .common import BUSY_PCT, busy, unavailable
-
-
-COLORS = {
-    "corral-sync-w1": "#08519c",
-    "corral-sync-w2": "#3182bd",
-    "corral-gthread-w1t2": "#6baed6",
-    "corral-async-w1": "#9ecae1",
-    "kestrel": "#756bb1",
-    "gunicorn-sync-w1": "#a63603",
-    "gunicorn-sync-w2": "#e6550d",
-    "gunicorn-gthread-w1t2": "#fd8d3c",
-    "gunicorn-gevent-w1": "#fdae6b",
-}
+from .servers import seed_color, seed_info
 
 
 def nice_axis(v, most=6):
@@ -79,7 +67,7 @@ def seed_svg(meta, servers, by_id, io, io_n, io_ms, io_ideal, cpu, cpu_ids, cpu_
             out.append(f'<text x="{x0 + 6}" y="{y + 18}" fill="#888" font-style="italic">not available yet</text>')
         elif r:
             w = bw * r["total_ms"] / vmax
-            out.append(f'<rect x="{x0}" y="{y + 4}" width="{w:.1f}" height="20" fill="{COLORS.get(s["id"], "#888")}"/>')
+            out.append(f'<rect x="{x0}" y="{y + 4}" width="{w:.1f}" height="20" fill="{seed_color(s["id"])}"/>')
             mark = " †" if busy(r) else ""
             out.append(f'<text x="{x0 + w + 6:.1f}" y="{y + 18}">{r["total_ms"] / 1000:.1f} s{mark}</text>')
         xi = x0 + bw * ideal / vmax
@@ -128,8 +116,8 @@ def seed_svg(meta, servers, by_id, io, io_n, io_ms, io_ideal, cpu, cpu_ids, cpu_
     lx = px - 50
     for k, i in enumerate(cpu_ids):
         s = by_id[i]
-        color = COLORS.get(i, "#888")
-        dash = ' stroke-dasharray="3 3"' if i.endswith("w2") else ""
+        color = seed_color(i)
+        dash = ' stroke-dasharray="3 3"' if seed_info(i, "dashed") else ""
         pts = [(n, r) for n, r in sorted(cpu.get(i, {}).items()) if r]
         if pts and not s["note"]:
             points = " ".join(f"{X(n):.1f},{Y(r['total_ms']):.1f}" for n, r in pts)

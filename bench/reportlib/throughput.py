@@ -5,6 +5,7 @@ import statistics
 
 from .common import machine_line, read_meta, read_raw, read_servers, unavailable, versions_line, write_json, \
     write_text
+from .servers import THROUGHPUT
 
 
 def render(args):
@@ -32,7 +33,8 @@ def render(args):
             "errors": sum(r.get("errors", 0) for r in rs),
             "rounds": len(rs),
         }
-    kestrel = summary.get("kestrel", {}).get("rps")
+    ref_id, subject_id = THROUGHPUT["reference"], THROUGHPUT["subject"]
+    kestrel = summary.get(ref_id, {}).get("rps")
 
     lines = []
     add = lines.append
@@ -64,18 +66,18 @@ def render(args):
             add(f"| {s['label']} | failed | | | | | | | |")
             continue
         ratio = f"{m['rps'] / kestrel:.2f}×" if kestrel else "—"
-        kestrel_p99 = summary.get("kestrel", {}).get("p99")
+        kestrel_p99 = summary.get(ref_id, {}).get("p99")
         p99_ratio = f"{m['p99'] / kestrel_p99:.2f}×" if kestrel_p99 else "—"
         add(f"| {s['label']} | {m['rps']:,.0f} | {', '.join(f'{x:,.0f}' for x in m['rps_all'])} | "
             f"{m['p50']:.2f} ms | {m['p90']:.2f} ms | {m['p99']:.2f} ms | {m['errors']} | {ratio} | {p99_ratio} |")
     add("")
-    c, k = summary.get("corral-async-w2"), summary.get("kestrel")
+    c, k = summary.get(subject_id), summary.get(ref_id)
     targets = []
     if c and k:
         per_round = []
         for rnd in sorted({r["round"] for r in rounds}):
-            a = [r for r in rounds if r["round"] == rnd and r["server"] == "corral-async-w2" and r.get("rps")]
-            b = [r for r in rounds if r["round"] == rnd and r["server"] == "kestrel" and r.get("rps")]
+            a = [r for r in rounds if r["round"] == rnd and r["server"] == subject_id and r.get("rps")]
+            b = [r for r in rounds if r["round"] == rnd and r["server"] == ref_id and r.get("rps")]
             if a and b:
                 per_round.append((a[0]["rps"] / b[0]["rps"], a[0]["p99_ms"] / b[0]["p99_ms"]))
         rps_ratio, p99_ratio = c["rps"] / k["rps"], c["p99"] / k["p99"]
