@@ -1,5 +1,4 @@
-# Shared by seed-tables.sh and throughput.sh: building, starting and stopping servers, readiness,
-# machine facts. Every server runs in its own session (setsid) under `timeout`, and its process
+# Shared by the bench scripts: building, starting and stopping servers, readiness, machine facts. Every server runs in its own session (setsid) under `timeout`, and its process
 # group is killed on exit, so no run leaves a server behind. Source it; it defines functions only.
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -80,6 +79,30 @@ stop_server() {
   kill -KILL -- "-$pgid" 2>/dev/null || true
   wait "$pgid" 2>/dev/null || true
   unset 'SERVER_PGID[$id]'
+}
+
+# start_bench_server ID KIND ARGS LOGDIR: starts one of BenchApp's servers on the next free port (SERVER_PORT),
+# not waiting (wait_ready does): KIND corral (corral ARGS on BenchApp: CORRAL_DLL, or, when resolve_corral
+# left a CORRAL_NOTE, 1 with that SERVER_NOTE), kestrel (BenchApp alone) or gunicorn (gunicorn ARGS on
+# bench/flask's app). Records the command as the results show it (SERVER_CMD).
+start_bench_server() {
+  local id=$1 kind=$2 sargs=$3 logdir=$4 port
+  local -a args
+  port=$(next_port)
+  SERVER_PORT[$id]=$port
+  read -r -a args <<<"$sargs"
+  case $kind in
+    corral)
+      if [[ -n ${CORRAL_NOTE:-} ]]; then SERVER_NOTE[$id]=$CORRAL_NOTE; return 1; fi
+      SERVER_CMD[$id]="dotnet $(tidy <<<"$CORRAL_DLL") $sargs -b 127.0.0.1:$port bench/BenchApp/bin/Release/net10.0/BenchApp.dll"
+      start_server "$id" "$logdir" dotnet "$CORRAL_DLL" "${args[@]}" -b "127.0.0.1:$port" "$BENCH_APP_DLL" ;;
+    kestrel)
+      SERVER_CMD[$id]="dotnet bench/BenchApp/bin/Release/net10.0/BenchApp.dll --urls http://127.0.0.1:$port"
+      start_server "$id" "$logdir" dotnet "$BENCH_APP_DLL" --urls "http://127.0.0.1:$port" ;;
+    gunicorn)
+      SERVER_CMD[$id]="gunicorn $sargs -b 127.0.0.1:$port app:app   (in bench/flask)"
+      start_server "$id" "$logdir" gunicorn --chdir "$BENCH_DIR/flask" "${args[@]}" -b "127.0.0.1:$port" app:app ;;
+  esac
 }
 
 stop_all_servers() {

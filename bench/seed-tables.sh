@@ -93,24 +93,8 @@ build_dotnet "$BENCH_DIR/SeedClient" || { log "SeedClient does not build"; exit 
 resolve_corral
 
 start_one() {
-  local id=$1 port
-  port=$(next_port)
-  SERVER_PORT[$id]=$port
-  local -a args
-  read -r -a args <<<"${SARGS[$id]}"
-  case ${KIND[$id]} in
-    corral)
-      if [[ -n $CORRAL_NOTE ]]; then SERVER_NOTE[$id]=$CORRAL_NOTE; return 1; fi
-      SERVER_CMD[$id]="dotnet $(tidy <<<"$CORRAL_DLL") ${SARGS[$id]} -b 127.0.0.1:$port bench/BenchApp/bin/Release/net10.0/BenchApp.dll"
-      start_server "$id" "$OUT" dotnet "$CORRAL_DLL" "${args[@]}" -b "127.0.0.1:$port" "$BENCH_APP_DLL" ;;
-    kestrel)
-      SERVER_CMD[$id]="dotnet bench/BenchApp/bin/Release/net10.0/BenchApp.dll --urls http://127.0.0.1:$port"
-      start_server "$id" "$OUT" dotnet "$BENCH_APP_DLL" --urls "http://127.0.0.1:$port" ;;
-    gunicorn)
-      SERVER_CMD[$id]="gunicorn ${SARGS[$id]} -b 127.0.0.1:$port app:app   (in bench/flask)"
-      start_server "$id" "$OUT" gunicorn --chdir "$BENCH_DIR/flask" "${args[@]}" -b "127.0.0.1:$port" app:app ;;
-  esac
-  wait_ready "$id" "$port" 60 "$OUT"
+  start_bench_server "$1" "${KIND[$1]}" "${SARGS[$1]}" "$OUT" || return 1
+  wait_ready "$1" "${SERVER_PORT[$1]}" 60 "$OUT"
 }
 
 for s in "${SERVERS[@]}"; do
