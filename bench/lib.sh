@@ -183,9 +183,10 @@ resolve_corral() {
 
 # seedapp_with_redis OUTDIR LIMIT_S: builds corral and SeedApp (Release), sets SEED_DLL, starts a
 # throwaway redis-server (REDIS_PORT, REDIS_PID; no persistence, files in OUTDIR), and on exit kills it
-# and MASTER's process tree (the corral a script is running, if any).
+# and MASTER's process tree (the corral a script is running, if any). seedapp_corral starts that corral.
 seedapp_with_redis() {
   local out=$1 limit=$2
+  SEEDAPP_OUT=$out
   log "building corral and SeedApp (Release)"
   build_dotnet "$ROOT_DIR/src/Corral"
   build_dotnet "$ROOT_DIR/examples/SeedApp"
@@ -199,4 +200,22 @@ seedapp_with_redis() {
 seedapp_cleanup() {
   [ -n "$MASTER" ] && { pkill -KILL -P "$MASTER"; kill -KILL "$MASTER"; } 2>/dev/null
   kill "$REDIS_PID" 2>/dev/null || true
+}
+
+# seedapp_corral LOG LIMIT_S APP [CORRAL_ARGS...]: runs `corral -w 1 --log-level debug CORRAL_ARGS APP` (APP:
+# SeedApp or a published build of it) in Production against seedapp_with_redis's Redis, on the next free port,
+# in its own session under `timeout LIMIT_S`, output to LOG, pid file corral.pid in seedapp_with_redis's
+# OUTDIR; waits about 30 s (1500 polls) for the master's "Worker ready" line. Sets PORT and MASTER (the master itself, not
+# timeout's pid: timeout passes a signal on to its whole process group); 1 when no worker is ready.
+seedapp_corral() {
+  local log=$1 limit=$2 app=$3
+  shift 3
+  PORT=$(next_port); NEXT_PORT=$((PORT + 1))
+  rm -f "$SEEDAPP_OUT/corral.pid"
+  setsid timeout "$limit" dotnet "$CORRAL_DLL_DEFAULT" -w 1 -b "127.0.0.1:$PORT" --log-level debug -p "$SEEDAPP_OUT/corral.pid" \
+    -e ASPNETCORE_ENVIRONMENT=Production -e Redis__Host=127.0.0.1 -e "Redis__Port=$REDIS_PORT" \
+    "$@" "$app" >"$log" 2>&1 </dev/null &
+  for _ in $(seq 1 1500); do grep -q "Worker ready" "$log" && break; sleep 0.02; done
+  grep -q "Worker ready" "$log" || return 1
+  MASTER=$(cat "$SEEDAPP_OUT/corral.pid")
 }
