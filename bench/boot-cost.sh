@@ -45,20 +45,13 @@ hz=$(getconf CLK_TCK)
 for r in $(seq 1 "$ROUNDS"); do
   for b in "${!BUILDS[@]}"; do
     IFS='|' read -r label app <<<"${BUILDS[$b]}"
-    port=$(next_port); NEXT_PORT=$((port + 1))
-    rm -f "$OUT/corral.pid"
-    setsid timeout 600 dotnet "$CORRAL_DLL_DEFAULT" -w 1 -b "127.0.0.1:$port" --log-level debug -p "$OUT/corral.pid" \
-      -e ASPNETCORE_ENVIRONMENT=Production -e Redis__Host=127.0.0.1 -e "Redis__Port=$REDIS_PORT" \
-      "$app" >"$OUT/$b-r$r.log" 2>&1 </dev/null &
-    for _ in $(seq 1 600); do grep -q "Worker ready" "$OUT/$b-r$r.log" && break; sleep 0.02; done
-    grep -q "Worker ready" "$OUT/$b-r$r.log" || { log "$label: no worker ready (see $OUT/$b-r$r.log)"; exit 1; }
-    MASTER=$(cat "$OUT/corral.pid")
+    seedapp_corral "$OUT/$b-r$r.log" 600 "$app" || { log "$label: no worker ready (see $OUT/$b-r$r.log)"; exit 1; }
     worker=$(pgrep -P "$MASTER" | head -1)
     ms=$(( $(cpu_ticks "$worker") * 1000 / hz ))
     READY[$b]="${READY[$b]:-} $ms"
-    wrk -t2 -c50 -d3s "http://127.0.0.1:$port/" >/dev/null
+    wrk -t2 -c50 -d3s "http://127.0.0.1:$PORT/" >/dev/null
     t0=$(cpu_ticks "$worker")
-    n=$(wrk -t2 -c50 -d3s "http://127.0.0.1:$port/" | awk '/requests in/ {print $1}')
+    n=$(wrk -t2 -c50 -d3s "http://127.0.0.1:$PORT/" | awk '/requests in/ {print $1}')
     t1=$(cpu_ticks "$worker")
     us=$(awk -v a="$t0" -v b="$t1" -v n="$n" -v hz="$hz" 'BEGIN {printf "%.1f", (b - a) * 1e6 / hz / n}')
     PER_REQ[$b]="${PER_REQ[$b]:-} $us"

@@ -43,7 +43,7 @@ done
 # wrk_run PORT FILE: one wrk run; prints "REQ_PER_S P99_MS".
 wrk_run() {
   timeout $((DURATION + 30)) wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$1/" >"$2" 2>&1 || true
-  python3 "$BENCH_DIR/report.py" wrk <"$2" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["rps"], r["p99_ms"])'
+  python3 "$BENCH_DIR/measure.py" wrk <"$2" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["rps"], r["p99_ms"])'
 }
 
 printf 'round\tkestrel_rps\tkestrel_p99\tcorral_rps\tcorral_p99\tsplit\n' >"$OUT/rounds.tsv"

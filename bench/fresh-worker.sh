@@ -38,20 +38,13 @@ us_per_req() { awk -v a="$1" -v b="$2" -v n="$3" -v hz="$(getconf CLK_TCK)" 'BEG
 for r in $(seq 1 "$ROUNDS"); do
   for s in "${!SETTINGS[@]}"; do
     IFS='|' read -r label flags <<<"${SETTINGS[$s]}"
-    port=$(next_port); NEXT_PORT=$((port + 1))
-    rm -f "$OUT/corral.pid"
     # shellcheck disable=SC2086 # flags are words
-    setsid timeout 600 dotnet "$CORRAL_DLL_DEFAULT" -w 1 -b "127.0.0.1:$port" --log-level debug -p "$OUT/corral.pid" \
-      -e ASPNETCORE_ENVIRONMENT=Production -e Redis__Host=127.0.0.1 -e "Redis__Port=$REDIS_PORT" \
-      $flags "$SEED_DLL" >"$OUT/$s-r$r.log" 2>&1 </dev/null &
-    for _ in $(seq 1 600); do grep -q "Worker ready" "$OUT/$s-r$r.log" && break; sleep 0.05; done
-    grep -q "Worker ready" "$OUT/$s-r$r.log" || { log "$label: no worker ready (see $OUT/$s-r$r.log)"; exit 1; }
-    MASTER=$(cat "$OUT/corral.pid")
+    seedapp_corral "$OUT/$s-r$r.log" 600 "$SEED_DLL" $flags || { log "$label: no worker ready (see $OUT/$s-r$r.log)"; exit 1; }
     worker=$(pgrep -P "$MASTER" | head -1)
     t0=$(cpu_ticks "$worker")
     AT_READY[$s]="${AT_READY[$s]:-} $(awk -v t="$t0" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.0f", t * 1000 / hz}')"
     for w in 1 2 3; do
-      n=$(wrk -t2 -c50 -d"${WINDOW}s" "http://127.0.0.1:$port/" | awk '/requests in/ {print $1}')
+      n=$(wrk -t2 -c50 -d"${WINDOW}s" "http://127.0.0.1:$PORT/" | awk '/requests in/ {print $1}')
       t1=$(cpu_ticks "$worker")
       v=$(us_per_req "$t0" "$t1" "$n")
       case $w in 1) WIN1[$s]="${WIN1[$s]:-} $v" ;; 2) WIN2[$s]="${WIN2[$s]:-} $v" ;; 3) WIN3[$s]="${WIN3[$s]:-} $v" ;; esac

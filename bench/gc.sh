@@ -94,13 +94,13 @@ measure() {
   timeout 30 wrk -t"$WRK_T" -c"$CONNS" -d3s "http://127.0.0.1:$port/" >/dev/null 2>&1 || true # warm-up (JIT)
   f="$OUT/wrk-$id-r$ROUND.txt"
   local before after tm client=0 other=null
-  before=$(python3 "$BENCH_DIR/report.py" snap "${SERVER_PGID[$id]}")
+  before=$(python3 "$BENCH_DIR/measure.py" snap "${SERVER_PGID[$id]}")
   tm=$( { TIMEFORMAT='%U %S'; time timeout $((DURATION + 30)) wrk -t"$WRK_T" -c"$CONNS" -d"${DURATION}s" --latency \
     "http://127.0.0.1:$port/" >"$f" 2>&1; } 2>&1 ) || true
-  after=$(python3 "$BENCH_DIR/report.py" snap "${SERVER_PGID[$id]}")
+  after=$(python3 "$BENCH_DIR/measure.py" snap "${SERVER_PGID[$id]}")
   client=$(awk '{print $1 + $2}' <<<"$tm")
   # shellcheck disable=SC2086
-  other=$(python3 "$BENCH_DIR/report.py" other-load $before $after "$client" "$(nproc)")
+  other=$(python3 "$BENCH_DIR/measure.py" other-load $before $after "$client" "$(nproc)")
   mapfile -t workers < <(children "$master") # a worker may have been replaced: read what is there
   for i in "${workers[@]}"; do
     load+=("$(rss_kb "$i")")
@@ -113,7 +113,7 @@ measure() {
   printf '{"round":%s,"gc":"%s","workers":%s,"port":%s,"other_pct":%s,"load":"%s","rss_idle_kb":%s,"rss_kb":%s,"master_rss_kb":%s,"server_gc_threads":%s,"env_gcServer":%s,"wrk":%s}\n' \
     "$ROUND" "$gc" "$w" "$port" "$other" "$(cut -d' ' -f1 /proc/loadavg)" "$(json_list "${idle[@]}")" \
     "$(json_list "${load[@]}")" "$mrss" "$(json_list "${gcth[@]}")" "$(json_list "${envgc[@]}")" \
-    "$(python3 "$BENCH_DIR/report.py" wrk <"$f")" >>"$RAW"
+    "$(python3 "$BENCH_DIR/measure.py" wrk <"$f")" >>"$RAW"
   log "$(tail -n1 "$RAW" | python3 -c '
 import json, sys
 r = json.loads(sys.stdin.read()); w = r["wrk"]

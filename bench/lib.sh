@@ -1,5 +1,4 @@
-# Shared by seed-tables.sh and throughput.sh: building, starting and stopping servers, readiness,
-# machine facts. Every server runs in its own session (setsid) under `timeout`, and its process
+# Shared by the bench scripts: building, starting and stopping servers, readiness, machine facts. Every server runs in its own session (setsid) under `timeout`, and its process
 # group is killed on exit, so no run leaves a server behind. Source it; it defines functions only.
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -82,6 +81,30 @@ stop_server() {
   unset 'SERVER_PGID[$id]'
 }
 
+# start_bench_server ID KIND ARGS LOGDIR: starts one of BenchApp's servers on the next free port (SERVER_PORT),
+# not waiting (wait_ready does): KIND corral (corral ARGS on BenchApp: CORRAL_DLL, or, when resolve_corral
+# left a CORRAL_NOTE, 1 with that SERVER_NOTE), kestrel (BenchApp alone) or gunicorn (gunicorn ARGS on
+# bench/flask's app). Records the command as the results show it (SERVER_CMD).
+start_bench_server() {
+  local id=$1 kind=$2 sargs=$3 logdir=$4 port
+  local -a args
+  port=$(next_port)
+  SERVER_PORT[$id]=$port
+  read -r -a args <<<"$sargs"
+  case $kind in
+    corral)
+      if [[ -n ${CORRAL_NOTE:-} ]]; then SERVER_NOTE[$id]=$CORRAL_NOTE; return 1; fi
+      SERVER_CMD[$id]="dotnet $(tidy <<<"$CORRAL_DLL") $sargs -b 127.0.0.1:$port bench/BenchApp/bin/Release/net10.0/BenchApp.dll"
+      start_server "$id" "$logdir" dotnet "$CORRAL_DLL" "${args[@]}" -b "127.0.0.1:$port" "$BENCH_APP_DLL" ;;
+    kestrel)
+      SERVER_CMD[$id]="dotnet bench/BenchApp/bin/Release/net10.0/BenchApp.dll --urls http://127.0.0.1:$port"
+      start_server "$id" "$logdir" dotnet "$BENCH_APP_DLL" --urls "http://127.0.0.1:$port" ;;
+    gunicorn)
+      SERVER_CMD[$id]="gunicorn $sargs -b 127.0.0.1:$port app:app   (in bench/flask)"
+      start_server "$id" "$logdir" gunicorn --chdir "$BENCH_DIR/flask" "${args[@]}" -b "127.0.0.1:$port" app:app ;;
+  esac
+}
+
 stop_all_servers() {
   local id
   for id in "${!SERVER_PGID[@]}"; do stop_server "$id"; done
@@ -160,9 +183,10 @@ resolve_corral() {
 
 # seedapp_with_redis OUTDIR LIMIT_S: builds corral and SeedApp (Release), sets SEED_DLL, starts a
 # throwaway redis-server (REDIS_PORT, REDIS_PID; no persistence, files in OUTDIR), and on exit kills it
-# and MASTER's process tree (the corral a script is running, if any).
+# and MASTER's process tree (the corral a script is running, if any). seedapp_corral starts that corral.
 seedapp_with_redis() {
   local out=$1 limit=$2
+  SEEDAPP_OUT=$out
   log "building corral and SeedApp (Release)"
   build_dotnet "$ROOT_DIR/src/Corral"
   build_dotnet "$ROOT_DIR/examples/SeedApp"
@@ -176,4 +200,22 @@ seedapp_with_redis() {
 seedapp_cleanup() {
   [ -n "$MASTER" ] && { pkill -KILL -P "$MASTER"; kill -KILL "$MASTER"; } 2>/dev/null
   kill "$REDIS_PID" 2>/dev/null || true
+}
+
+# seedapp_corral LOG LIMIT_S APP [CORRAL_ARGS...]: runs `corral -w 1 --log-level debug CORRAL_ARGS APP` (APP:
+# SeedApp or a published build of it) in Production against seedapp_with_redis's Redis, on the next free port,
+# in its own session under `timeout LIMIT_S`, output to LOG, pid file corral.pid in seedapp_with_redis's
+# OUTDIR; waits about 30 s (1500 polls) for the master's "Worker ready" line. Sets PORT and MASTER (the master itself, not
+# timeout's pid: timeout passes a signal on to its whole process group); 1 when no worker is ready.
+seedapp_corral() {
+  local log=$1 limit=$2 app=$3
+  shift 3
+  PORT=$(next_port); NEXT_PORT=$((PORT + 1))
+  rm -f "$SEEDAPP_OUT/corral.pid"
+  setsid timeout "$limit" dotnet "$CORRAL_DLL_DEFAULT" -w 1 -b "127.0.0.1:$PORT" --log-level debug -p "$SEEDAPP_OUT/corral.pid" \
+    -e ASPNETCORE_ENVIRONMENT=Production -e Redis__Host=127.0.0.1 -e "Redis__Port=$REDIS_PORT" \
+    "$@" "$app" >"$log" 2>&1 </dev/null &
+  for _ in $(seq 1 1500); do grep -q "Worker ready" "$log" && break; sleep 0.02; done
+  grep -q "Worker ready" "$log" || return 1
+  MASTER=$(cat "$SEEDAPP_OUT/corral.pid")
 }

@@ -93,24 +93,8 @@ build_dotnet "$BENCH_DIR/SeedClient" || { log "SeedClient does not build"; exit 
 resolve_corral
 
 start_one() {
-  local id=$1 port
-  port=$(next_port)
-  SERVER_PORT[$id]=$port
-  local -a args
-  read -r -a args <<<"${SARGS[$id]}"
-  case ${KIND[$id]} in
-    corral)
-      if [[ -n $CORRAL_NOTE ]]; then SERVER_NOTE[$id]=$CORRAL_NOTE; return 1; fi
-      SERVER_CMD[$id]="dotnet $(tidy <<<"$CORRAL_DLL") ${SARGS[$id]} -b 127.0.0.1:$port bench/BenchApp/bin/Release/net10.0/BenchApp.dll"
-      start_server "$id" "$OUT" dotnet "$CORRAL_DLL" "${args[@]}" -b "127.0.0.1:$port" "$BENCH_APP_DLL" ;;
-    kestrel)
-      SERVER_CMD[$id]="dotnet bench/BenchApp/bin/Release/net10.0/BenchApp.dll --urls http://127.0.0.1:$port"
-      start_server "$id" "$OUT" dotnet "$BENCH_APP_DLL" --urls "http://127.0.0.1:$port" ;;
-    gunicorn)
-      SERVER_CMD[$id]="gunicorn ${SARGS[$id]} -b 127.0.0.1:$port app:app   (in bench/flask)"
-      start_server "$id" "$OUT" gunicorn --chdir "$BENCH_DIR/flask" "${args[@]}" -b "127.0.0.1:$port" app:app ;;
-  esac
-  wait_ready "$id" "$port" 60 "$OUT"
+  start_bench_server "$1" "${KIND[$1]}" "${SARGS[$1]}" "$OUT" || return 1
+  wait_ready "$1" "${SERVER_PORT[$1]}" 60 "$OUT"
 }
 
 for s in "${SERVERS[@]}"; do
@@ -134,16 +118,16 @@ measure() {
   if ! up "$id"; then return 0; fi
   LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
   local before after other=null
-  before=$(python3 "$BENCH_DIR/report.py" snap "${SERVER_PGID[@]}")
+  before=$(python3 "$BENCH_DIR/measure.py" snap "${SERVER_PGID[@]}")
   json=$(timeout $((REQ_TIMEOUT + 30)) dotnet "$SEED_CLIENT_DLL" --url "http://127.0.0.1:${SERVER_PORT[$id]}$path" \
     -n "$n" --timeout "$REQ_TIMEOUT" 2>>"$OUT/client.err") || rc=$?
-  after=$(python3 "$BENCH_DIR/report.py" snap "${SERVER_PGID[@]}")
+  after=$(python3 "$BENCH_DIR/measure.py" snap "${SERVER_PGID[@]}")
   if [[ -z $json ]]; then
     json=null
   else
     # share of the machine's CPU used by anything but our servers and this client during the run
     # shellcheck disable=SC2046,SC2086
-    other=$(python3 "$BENCH_DIR/report.py" other-load $before $after \
+    other=$(python3 "$BENCH_DIR/measure.py" other-load $before $after \
       "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["client_cpu_ms"] / 1000)' "$json")" "$(nproc)")
   fi
   printf '{"table":"%s","server":"%s","n":%s,"round":%s,"path":"%s","rc":%s,"load":"%s","other_pct":%s,"result":%s}\n' \

@@ -60,7 +60,7 @@ run_wrk() {
   local phase=$1 id=$2 label=$3 port=$4 secs=$5 f json
   f="$OUT/wrk-$phase-$id-$(date +%H%M%S).txt"
   timeout $((secs + 30)) wrk -t"$WRK_T" -c"$CONNS" -d"${secs}s" --latency "http://127.0.0.1:$port/" >"$f" 2>&1 || true
-  json=$(python3 "$BENCH_DIR/report.py" wrk <"$f")
+  json=$(python3 "$BENCH_DIR/measure.py" wrk <"$f")
   printf '{"phase":"%s","server":"%s","label":"%s","round":%s,"load":"%s","wrk":%s}\n' \
     "$phase" "$id" "$label" "${ROUND:-0}" "$(cut -d' ' -f1 /proc/loadavg)" "$json" |
     python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); w=r.pop("wrk"); r.update(w); print(json.dumps(r))' >>"$RAW"
@@ -73,9 +73,8 @@ for w in 2 3 4 5; do CANDIDATES+=("-k gthread -w $w --threads 4" "-k gevent -w $
 log "trying ${#CANDIDATES[@]} Gunicorn configurations, ${PICK_S} s of wrk each, one at a time"
 BEST="" BEST_RPS=0
 for c in "${CANDIDATES[@]}"; do
-  read -r -a cargs <<<"$c"
-  port=$(next_port)
-  start_server pick "$OUT" gunicorn --chdir "$BENCH_DIR/flask" "${cargs[@]}" -b "127.0.0.1:$port" app:app
+  start_bench_server pick gunicorn "$c" "$OUT"
+  port=${SERVER_PORT[pick]}
   if wait_ready pick "$port" 60 "$OUT"; then
     timeout 20 wrk -t1 -c8 -d1s "http://127.0.0.1:$port/" >/dev/null 2>&1 || true # warm-up
     run_wrk pick gunicorn "$c" "$port" "$PICK_S"
@@ -94,23 +93,10 @@ log "best Gunicorn: $BEST ($BEST_RPS req/s)"
 SERVERS=(corral-async-w2 kestrel gunicorn-best corral-async-w1)
 declare -A LABEL=([corral-async-w2]="Corral async -w 2" [kestrel]="bare Kestrel" [gunicorn-best]="Gunicorn $BEST" [corral-async-w1]="Corral async -w 1")
 declare -A KIND=([corral-async-w2]=corral [kestrel]=kestrel [gunicorn-best]=gunicorn [corral-async-w1]=corral)
+declare -A SARGS=([corral-async-w2]="-k async -w 2" [kestrel]="" [gunicorn-best]="$BEST" [corral-async-w1]="-k async -w 1")
 for id in "${SERVERS[@]}"; do
-  port=$(next_port)
-  SERVER_PORT[$id]=$port
-  case $id in
-    corral-async-w2 | corral-async-w1)
-      if [[ -n $CORRAL_NOTE ]]; then SERVER_NOTE[$id]=$CORRAL_NOTE; continue; fi
-      w=${id##*-w}
-      SERVER_CMD[$id]="dotnet $(tidy <<<"$CORRAL_DLL") -k async -w $w -b 127.0.0.1:$port bench/BenchApp/bin/Release/net10.0/BenchApp.dll"
-      start_server "$id" "$OUT" dotnet "$CORRAL_DLL" -k async -w "$w" -b "127.0.0.1:$port" "$BENCH_APP_DLL" ;;
-    kestrel)
-      SERVER_CMD[$id]="dotnet bench/BenchApp/bin/Release/net10.0/BenchApp.dll --urls http://127.0.0.1:$port"
-      start_server "$id" "$OUT" dotnet "$BENCH_APP_DLL" --urls "http://127.0.0.1:$port" ;;
-    gunicorn-best)
-      read -r -a cargs <<<"$BEST"
-      SERVER_CMD[$id]="gunicorn $BEST -b 127.0.0.1:$port app:app   (in bench/flask)"
-      start_server "$id" "$OUT" gunicorn --chdir "$BENCH_DIR/flask" "${cargs[@]}" -b "127.0.0.1:$port" app:app ;;
-  esac
+  start_bench_server "$id" "${KIND[$id]}" "${SARGS[$id]}" "$OUT" || continue
+  port=${SERVER_PORT[$id]}
   if wait_ready "$id" "$port" 60 "$OUT"; then
     log "${LABEL[$id]}: up on port $port"
     timeout 30 wrk -t"$WRK_T" -c"$CONNS" -d3s "http://127.0.0.1:$port/" >/dev/null 2>&1 || true # warm-up (JIT)

@@ -34,17 +34,10 @@ ready_count() { grep -c "Worker ready" "$1" || true; }
 declare -a ROWS=()
 measure() {
   local name=$1; shift
-  local port log firsts="" seconds="" readies="" r n t0 t1 first second
-  port=$(next_port); NEXT_PORT=$((port + 1))
+  local log firsts="" seconds="" readies="" r n t0 t1 first second
   log="$OUT/$name.corral.log"
-  rm -f "$OUT/corral.pid"
-  setsid timeout 900 dotnet "$CORRAL_DLL_DEFAULT" -w 1 -b "127.0.0.1:$port" --log-level debug -p "$OUT/corral.pid" \
-    -e ASPNETCORE_ENVIRONMENT=Production -e Redis__Host=127.0.0.1 -e "Redis__Port=$REDIS_PORT" \
-    "$@" "$SEED_DLL" >"$log" 2>&1 </dev/null &
-  for _ in $(seq 1 300); do [ "$(ready_count "$log")" -ge 1 ] && break; sleep 0.1; done
-  # The master itself, not timeout's pid: timeout passes a signal on to its whole process group.
-  MASTER=$(cat "$OUT/corral.pid")
-  curl -fs -o /dev/null "http://127.0.0.1:$port/"
+  seedapp_corral "$log" 900 "$SEED_DLL" "$@" || { log "$name: no worker ready (see $log)"; exit 1; }
+  curl -fs -o /dev/null "http://127.0.0.1:$PORT/"
   for r in $(seq 1 "$ROUNDS"); do
     n=$(ready_count "$log")
     t0=$(ms)
@@ -54,8 +47,8 @@ measure() {
     t1=$(ms)
     # The old worker drains (it has no connection) and exits: the next request can only reach the new one.
     for _ in $(seq 1 300); do [ "$(pgrep -c -P "$MASTER")" -eq 1 ] && break; sleep 0.01; done
-    first=$(curl -fs -o /dev/null -w '%{time_total}' "http://127.0.0.1:$port/")
-    second=$(curl -fs -o /dev/null -w '%{time_total}' "http://127.0.0.1:$port/")
+    first=$(curl -fs -o /dev/null -w '%{time_total}' "http://127.0.0.1:$PORT/")
+    second=$(curl -fs -o /dev/null -w '%{time_total}' "http://127.0.0.1:$PORT/")
     firsts="$firsts $(awk -v t="$first" 'BEGIN {printf "%.1f", t * 1000}')"
     seconds="$seconds $(awk -v t="$second" 'BEGIN {printf "%.1f", t * 1000}')"
     readies="$readies $((t1 - t0))"
