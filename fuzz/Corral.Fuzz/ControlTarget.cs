@@ -15,7 +15,7 @@ internal static class ControlTarget
 {
     public static readonly Target Target = new("control", "worker-to-master control lines and the stats JSON (Protocol.Parse, Observatory.OnStats)", Run, Targets.Tokens(
         "ready\n", "recycle\n", "hb ", "error ", "stats ", "\n", "{", "}", "[", "]", ":", ",", "\"", "0", "-1", "1e308", "1.5", "null", "true",
-        "\"requests\"", "\"buckets\"", "\"inflight\"", "\"gc_heap\"", "\"rss\"", "\"pss\"", "\"GET 2xx\"", "[1,0.5]", "\\u0000", "9223372036854775807"));
+        "\"requests\"", "\"bucket_counts\"", "\"bucket_sums\"", "\"inflight\"", "\"gc_heap\"", "\"rss\"", "\"pss\"", "\"GET 2xx\"", "[1,0.5]", "[0.001]", "\\u0000", "9223372036854775807"));
 
     private static void Run(byte[] input)
     {

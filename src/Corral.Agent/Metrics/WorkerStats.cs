@@ -1,7 +1,5 @@
-using System.Buffers;
 using System.Globalization;
-using System.Text;
-using System.Text.Json;
+using Corral.Agent.Contract;
 
 namespace Corral.Agent.Metrics;
 
@@ -57,49 +55,46 @@ public sealed class WorkerStats
         Interlocked.Increment(ref _bucketCounts[b]);
     }
 
-    /// <summary>The "stats" line's JSON: {"requests":{"GET 2xx":N,...},"buckets":[[count,sumSeconds],...],"inflight":N,"gc_heap":B,"rss":B,"pss":B}.</summary>
-    public string Format(int inFlight)
+    /// <summary>The "stats" line's report (<see cref="WorkerStatsReport"/>), as JSON.</summary>
+    public string Format(int inFlight) => Report(inFlight).ToJson();
+
+    /// <summary>The counts so far, and the memory now.</summary>
+    public WorkerStatsReport Report(int inFlight)
     {
         if (_reports++ % PssEvery == 0)
         {
             _pss = ReadPss(SmapsRollup);
         }
-        var buffer = new ArrayBufferWriter<byte>(512);
-        using (var w = new Utf8JsonWriter(buffer))
+        var requests = new Dictionary<string, long>();
+        for (var m = 0; m < Methods.Length; m++)
         {
-            w.WriteStartObject();
-            w.WriteStartObject("requests");
-            for (var m = 0; m < Methods.Length; m++)
+            for (var c = 0; c < StatusClasses.Length; c++)
             {
-                for (var c = 0; c < StatusClasses.Length; c++)
+                var n = Volatile.Read(ref _requests[m * StatusClasses.Length + c]);
+                if (n > 0)
                 {
-                    var n = Volatile.Read(ref _requests[m * StatusClasses.Length + c]);
-                    if (n > 0)
-                    {
-                        w.WriteNumber(Methods[m] + " " + StatusClasses[c], n);
-                    }
+                    requests[Methods[m] + " " + StatusClasses[c]] = n;
                 }
             }
-            w.WriteEndObject();
-            w.WriteStartArray("buckets");
-            for (var b = 0; b < _bucketCounts.Length; b++)
-            {
-                // Count first: a request recorded between the two reads shows up in the sum a report early, never the count.
-                var count = Volatile.Read(ref _bucketCounts[b]);
-                var ticks = Volatile.Read(ref _bucketTicks[b]);
-                w.WriteStartArray();
-                w.WriteNumberValue(count);
-                w.WriteNumberValue(TimeSpan.FromTicks(ticks).TotalSeconds);
-                w.WriteEndArray();
-            }
-            w.WriteEndArray();
-            w.WriteNumber("inflight", inFlight);
-            w.WriteNumber("gc_heap", GC.GetTotalMemory(false));
-            w.WriteNumber("rss", _rss = ReadRssOr(_rss));
-            w.WriteNumber("pss", _pss);
-            w.WriteEndObject();
         }
-        return Encoding.UTF8.GetString(buffer.WrittenSpan);
+        var counts = new long[_bucketCounts.Length];
+        var sums = new double[_bucketCounts.Length];
+        for (var b = 0; b < _bucketCounts.Length; b++)
+        {
+            // Count first: a request recorded between the two reads shows up in the sum a report early, never the count.
+            counts[b] = Volatile.Read(ref _bucketCounts[b]);
+            sums[b] = TimeSpan.FromTicks(Volatile.Read(ref _bucketTicks[b])).TotalSeconds;
+        }
+        return new WorkerStatsReport
+        {
+            Requests = requests,
+            BucketCounts = counts,
+            BucketSums = sums,
+            InFlight = inFlight,
+            GcHeap = GC.GetTotalMemory(false),
+            Rss = _rss = ReadRssOr(_rss),
+            Pss = _pss,
+        };
     }
 
     /// <summary>Resident set size in bytes (0 where it cannot be read): <see cref="ReadRssOr"/>(0).</summary>

@@ -1,6 +1,6 @@
 using System.Globalization;
-using System.Text.Json;
 using System.Text.Json.Nodes;
+using Corral.Agent.Contract;
 using Corral.Agent.Metrics;
 using Corral.Supervision;
 
@@ -49,87 +49,40 @@ public sealed class Observatory
     /// </summary>
     public void OnStats(int pid, string json)
     {
-        JsonDocument doc;
-        try
+        if (WorkerStatsReport.TryParse(json) is not { } report)
         {
-            doc = JsonDocument.Parse(json);
+            return; // not a report: a worker's garbage is dropped, never thrown on the master's loop
         }
-        catch (JsonException)
+        if (!_last.TryGetValue(pid, out var last))
         {
-            return;
+            _last[pid] = last = new LastStats();
         }
-        using (doc)
+        foreach (var (name, n) in report.Requests)
         {
-            // The worker's JSON, but read on the master's loop: what does not have the expected shape
-            // is skipped, never thrown (JsonElement's accessors throw on a value of another kind).
-            var root = doc.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
+            var parts = name.Split(' ');
+            var delta = n - last.Requests.GetValueOrDefault(name);
+            if (parts.Length != 2 || delta <= 0)
             {
-                return;
+                continue;
             }
-            if (!_last.TryGetValue(pid, out var last))
+            last.Requests[name] = n;
+            _requests[name] = _requests.GetValueOrDefault(name) + delta;
+            Metrics.AddRequests(parts[0], parts[1], delta);
+        }
+        var buckets = Math.Min(last.Counts.Length, Math.Min(report.BucketCounts.Length, report.BucketSums.Length));
+        for (var i = 0; i < buckets; i++)
+        {
+            var dc = report.BucketCounts[i] - last.Counts[i];
+            if (dc > 0)
             {
-                _last[pid] = last = new LastStats();
-            }
-            if (root.TryGetProperty("requests", out var requests) && requests.ValueKind == JsonValueKind.Object)
-            {
-                foreach (var p in requests.EnumerateObject())
-                {
-                    var parts = p.Name.Split(' ');
-                    if (parts.Length != 2 || !TryGetInt64(p.Value, out var n))
-                    {
-                        continue;
-                    }
-                    var delta = n - last.Requests.GetValueOrDefault(p.Name);
-                    if (delta > 0)
-                    {
-                        last.Requests[p.Name] = n;
-                        _requests[p.Name] = _requests.GetValueOrDefault(p.Name) + delta;
-                        Metrics.AddRequests(parts[0], parts[1], delta);
-                    }
-                }
-            }
-            if (root.TryGetProperty("buckets", out var buckets) && buckets.ValueKind == JsonValueKind.Array)
-            {
-                var i = 0;
-                foreach (var b in buckets.EnumerateArray())
-                {
-                    if (i >= last.Counts.Length)
-                    {
-                        break;
-                    }
-                    if (b.ValueKind == JsonValueKind.Array && b.GetArrayLength() == 2 && TryGetInt64(b[0], out var count) && b[1].ValueKind == JsonValueKind.Number && b[1].TryGetDouble(out var sum))
-                    {
-                        var dc = count - last.Counts[i];
-                        if (dc > 0)
-                        {
-                            Metrics.AddDurations(i, dc, Math.Max(0, sum - last.Sums[i]));
-                            last.Counts[i] = count;
-                            last.Sums[i] = sum;
-                        }
-                    }
-                    i++;
-                }
-            }
-            if (root.TryGetProperty("rss", out var rss) && TryGetInt64(rss, out var r))
-            {
-                last.Rss = r;
-            }
-            if (root.TryGetProperty("pss", out var pss) && TryGetInt64(pss, out var ps))
-            {
-                last.Pss = ps;
-            }
-            if (root.TryGetProperty("gc_heap", out var heap) && TryGetInt64(heap, out var h))
-            {
-                last.GcHeap = h;
+                Metrics.AddDurations(i, dc, Math.Max(0, report.BucketSums[i] - last.Sums[i]));
+                last.Counts[i] = report.BucketCounts[i];
+                last.Sums[i] = report.BucketSums[i];
             }
         }
-    }
-
-    private static bool TryGetInt64(JsonElement e, out long value)
-    {
-        value = 0;
-        return e.ValueKind == JsonValueKind.Number && e.TryGetInt64(out value);
+        last.Rss = report.Rss;
+        last.Pss = report.Pss;
+        last.GcHeap = report.GcHeap;
     }
 
     /// <summary>The worker's control channel closed: it sends nothing more; its counts stay in the totals.</summary>

@@ -74,6 +74,9 @@ public sealed class ObservabilityUnitTests
     [InlineData("{\"rss\":{},\"pss\":\"1\",\"gc_heap\":[]}")]
     [InlineData("{\"requests\":{\"GET 2xx\":\"7\",\"POST 2xx\":{}}}")]
     [InlineData("{\"buckets\":[[\"1\",0.5],[1,\"x\"],[{},null],7]}")]
+    [InlineData("{\"bucket_counts\":[\"1\",0.5],\"bucket_sums\":[1,\"x\"]}")]
+    [InlineData("{\"bucket_counts\":[1,2,3],\"bucket_sums\":[]}")]
+    [InlineData("{\"bucket_counts\":{},\"inflight\":1e308}")]
     public async Task StatsJsonOfAnotherShapeIsIgnored(string json)
     {
         var o = new Observatory(new ListenQueue([]), new MasterMetrics());
@@ -95,11 +98,11 @@ public sealed class ObservabilityUnitTests
     public async Task AnAbsurdRequestCountDoesNotBreakTheMetrics()
     {
         var o = new Observatory(new ListenQueue([]), new MasterMetrics());
-        o.OnStats(101, """{"buckets":[[9,4],[],[1,1],[3,0.24],[9223372036854775807,12]]}""");
+        o.OnStats(101, """{"bucket_counts":[9,0,1,3,9223372036854775807],"bucket_sums":[4,0,1,0.24,12]}""");
         var text = await o.Metrics.ExportAsync(CancellationToken.None); // threw OverflowException
         Assert.Contains("corral_request_duration_seconds_count 13", text);
 
-        o.OnStats(102, """{"buckets":[[9223372036854775807,0.001]]}"""); // a bucket that wrapped round to negative
+        o.OnStats(102, """{"bucket_counts":[9223372036854775807],"bucket_sums":[0.001]}"""); // a bucket that wrapped round to negative
         var good = new WorkerStats();
         good.Record("GET", 200, TimeSpan.FromMilliseconds(2));
         o.OnStats(103, good.Format(0));
@@ -156,8 +159,8 @@ public sealed class ObservabilityUnitTests
         var rig = new ArbiterRig("-w", "2").Booted();
         var (known, unknown) = (rig.Pids[0], rig.Pids[1]);
         var o = new Observatory(new ListenQueue([]), new MasterMetrics());
-        o.OnStats(known, """{"requests":{},"buckets":[],"inflight":0,"gc_heap":1000,"rss":83886080,"pss":52428800}""");
-        o.OnStats(unknown, """{"requests":{},"buckets":[],"inflight":0,"gc_heap":1000,"rss":83886080,"pss":0}""");
+        o.OnStats(known, """{"requests":{},"bucket_counts":[],"bucket_sums":[],"inflight":0,"gc_heap":1000,"rss":83886080,"pss":52428800}""");
+        o.OnStats(unknown, """{"requests":{},"bucket_counts":[],"bucket_sums":[],"inflight":0,"gc_heap":1000,"rss":83886080,"pss":0}""");
         var snapshot = o.Snapshot(rig.Arbiter);
         Assert.Equal(52428800, snapshot.Workers.Single(w => w.Pid == known).Pss);
         Assert.Equal(0, snapshot.Workers.Single(w => w.Pid == unknown).Pss);
