@@ -14,8 +14,6 @@ namespace Corral.Agent;
 /// </summary>
 internal static class AgentRuntime
 {
-    private const int SigInt = 2, SigQuit = 3, SigUsr1 = 10, SigTerm = 15;
-
     private static AgentOptions? s_options;
     private static ControlChannel? s_control;
     private static Timer? s_heartbeat;
@@ -52,7 +50,7 @@ internal static class AgentRuntime
         }
         // The worker's signals work even if they came ignored (a master started from a script with `&`):
         // before .NET's signal handling starts, which would keep them ignored.
-        foreach (var signal in new[] { SigInt, SigQuit, SigTerm, SigUsr1 })
+        foreach (var signal in Signals.WorkerHandled)
         {
             InheritedSignals.Unignore(signal);
         }
@@ -122,7 +120,7 @@ internal static class AgentRuntime
         }));
         s_signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGQUIT, QuickExit));
         s_signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGINT, QuickExit));
-        s_signals.Add(PosixSignalRegistration.Create((PosixSignal)SigUsr1, ctx =>
+        s_signals.Add(PosixSignalRegistration.Create((PosixSignal)Signals.USR1, ctx =>
         {
             ctx.Cancel = true;
             Log.Reopen();

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Threading.Channels;
+using Corral.Agent.Admission;
 using Corral.Agent.Contract;
 using Corral.Lifecycle;
 using Corral.Listeners;
@@ -123,7 +124,7 @@ public sealed class Master
                 log.Info($"Listening at: {l.Name} ({Environment.ProcessId})");
             }
             log.Info($"Using worker: {config.WorkerClass}");
-            if (config.WorkerClass == "sync" && config.Threads > 1)
+            if (config.WorkerClass.OneRequestAtATime && config.Threads > 1)
             {
                 log.Warning("--threads is ignored by the sync worker class (one request at a time); use -k gthread");
             }

@@ -1,5 +1,6 @@
 using System.Collections;
 using Corral;
+using Corral.Agent.Contract;
 using Corral.Lifecycle;
 using Corral.Logging;
 using Corral.Os;
@@ -10,7 +11,7 @@ using Corral.Settings;
 
 // Gunicorn installs its handlers whatever the shell left ignored (INT and QUIT after `&` in a script,
 // HUP under nohup): so does corral, before .NET's signal handling starts and keeps them ignored.
-foreach (var signal in Corral.Supervision.Signals.Handled)
+foreach (var signal in Signals.Handled)
 {
     Corral.Agent.Os.InheritedSignals.Unignore(signal);
 }

@@ -71,12 +71,12 @@ public sealed class AdmissionGate
     /// --worker-connections connections held while their heads arrive. gthread: N requests at once,
     /// and no accept while all N run. async: up to --worker-connections connections.
     /// </summary>
-    public static AdmissionGate For(AgentOptions o) => o.WorkerClass switch
+    public static AdmissionGate For(AgentOptions o)
     {
-        "sync" => new AdmissionGate(connectionCapacity: Math.Max(1, o.WorkerConnections), requestCapacity: 1, oneAtATime: true),
-        "gthread" => new AdmissionGate(connectionCapacity: 0, requestCapacity: Math.Max(1, o.Threads)),
-        _ => new AdmissionGate(connectionCapacity: Math.Max(1, o.WorkerConnections), requestCapacity: 0),
-    };
+        var policy = WorkerClassPolicy.For(o.WorkerClass);
+        var (connections, requests) = policy.Capacities(o.WorkerConnections, o.Threads);
+        return new AdmissionGate(connections, requests, policy.OneRequestAtATime);
+    }
 
     public bool LimitsRequests => _requests is not null;
 

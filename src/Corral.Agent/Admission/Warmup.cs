@@ -49,7 +49,7 @@ internal sealed class Warmup(AgentOptions options, AdmissionGate gate)
         {
             // sync: one request at a time, so a real one still running from before the hold finishes
             // first (one taken since waits in CorralMiddleware, uncounted, for the warm-up to end).
-            while (options.WorkerClass == "sync" && AgentRuntime.Stats.InFlight > 0)
+            while (gate.OneRequestAtATime && AgentRuntime.Stats.InFlight > 0)
             {
                 await Task.Delay(5, stop.Token).ConfigureAwait(false);
             }

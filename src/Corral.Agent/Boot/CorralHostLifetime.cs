@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
-using Corral.Agent.Contract;
 using Corral.Agent.Admission;
+using Corral.Agent.Contract;
 using Corral.Agent.Os;
 using Microsoft.Extensions.Hosting;
 

@@ -153,19 +153,19 @@ internal static class HostTakeover
     /// </summary>
     private static void SizeThreadPool(AgentOptions options)
     {
-        switch (options.WorkerClass)
+        switch (WorkerClassPolicy.For(options.WorkerClass).ThreadPool)
         {
-            case "gthread":
+            case ThreadPoolSizing.MinimumForThreads:
                 // N blocking handlers at once, from the first request.
                 ThreadPool.GetMinThreads(out var workers, out var io);
-                var target = options.Threads + Environment.ProcessorCount;
+                var target = WorkerClassPolicy.MinimumThreads(options.Threads, Environment.ProcessorCount);
                 if (workers < target)
                 {
                     ThreadPool.SetMinThreads(target, io);
                 }
                 break;
-            case "async":
-                StarvationGuard.Start(cap: options.WorkerConnections + Environment.ProcessorCount);
+            case ThreadPoolSizing.StarvationGuard:
+                StarvationGuard.Start(cap: WorkerClassPolicy.StarvationCap(options.WorkerConnections, Environment.ProcessorCount));
                 break;
         }
     }

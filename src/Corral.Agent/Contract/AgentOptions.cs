@@ -31,7 +31,7 @@ public sealed class AgentOptions
     /// <summary>The worker's end of the control channel (a unix socketpair).</summary>
     public int ControlFd { get; set; } = -1;
 
-    public string WorkerClass { get; set; } = "async";
+    public WorkerClass WorkerClass { get; set; } = WorkerClass.Async;
     public int Threads { get; set; } = 1;
     public int WorkerConnections { get; set; } = 1000;
     public double KeepAlive { get; set; } = 2;

@@ -30,7 +30,7 @@ internal sealed class CorralMiddleware
         _options = options;
         _gate = gate;
         _stats = stats;
-        _closeEveryConnection = options.WorkerClass == "sync";
+        _closeEveryConnection = WorkerClassPolicy.For(options.WorkerClass).ClosesEveryConnection;
         _proxyTrust = ProxyTrust.Create(options.ForwardedAllowIps, options.SecureSchemeHeaders);
         if (!string.IsNullOrEmpty(options.AccessLogFile))
         {

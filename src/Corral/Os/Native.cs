@@ -5,9 +5,6 @@ namespace Corral.Os;
 /// <summary>The few libc calls .NET does not offer. Every OS effect of the master goes through Corral.Os or <see cref="Corral.Processes.ProcessHost"/>.</summary>
 internal static partial class Native
 {
-    public const int SIGINT = 2, SIGQUIT = 3, SIGABRT = 6, SIGKILL = 9, SIGUSR1 = 10, SIGUSR2 = 12, SIGTERM = 15,
-        SIGCHLD = 17, SIGTTIN = 21, SIGTTOU = 22, SIGWINCH = 28, SIGHUP = 1;
-
     private const int F_GETFD = 1, F_SETFD = 2, FD_CLOEXEC = 1;
     private const int AF_UNIX = 1, SOCK_STREAM = 1, SOCK_CLOEXEC = 0x80000;
     private const int ESRCH = 3;

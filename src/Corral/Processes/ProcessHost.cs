@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net.Sockets;
 using System.Text;
+using Corral.Agent.Admission;
 using Corral.Agent.Contract;
 using Corral.Agent.Http;
 using Corral.Lifecycle;
@@ -158,10 +159,10 @@ public sealed class ProcessHost(
             ListenFds = [.. listeners.Select(l => l.Fd)],
             ListenNames = [.. listeners.Select(l => l.Name)],
             ControlFd = controlFd,
-            WorkerClass = config.WorkerClass,
+            WorkerClass = config.WorkerClass.Class,
             Threads = config.Threads,
             WorkerConnections = config.WorkerConnections,
-            AcceptLeader = config.WorkerClass == "async" && config.AcceptPolicy == "pack" ? acceptLeader : null,
+            AcceptLeader = config.WorkerClass.PacksAccepts && config.AcceptPolicy == AcceptPolicy.Pack ? acceptLeader : null,
             KeepAlive = config.KeepAlive,
             GracefulTimeout = config.GracefulTimeout.TotalSeconds,
             MaxRequests = maxRequests,

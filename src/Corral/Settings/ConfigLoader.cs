@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text;
 using System.Text.Json;
+using Corral.Agent.Admission;
 
 namespace Corral.Settings;
 
@@ -133,9 +134,10 @@ public static class ConfigLoader
             }
 
             // Gunicorn: --threads above 1 means the threaded worker unless a class was named.
-            if ((long)values[SettingsTable.Threads.Name]! > 1 && sources[SettingsTable.WorkerClass.Name] == "default")
+            if (sources[SettingsTable.WorkerClass.Name] == "default"
+                && WorkerClassPolicy.ForUnnamed((int)Math.Min((long)values[SettingsTable.Threads.Name]!, int.MaxValue)) is var derived && derived != WorkerClassPolicy.Default)
             {
-                values[SettingsTable.WorkerClass.Name] = "gthread";
+                values[SettingsTable.WorkerClass.Name] = derived.Name;
                 sources[SettingsTable.WorkerClass.Name] = "derived from --threads";
             }
             // The development server talks more, as Werkzeug's debug mode does.

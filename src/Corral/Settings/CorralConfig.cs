@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Text;
+using Corral.Agent.Admission;
+using Corral.Agent.Contract;
 
 namespace Corral.Settings;
 
@@ -37,10 +39,11 @@ public sealed class CorralConfig
     public IReadOnlyList<string> Bind => List(SettingsTable.Bind);
     public int Backlog => Int(SettingsTable.Backlog);
     public int Workers => Int(SettingsTable.Workers);
-    public string WorkerClass => Str(SettingsTable.WorkerClass)!;
+    /// <summary>-k: the class's rules (its name when printed).</summary>
+    public WorkerClassPolicy WorkerClass => WorkerClassPolicy.Named(Str(SettingsTable.WorkerClass)!) ?? WorkerClassPolicy.Default;
     public int Threads => Int(SettingsTable.Threads);
     public int WorkerConnections => Int(SettingsTable.WorkerConnections);
-    public string AcceptPolicy => Str(SettingsTable.AcceptPolicy)!;
+    public AcceptPolicy AcceptPolicy => Enum.Parse<AcceptPolicy>(Str(SettingsTable.AcceptPolicy)!, ignoreCase: true);
     public long MaxRequests => (long)this[SettingsTable.MaxRequests]!;
     public long MaxRequestsJitter => (long)this[SettingsTable.MaxRequestsJitter]!;
     public int WarmupRequests => Int(SettingsTable.WarmupRequests);

@@ -1,3 +1,5 @@
+using Corral.Agent.Admission;
+using Corral.Agent.Contract;
 namespace Corral.Settings;
 
 /// <summary>Every setting corral has, declared once (Gunicorn's config.py is the model).</summary>
@@ -57,9 +59,9 @@ public static class SettingsTable
         Name = "worker_class",
         Flags = ["-k", "--worker-class"],
         Type = SettingType.Choice,
-        Choices = ["sync", "gthread", "async"],
+        Choices = [.. WorkerClassPolicy.All.Select(p => p.Name)],
         Section = "Worker processes",
-        Default = "async",
+        Default = WorkerClassPolicy.Default.Name,
         Help = "How a worker takes requests. sync: one at a time, every response closes the connection; unlike Gunicorn's, a slow client does not take the worker (connections whose request head has not arrived are held aside, docs/deployment.md). gthread: --threads at once, keep-alive. async: up to --worker-connections at once (Gunicorn's gevent role). Default async, unlike Gunicorn's sync: ASP.NET Core apps are asynchronous where WSGI apps are not. --threads N (N > 1) without -k picks gthread.",
     };
 
@@ -92,7 +94,7 @@ public static class SettingsTable
         Name = "accept_policy",
         Flags = ["--accept-policy"],
         Type = SettingType.Choice,
-        Choices = ["pack", "kernel"],
+        Choices = [.. Enum.GetNames<AcceptPolicy>().Select(n => n.ToLowerInvariant())],
         Section = "Worker processes",
         Default = "pack",
         Help = "Which async worker takes a new connection. pack: one ready worker takes them all, and the others take a connection only once the queue has stayed non-empty for 10 ms (that worker is saturated, paused or gone); one busy runtime serves more than two on the same cores (bench/results/connection-split.md). kernel: every idle worker accepts and the kernel wakes one, as with Gunicorn's workers. sync and gthread workers ignore it: they accept only with a free slot.",

@@ -1,3 +1,4 @@
+using Corral.Agent.Admission;
 using Corral.Agent.Contract;
 using Corral.Logging;
 using Corral.Settings;
@@ -326,7 +327,7 @@ public sealed class Arbiter
         }
         // Gunicorn's sync worker cannot heartbeat while a request runs: a request longer than
         // --timeout is a timed-out worker. The agent reports how long it has been busy.
-        return Config.WorkerClass == "sync" && w.InFlight > 0
+        return Config.WorkerClass.TimeoutCoversRequests && w.InFlight > 0
             && TimeSpan.FromMilliseconds(w.BusyMs) + (now - w.LastSeen) > Timeout;
     }
 

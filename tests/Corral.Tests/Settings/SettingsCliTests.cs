@@ -137,7 +137,7 @@ public class SettingsCliTests
         }
         Assert.Equal(["127.0.0.1:8000"], config.Bind);
         Assert.Equal(1, config.Workers);
-        Assert.Equal("async", config.WorkerClass);
+        Assert.Equal("async", config.WorkerClass.Name);
         Assert.Equal(TimeSpan.FromSeconds(30), config.Timeout);
         Assert.Equal(TimeSpan.FromSeconds(30), config.GracefulTimeout);
         Assert.Equal(2.0, config.KeepAlive);
@@ -158,7 +158,7 @@ public class SettingsCliTests
             "--limit-request-line", "100", "--limit-request-fields", "5", "--limit-request-field_size", "200", "--log-level", "error",
             "--log-file", "err.log", "--access-logfile", "access.log", "-p", "corral.pid", "App.dll");
         Assert.Equal(3, config.Workers);
-        Assert.Equal("gthread", config.WorkerClass);
+        Assert.Equal("gthread", config.WorkerClass.Name);
         Assert.Equal(8, config.Threads);
         Assert.Equal(7, config.WorkerConnections);
         Assert.Equal(100, config.MaxRequests);
@@ -205,7 +205,7 @@ public class SettingsCliTests
     public void Threads_above_one_without_k_picks_gthread()
     {
         var config = Settings.Ok("--threads", "4");
-        Assert.Equal("gthread", config.WorkerClass);
+        Assert.Equal("gthread", config.WorkerClass.Name);
         Assert.Equal("derived from --threads", config.SourceOf(SettingsTable.WorkerClass));
         Assert.False(config.IsExplicit(SettingsTable.WorkerClass));
     }
@@ -217,14 +217,14 @@ public class SettingsCliTests
     public void Threads_with_an_explicit_class_keeps_the_class(string workerClass)
     {
         var config = Settings.Ok("-k", workerClass, "--threads", "4");
-        Assert.Equal(workerClass, config.WorkerClass);
+        Assert.Equal(workerClass, config.WorkerClass.Name);
         Assert.Equal("command line", config.SourceOf(SettingsTable.WorkerClass));
     }
 
     [Fact]
     public void One_thread_keeps_the_default_class()
     {
-        Assert.Equal("async", Settings.Ok("--threads", "1").WorkerClass);
+        Assert.Equal("async", Settings.Ok("--threads", "1").WorkerClass.Name);
     }
 
     [Fact]
@@ -232,9 +232,9 @@ public class SettingsCliTests
     {
         using var dir = new TempDir();
         var plain = dir.File("a.json", """{"threads": 3}""");
-        Assert.Equal("gthread", Settings.Ok("-c", plain).WorkerClass);
+        Assert.Equal("gthread", Settings.Ok("-c", plain).WorkerClass.Name);
         var named = dir.File("b.json", """{"threads": 3, "worker_class": "async"}""");
-        Assert.Equal("async", Settings.Ok("-c", named).WorkerClass);
+        Assert.Equal("async", Settings.Ok("-c", named).WorkerClass.Name);
     }
 
     [Theory]

@@ -62,7 +62,7 @@ public class SettingsDocsTests
         var file = dir.File("corral.json", SettingsDocs.ExampleConfig);
         var config = Settings.Ok("-c", file, "App.dll");
         Assert.Equal(4, config.Workers);
-        Assert.Equal("gthread", config.WorkerClass);
+        Assert.Equal("gthread", config.WorkerClass.Name);
         Assert.Equal(["unix:/run/myapp/corral.sock", "127.0.0.1:8000"], config.Bind);
     }
 }

@@ -216,7 +216,7 @@ public class SettingsErrorTests
         Assert.Equal(["127.0.0.1:9000", "unix:/run/a.sock"], config.Bind);
         Assert.Equal(["ONE=1"], config.RawEnv);
         Assert.Equal(3, config.Workers);
-        Assert.Equal("gthread", config.WorkerClass);
+        Assert.Equal("gthread", config.WorkerClass.Name);
         Assert.Equal(8, config.Threads);
         Assert.Equal(TimeSpan.FromSeconds(2.5), config.Timeout);
         Assert.Equal(4.0, config.KeepAlive);

@@ -1,3 +1,4 @@
+using Corral.Agent.Contract;
 using Corral.Supervision;
 
 

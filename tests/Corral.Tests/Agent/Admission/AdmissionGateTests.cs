@@ -8,7 +8,7 @@ namespace Corral.Tests;
 /// <summary>The sync worker's turn: who holds it, and what an accept waiting for it sees.</summary>
 public class AdmissionGateTests
 {
-    private static AdmissionGate Sync() => AdmissionGate.For(new AgentOptions { WorkerClass = "sync", WorkerConnections = 5 });
+    private static AdmissionGate Sync() => AdmissionGate.For(new AgentOptions { WorkerClass = WorkerClass.Sync, WorkerConnections = 5 });
 
     [Fact]
     public async Task An_idle_sync_worker_has_its_turn_and_a_request_takes_it_until_it_ends()
@@ -64,7 +64,7 @@ public class AdmissionGateTests
     [Fact]
     public async Task Other_classes_never_wait_for_a_turn()
     {
-        foreach (var workerClass in new[] { "gthread", "async" })
+        foreach (var workerClass in new[] { WorkerClass.Gthread, WorkerClass.Async })
         {
             var gate = AdmissionGate.For(new AgentOptions { WorkerClass = workerClass, Threads = 2 });
             Assert.False(gate.OneRequestAtATime);
