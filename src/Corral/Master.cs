@@ -1,6 +1,5 @@
 using System.Runtime.InteropServices;
 using System.Threading.Channels;
-using Corral.Agent.Admission;
 using Corral.Agent.Contract;
 using Corral.Lifecycle;
 using Corral.Listeners;

@@ -1,9 +1,6 @@
 using System.Diagnostics;
-using System.Net.Sockets;
-using System.Text;
 using Corral.Agent.Admission;
 using Corral.Agent.Contract;
-using Corral.Agent.Http;
 using Corral.Lifecycle;
 using Corral.Listeners;
 using Corral.Os;
@@ -81,7 +78,7 @@ public sealed class ProcessHost(
             var eq = kv.IndexOf('=');
             psi.Environment[kv[..eq]] = kv[(eq + 1)..];
         }
-        psi.Environment[AgentOptions.EnvironmentVariable] = AgentOptionsFor(config, childFd).ToJson();
+        psi.Environment[AgentOptions.EnvironmentVariable] = AgentOptionsBuilder.Build(config, listeners, childFd, acceptLeader, errorLogPath).ToJson();
 
         var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
         try
@@ -122,7 +119,7 @@ public sealed class ProcessHost(
             runtimeFiles?.Remove();
             post(new MasterEvent.Exited(pid, process.ExitCode));
         }
-        _ = ReadControlAsync(pid, parentFd);
+        _ = ControlReader.ReadAsync(pid, parentFd, post);
         return pid;
     }
 
@@ -144,107 +141,5 @@ public sealed class ProcessHost(
         {
             p.Dispose();
         }
-    }
-
-    private AgentOptions AgentOptionsFor(CorralConfig config, int controlFd)
-    {
-        var maxRequests = config.MaxRequests;
-        if (maxRequests > 0 && config.MaxRequestsJitter > 0)
-        {
-            maxRequests += Random.Shared.NextInt64(0, config.MaxRequestsJitter + 1);
-        }
-        return new AgentOptions
-        {
-            Protocol = AgentOptions.CurrentProtocol,
-            ListenFds = [.. listeners.Select(l => l.Fd)],
-            ListenNames = [.. listeners.Select(l => l.Name)],
-            ControlFd = controlFd,
-            WorkerClass = config.WorkerClass.Class,
-            Threads = config.Threads,
-            WorkerConnections = config.WorkerConnections,
-            AcceptLeader = config.WorkerClass.PacksAccepts && config.AcceptPolicy == AcceptPolicy.Pack ? acceptLeader : null,
-            KeepAlive = config.KeepAlive,
-            GracefulTimeout = config.GracefulTimeout.TotalSeconds,
-            MaxRequests = maxRequests,
-            WarmupRequests = config.WarmupRequests,
-            WarmupPaths = [.. config.WarmupPaths],
-            // Within the boot timeout, with room left for the boot itself.
-            WarmupTimeout = config.Timeout > TimeSpan.Zero ? config.Timeout.TotalSeconds / 2 : 30,
-            LimitRequestLine = config.LimitRequestLine,
-            LimitRequestFields = config.LimitRequestFields,
-            LimitRequestFieldSize = config.LimitRequestFieldSize,
-            LimitRequestHeadersSize = config.LimitRequestHeadersSize,
-            Backlog = config.Backlog,
-            AccessLogFile = config.AccessLog is null or "-" ? config.AccessLog : Path.GetFullPath(config.AccessLog),
-            AccessLogFormat = config.AccessLogFormat,
-            AccessLogJson = config.AccessLogJson,
-            ErrorLogFile = errorLogPath,
-            LogLevel = config.LogLevel,
-            ForwardedAllowIps = config.ForwardedAllowIps,
-            ProxyProtocol = config.ProxyProtocol,
-            SecureSchemeHeaders = ProxyTrust.TryParseSchemeHeaders(config.SecureSchemeHeaders, out var schemeHeaders, out _) ? schemeHeaders : [],
-            CertFile = config.CertFile is null ? null : Path.GetFullPath(config.CertFile),
-            KeyFile = config.KeyFile is null ? null : Path.GetFullPath(config.KeyFile),
-            CaCerts = config.CaCerts is null ? null : Path.GetFullPath(config.CaCerts),
-            StatsdHost = config.StatsdTarget,
-            StatsdPrefix = config.StatsdPrefix,
-            DogstatsdTags = config.DogstatsdTags,
-        };
-    }
-
-    private async Task ReadControlAsync(int pid, int fd)
-    {
-        using var socket = new Socket(new SafeSocketHandle(fd, ownsHandle: true));
-        var buffer = new byte[4096];
-        var pending = new StringBuilder();
-        try
-        {
-            while (true)
-            {
-                var n = await socket.ReceiveAsync(buffer, SocketFlags.None).ConfigureAwait(false);
-                if (n == 0)
-                {
-                    return;
-                }
-                pending.Append(Encoding.UTF8.GetString(buffer, 0, n));
-                int newline;
-                while ((newline = IndexOf(pending, '\n')) >= 0)
-                {
-                    var line = pending.ToString(0, newline);
-                    pending.Remove(0, newline + 1);
-                    if (Protocol.Parse(line) is { } message)
-                    {
-                        post(new MasterEvent.Control(pid, message));
-                    }
-                }
-                if (pending.Length > 64 * 1024)
-                {
-                    pending.Clear(); // a worker writing garbage: drop it rather than grow without bound
-                }
-            }
-        }
-        catch (SocketException)
-        {
-        }
-        catch (ObjectDisposedException)
-        {
-        }
-        finally
-        {
-            // After the worker's last line: its final stats are in the loop before this.
-            post(new MasterEvent.ControlClosed(pid));
-        }
-    }
-
-    private static int IndexOf(StringBuilder sb, char c)
-    {
-        for (var i = 0; i < sb.Length; i++)
-        {
-            if (sb[i] == c)
-            {
-                return i;
-            }
-        }
-        return -1;
     }
 }

@@ -1,4 +1,3 @@
-using Corral.Agent.Admission;
 using Corral.Agent.Contract;
 using Corral.Logging;
 using Corral.Settings;

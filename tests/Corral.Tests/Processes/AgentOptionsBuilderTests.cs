@@ -1,0 +1,61 @@
+using System.Net.Sockets;
+using Corral.Agent.Contract;
+using Corral.Listeners;
+using Corral.Processes;
+
+namespace Corral.Tests;
+
+/// <summary>What each worker is told, from the master's settings.</summary>
+public sealed class AgentOptionsBuilderTests : IDisposable
+{
+    private readonly Socket _socket = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+
+    private AgentOptions Build(params string[] argv) =>
+        AgentOptionsBuilder.Build(Settings.Ok([.. argv, "App.dll"]), [new Listener(_socket, "http://127.0.0.1:8000", null)], 7, "corral-accept-x", null);
+
+    [Theory]
+    [InlineData(new[] { "-k", "async" }, "corral-accept-x")]
+    [InlineData(new[] { "-k", "async", "--accept-policy", "kernel" }, null)]
+    [InlineData(new[] { "-k", "gthread", "--threads", "4" }, null)]
+    [InlineData(new[] { "-k", "sync" }, null)]
+    public void OnlyAsyncWorkersUnderPackAreToldTheLeadersName(string[] argv, string? leader)
+    {
+        var options = Build(argv);
+        Assert.Equal(leader, options.AcceptLeader);
+        Assert.Equal(argv[1], JsonNameOf(options.WorkerClass));
+    }
+
+    [Fact]
+    public void TheWorkerGetsTheListenersTheControlFdAndTheProtocol()
+    {
+        var options = Build();
+        Assert.Equal(AgentOptions.CurrentProtocol, options.Protocol);
+        Assert.Equal([(int)_socket.Handle], options.ListenFds);
+        Assert.Equal(["http://127.0.0.1:8000"], options.ListenNames);
+        Assert.Equal(7, options.ControlFd);
+    }
+
+    [Fact]
+    public void MaxRequestsIsJitteredPerWorkerWithinTheJitter()
+    {
+        var seen = Enumerable.Range(0, 200).Select(_ => Build("--max-requests", "100", "--max-requests-jitter", "5").MaxRequests).ToHashSet();
+        Assert.All(seen, n => Assert.InRange(n, 100, 105));
+        Assert.True(seen.Count > 1, "the jitter is drawn for each worker");
+        Assert.Equal(100, Build("--max-requests", "100").MaxRequests);
+        Assert.Equal(0, Build("--max-requests-jitter", "5").MaxRequests);
+    }
+
+    [Fact]
+    public void FilesAreFullPathsAndTheWarmUpGetsHalfTheTimeout()
+    {
+        var options = Build("--access-logfile", "access.log", "-t", "40", "--warmup-requests", "3");
+        Assert.Equal(Path.GetFullPath("access.log"), options.AccessLogFile);
+        Assert.Equal(20, options.WarmupTimeout);
+        Assert.Equal(3, options.WarmupRequests);
+        Assert.Equal("-", Build("--access-logfile", "-").AccessLogFile);
+    }
+
+    private static string JsonNameOf(WorkerClass c) => System.Text.Json.JsonSerializer.Serialize(c).Trim('"');
+
+    public void Dispose() => _socket.Dispose();
+}
