@@ -81,7 +81,7 @@ internal static class AgentRuntime
                 // The generic host cancels a start that a stop interrupts, and the app's Run() throws:
                 // the worker did as it was told (a TERM during a reload or a recycle), it did not fail.
                 LogStoppedWhileBooting();
-                Environment.Exit(0);
+                Environment.Exit(ExitCodes.Ok);
             }
             var text = e.ExceptionObject is Exception ex ? $"{ex.GetType().FullName}: {ex.Message}" : "unhandled exception";
             ReportError(s_ready ? text : "the app failed to start: " + text);
@@ -188,7 +188,7 @@ internal static class AgentRuntime
     public static void FailBoot(string text)
     {
         ReportError(text);
-        Environment.Exit(3);
+        Environment.Exit(ExitCodes.WorkerBootError);
     }
 
     /// <summary>
@@ -216,7 +216,7 @@ internal static class AgentRuntime
         AccessLogWriter.Current?.Flush();
         Statsd?.Flush();
         // Not Environment.Exit: the host's ProcessExit handler would wait for a graceful stop.
-        Native.Exit(0);
+        Native.Exit(ExitCodes.Ok);
     }
 
     private static void OnMasterGone()
@@ -227,14 +227,14 @@ internal static class AgentRuntime
         if (drain is null)
         {
             // The app's host does not run yet: nothing is served, and no master will ever use it.
-            Native.Exit(0);
+            Native.Exit(ExitCodes.Ok);
             return;
         }
         // As TERM: this worker stops accepting at once (a new corral can bind the port), and drains.
         drain();
         // If the stop hangs, leave anyway.
         Thread.Sleep(TimeSpan.FromSeconds(Math.Max(1, Options.GracefulTimeout) + 5));
-        Native.Exit(0);
+        Native.Exit(ExitCodes.Ok);
     }
 
     private sealed class HostObserver : IObserver<DiagnosticListener>, IObserver<KeyValuePair<string, object?>>

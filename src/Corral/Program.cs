@@ -6,8 +6,8 @@ using Corral.Logging;
 using Corral.Os;
 using Corral.Settings;
 
-// corral [OPTIONS] APP — exit codes: 0 stopped cleanly, 1 runtime error (bind, build), 2 bad usage or
-// configuration, 3 a worker failed to boot.
+// corral [OPTIONS] APP — exit codes (ExitCodes): 0 stopped cleanly, 1 runtime error (bind, build), 2 bad
+// usage or configuration, 3 a worker failed to boot.
 
 // Gunicorn installs its handlers whatever the shell left ignored (INT and QUIT after `&` in a script,
 // HUP under nohup): so does corral, before .NET's signal handling starts and keeps them ignored.
@@ -25,28 +25,28 @@ var env = Environment.GetEnvironmentVariables().Cast<DictionaryEntry>()
 var loaded = ConfigLoader.Load(args, env);
 if (loaded.ShowedHelp)
 {
-    return 0;
+    return ExitCodes.Ok;
 }
 if (loaded.Config is not { } config)
 {
     Console.Error.WriteLine($"corral: error: {loaded.Error}");
-    return 2;
+    return ExitCodes.Usage;
 }
 if (config.PrintConfig)
 {
     Console.Write(config.Print());
-    return 0;
+    return ExitCodes.Ok;
 }
 if (config.App is null)
 {
     Console.Error.WriteLine("corral: error: no APP given: corral [OPTIONS] path/to/App.dll (or a project); see corral --help");
-    return 2;
+    return ExitCodes.Usage;
 }
 // The files the settings name (logs, pid file, sockets), from where corral will run.
 if (PathChecks.Check(config, Path.GetFullPath(config.Chdir ?? ".")) is { } pathError)
 {
     Console.Error.WriteLine($"corral: error: {pathError}");
-    return 2;
+    return ExitCodes.Usage;
 }
 if (config.CheckConfig)
 {
@@ -59,10 +59,10 @@ if (config.CheckConfig)
     catch (AppTarget.AppException e)
     {
         Console.Error.WriteLine($"corral: error: {e.Message}");
-        return 2;
+        return ExitCodes.Usage;
     }
     Console.WriteLine("corral: configuration OK");
-    return 0;
+    return ExitCodes.Ok;
 }
 
 var originalDirectory = Directory.GetCurrentDirectory();
@@ -83,7 +83,7 @@ try
 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
 {
     Console.Error.WriteLine($"corral: error: --error-logfile {config.ErrorLog}: {e.Message}");
-    return 2;
+    return ExitCodes.Usage;
 }
 
 // HUP re-reads everything from the same sources: the config file, CORRAL_CMD_ARGS, the command line.

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json.Nodes;
+using Corral.Agent.Contract;
 using Corral.Metrics;
 
 namespace Corral.Control;
@@ -33,7 +34,7 @@ public static class CtlCommand
                     break;
                 case "-h" or "--help":
                     stdout.WriteLine(Usage);
-                    return 0;
+                    return ExitCodes.Ok;
                 default:
                     if (args[i].StartsWith('-') && !IsNumber(args[i]))
                     {
@@ -92,7 +93,7 @@ public static class CtlCommand
         if (json)
         {
             stdout.WriteLine(reply["status"]?.ToJsonString() ?? reply.ToJsonString());
-            return reply["ok"]?.GetValue<bool>() == true ? 0 : 2;
+            return reply["ok"]?.GetValue<bool>() == true ? ExitCodes.Ok : ExitCodes.Usage;
         }
         if (reply["ok"]?.GetValue<bool>() != true)
         {
@@ -106,7 +107,7 @@ public static class CtlCommand
         {
             stdout.WriteLine(reply["message"]?.GetValue<string>() ?? "ok");
         }
-        return 0;
+        return ExitCodes.Ok;
     }
 
     public static string FormatStatus(MasterSnapshot s)
@@ -141,6 +142,6 @@ public static class CtlCommand
     private static int Fail(TextWriter stderr, string text)
     {
         stderr.WriteLine("corral ctl: error: " + text);
-        return 2;
+        return ExitCodes.Usage;
     }
 }

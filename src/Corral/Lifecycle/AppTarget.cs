@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Corral.Agent.Contract;
 
 namespace Corral.Lifecycle;
 
@@ -53,7 +54,7 @@ public sealed record AppTarget(string FileName, string[] Arguments, string Displ
         }
         if (!File.Exists(path))
         {
-            throw new AppException($"APP {app}: no such file", 2);
+            throw new AppException($"APP {app}: no such file", ExitCodes.Usage);
         }
         return path;
     }
@@ -67,12 +68,12 @@ public sealed record AppTarget(string FileName, string[] Arguments, string Displ
             target = new AppTarget(DotnetHost(), [path], path, Path.GetDirectoryName(path)!);
             if (!File.Exists(target.RuntimeConfigPath))
             {
-                throw new AppException($"APP {app}: {Path.GetFileName(path)} has no {Path.GetFileName(target.RuntimeConfigPath)} beside it: it is a library, not a built app", 2);
+                throw new AppException($"APP {app}: {Path.GetFileName(path)} has no {Path.GetFileName(target.RuntimeConfigPath)} beside it: it is a library, not a built app", ExitCodes.Usage);
             }
         }
         else if ((File.GetUnixFileMode(path) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) == 0)
         {
-            throw new AppException($"APP {app}: not a .dll, a .csproj or an executable", 2);
+            throw new AppException($"APP {app}: not a .dll, a .csproj or an executable", ExitCodes.Usage);
         }
         else
         {
@@ -82,7 +83,7 @@ public sealed record AppTarget(string FileName, string[] Arguments, string Displ
         // Say so before any worker starts (ProcessHost checks again at each spawn).
         if (RuntimeConfigProblem(app, target.RuntimeConfigPath) is { } problem)
         {
-            throw new AppException(problem, 2);
+            throw new AppException(problem, ExitCodes.Usage);
         }
         return target;
     }
@@ -193,7 +194,7 @@ public sealed record AppTarget(string FileName, string[] Arguments, string Displ
     /// <summary>Builds now and returns the output .dll; on failure writes the compiler errors and throws (exit 1).</summary>
     public static string BuildOrThrow(string project, string configuration, Action<string> writeError, int maxErrors)
     {
-        using var p = Process.Start(BuildStartInfo(project, configuration)) ?? throw new AppException($"cannot start dotnet to build {project}", 1);
+        using var p = Process.Start(BuildStartInfo(project, configuration)) ?? throw new AppException($"cannot start dotnet to build {project}", ExitCodes.Error);
         var stderr = p.StandardError.ReadToEndAsync();
         var stdout = p.StandardOutput.ReadToEnd();
         p.WaitForExit();
@@ -204,7 +205,7 @@ public sealed record AppTarget(string FileName, string[] Arguments, string Displ
             {
                 writeError(e);
             }
-            throw new AppException(result.Summary, 1);
+            throw new AppException(result.Summary, ExitCodes.Error);
         }
         return result.TargetPath;
     }
