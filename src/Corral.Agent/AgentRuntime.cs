@@ -59,10 +59,10 @@ internal static class AgentRuntime
         Environment.SetEnvironmentVariable("DOTNET_STARTUP_HOOKS", null);
 
         s_options = AgentOptions.FromJson(json);
-        Log = new AgentLog(s_options.ErrorLogFile, s_options.LogLevel);
-        if (!string.IsNullOrEmpty(s_options.StatsdHost))
+        Log = new AgentLog(s_options.Logs.ErrorLogFile, s_options.Logs.Level);
+        if (s_options.Statsd is { Host.Length: > 0 } statsd)
         {
-            Statsd = new StatsdClient(s_options.StatsdHost, s_options.StatsdPrefix, s_options.DogstatsdTags, Log.Warning);
+            Statsd = new StatsdClient(statsd.Host, statsd.Prefix, statsd.Tags, Log.Warning);
             Log.Statsd = Statsd;
         }
         s_control = new ControlChannel(s_options.ControlFd);

@@ -30,12 +30,12 @@ internal sealed class Warmup(AgentOptions options, AdmissionGate gate)
     /// <summary>Sends the requests one after another; never throws: a failed warm-up only leaves the worker colder.</summary>
     public async Task RunAsync()
     {
-        var paths = options.WarmupPaths.Length > 0 ? options.WarmupPaths : ["/"];
-        var count = options.WarmupRequests;
-        var limit = TimeSpan.FromSeconds(Math.Max(0.1, options.WarmupTimeout));
+        var paths = options.Warmup.Paths.Length > 0 ? options.Warmup.Paths : ["/"];
+        var count = options.Warmup.Requests;
+        var limit = TimeSpan.FromSeconds(Math.Max(0.1, options.Warmup.Timeout));
         // With --certfile the app sees the warm-up as plain HTTP from 127.0.0.1, the proxy the secure
         // scheme headers are believed from by default: say it was TLS, or HTTPS redirection answers.
-        var tlsHeader = options.CertFile is null ? "" : "X-Forwarded-Proto: https\r\n";
+        var tlsHeader = options.Tls is null ? "" : "X-Forwarded-Proto: https\r\n";
         var requests = paths.Select(p => Encoding.ASCII.GetBytes($"GET {p} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: corral-warmup\r\n{tlsHeader}Connection: close\r\n\r\n")).ToArray();
         var reported = new bool[paths.Length];
         var started = Stopwatch.GetTimestamp();

@@ -47,7 +47,7 @@ internal static class HostTakeover
     private static void Configure(IServiceCollection services, AgentOptions options)
     {
         var gate = AdmissionGate.For(options);
-        var warmup = options.WarmupRequests > 0 ? new Warmup(options, gate) : null;
+        var warmup = options.Warmup.Requests > 0 ? new Warmup(options, gate) : null;
         // The master names a leader for async workers under --accept-policy pack only.
         var packing = options.AcceptLeader is { Length: > 0 } leader ? new AcceptPacking(leader, gate) : null;
         SizeThreadPool(options);
@@ -102,8 +102,8 @@ internal static class HostTakeover
             AgentRuntime.FailBoot(e.Message);
         }
         // --proxy-protocol: the header comes first on the wire, so its middleware is the outermost (before TLS).
-        var proxyProtocol = options.ProxyProtocol
-            ? ProxyProtocol.Middleware(ProxyTrust.Create(options.ForwardedAllowIps, null), kestrel.Limits.RequestHeadersTimeout, AgentRuntime.Log.Warning)
+        var proxyProtocol = options.Proxy.ProxyProtocol
+            ? ProxyProtocol.Middleware(ProxyTrust.Create(options.Proxy.ForwardedAllowIps, null), kestrel.Limits.RequestHeadersTimeout, AgentRuntime.Log.Warning)
             : null;
         foreach (var fd in options.ListenFds)
         {
@@ -129,11 +129,11 @@ internal static class HostTakeover
 
         var limits = kestrel.Limits;
         limits.KeepAliveTimeout = options.KeepAlive > 0 ? TimeSpan.FromSeconds(options.KeepAlive) : TimeSpan.FromMilliseconds(1);
-        limits.MaxRequestLineSize = options.LimitRequestLine > 0 ? options.LimitRequestLine + 2 : 1024 * 1024;
-        limits.MaxRequestHeaderCount = options.LimitRequestFields > 0 ? options.LimitRequestFields : 10_000;
+        limits.MaxRequestLineSize = options.Limits.RequestLine > 0 ? options.Limits.RequestLine + 2 : 1024 * 1024;
+        limits.MaxRequestHeaderCount = options.Limits.RequestFields > 0 ? options.Limits.RequestFields : 10_000;
         // What one connection may make the worker hold before its head ends: not fields x field size
         // (Gunicorn's implicit total, ~800 KB), which a worker holding many connections pays for each.
-        limits.MaxRequestHeadersTotalSize = options.LimitRequestHeadersSize > 0 ? options.LimitRequestHeadersSize : limits.MaxRequestHeadersTotalSize;
+        limits.MaxRequestHeadersTotalSize = options.Limits.RequestHeadersSize > 0 ? options.Limits.RequestHeadersSize : limits.MaxRequestHeadersTotalSize;
 
         var urls = Environment.GetEnvironmentVariable("ASPNETCORE_URLS") ?? Environment.GetEnvironmentVariable("DOTNET_URLS");
         if (!string.IsNullOrEmpty(urls))

@@ -17,7 +17,7 @@ public sealed class AgentOptions
     /// own copy of the agent, which may be older or newer than the corral that runs it: the two must
     /// speak the same version. Raise it with every change either side could misread.
     /// </summary>
-    public const int CurrentProtocol = 2; // 2: heartbeats carry their send time
+    public const int CurrentProtocol = 3; // 2: heartbeats carry their send time; 3: options grouped, the stats report's buckets as two arrays
 
     /// <summary>The master's <see cref="CurrentProtocol"/> (0: a master from before there was one).</summary>
     public int Protocol { get; set; }
@@ -40,58 +40,29 @@ public sealed class AgentOptions
     /// <summary>Requests after which the worker asks to be recycled (jitter already applied); 0 = never.</summary>
     public long MaxRequests { get; set; }
 
-    /// <summary>--warmup-requests: in-memory GET requests a new worker serves before it reports ready; 0 = none.</summary>
-    public int WarmupRequests { get; set; }
-
-    /// <summary>--warmup-path, in the order given: the warm-up requests take them in turn.</summary>
-    public string[] WarmupPaths { get; set; } = ["/"];
-
-    /// <summary>Seconds the warm-up may take at most (half of --timeout): then the worker reports ready anyway.</summary>
-    public double WarmupTimeout { get; set; } = 15;
+    /// <summary>--warmup-requests and --warmup-path: what a new worker serves before it reports ready.</summary>
+    public WarmupOptions Warmup { get; set; } = new();
 
     /// <summary>--accept-policy pack (async workers only): the abstract unix socket name whose holder takes new connections first; null: every idle worker accepts.</summary>
     public string? AcceptLeader { get; set; }
 
-    public int LimitRequestLine { get; set; } = 4094;
-    public int LimitRequestFields { get; set; } = 100;
-    public int LimitRequestFieldSize { get; set; } = 8190;
-
-    /// <summary>--limit-request-headers-size: the most bytes of header fields one request may send (Kestrel's MaxRequestHeadersTotalSize).</summary>
-    public int LimitRequestHeadersSize { get; set; } = 65536;
+    /// <summary>What one request may send (--limit-request-*), as Kestrel groups its KestrelServerLimits.</summary>
+    public RequestLimits Limits { get; set; } = new();
 
     /// <summary>--backlog: the queue length each worker passes to listen(2) on the inherited sockets (Kestrel listens again).</summary>
     public int Backlog { get; set; } = 2048;
 
-    public string? AccessLogFile { get; set; }
-    public string AccessLogFormat { get; set; } = "";
+    /// <summary>The error log and the access log.</summary>
+    public LogOptions Logs { get; set; } = new();
 
-    /// <summary>--access-log-json: one JSON object per line instead of <see cref="AccessLogFormat"/>.</summary>
-    public bool AccessLogJson { get; set; }
-    public string? ErrorLogFile { get; set; }
-    public string LogLevel { get; set; } = "info";
+    /// <summary>Which proxies are believed, and how they say who the client is.</summary>
+    public ProxyOptions Proxy { get; set; } = new();
 
-    /// <summary>--forwarded-allow-ips: the peers whose X-Forwarded-For and scheme headers are believed.</summary>
-    public string ForwardedAllowIps { get; set; } = ProxyTrust.DefaultAllowIps;
+    /// <summary>--certfile / --keyfile / --ca-certs: TLS on every listener. Null: plain HTTP.</summary>
+    public TlsFiles? Tls { get; set; }
 
-    /// <summary>--proxy-protocol: connections from --forwarded-allow-ips peers start with a PROXY v1/v2 header.</summary>
-    public bool ProxyProtocol { get; set; }
-
-    /// <summary>--secure-scheme-headers: header name to the value that means the request came over TLS.</summary>
-    public Dictionary<string, string> SecureSchemeHeaders { get; set; } = [];
-
-    /// <summary>--certfile / --keyfile (PEM, full paths): serve TLS on every listener. Null: plain HTTP.</summary>
-    public string? CertFile { get; set; }
-    public string? KeyFile { get; set; }
-
-    /// <summary>--ca-certs (PEM bundle, full path): client certificates are required and must chain to it.</summary>
-    public string? CaCerts { get; set; }
-
-    /// <summary>--statsd-host, resolved by the master (IP:PORT, [IPv6]:PORT or unix:PATH); null: no statsd.</summary>
-    public string? StatsdHost { get; set; }
-
-    /// <summary>--statsd-prefix, normalised (empty, or ending in one '.'), and --dogstatsd-tags.</summary>
-    public string StatsdPrefix { get; set; } = "";
-    public string? DogstatsdTags { get; set; }
+    /// <summary>--statsd-host and its prefix and tags. Null: no statsd.</summary>
+    public StatsdOptions? Statsd { get; set; }
 
     public string ToJson() => JsonSerializer.Serialize(this, AgentJsonContext.Default.AgentOptions);
 
@@ -102,3 +73,81 @@ public sealed class AgentOptions
 
 [JsonSerializable(typeof(AgentOptions))]
 internal sealed partial class AgentJsonContext : JsonSerializerContext;
+
+/// <summary>--limit-request-line, --limit-request-fields, --limit-request-field_size, --limit-request-headers-size (0: no limit of corral's).</summary>
+public sealed class RequestLimits
+{
+    public int RequestLine { get; set; } = 4094;
+    public int RequestFields { get; set; } = 100;
+    public int RequestFieldSize { get; set; } = 8190;
+
+    /// <summary>The most bytes of header fields one request may send (Kestrel's MaxRequestHeadersTotalSize).</summary>
+    public int RequestHeadersSize { get; set; } = 65536;
+}
+
+/// <summary>--warmup-requests, --warmup-path, and the time the warm-up may take.</summary>
+public sealed class WarmupOptions
+{
+    /// <summary>In-memory GET requests a new worker serves before it reports ready; 0 = none.</summary>
+    public int Requests { get; set; }
+
+    /// <summary>--warmup-path, in the order given: the warm-up requests take them in turn.</summary>
+    public string[] Paths { get; set; } = ["/"];
+
+    /// <summary>Seconds the warm-up may take at most (half of --timeout): then the worker reports ready anyway.</summary>
+    public double Timeout { get; set; } = 15;
+}
+
+/// <summary>--error-logfile, --log-level, --access-logfile, --access-logformat, --access-log-json.</summary>
+public sealed class LogOptions
+{
+    /// <summary>The error log (a full path); null: stderr.</summary>
+    public string? ErrorLogFile { get; set; }
+    public string Level { get; set; } = "info";
+
+    /// <summary>The access log (a full path, or "-" for stdout); null: none.</summary>
+    public string? AccessLogFile { get; set; }
+    public string AccessLogFormat { get; set; } = "";
+
+    /// <summary>--access-log-json: one JSON object per line instead of <see cref="AccessLogFormat"/>.</summary>
+    public bool AccessLogJson { get; set; }
+}
+
+/// <summary>--forwarded-allow-ips, --proxy-protocol, --secure-scheme-headers.</summary>
+public sealed class ProxyOptions
+{
+    /// <summary>The peers whose X-Forwarded-For and scheme headers are believed.</summary>
+    public string ForwardedAllowIps { get; set; } = DefaultAllowIps;
+
+    /// <summary>--forwarded-allow-ips' default, as Gunicorn's.</summary>
+    public const string DefaultAllowIps = "127.0.0.1";
+
+    /// <summary>Connections from <see cref="ForwardedAllowIps"/> peers start with a PROXY v1/v2 header.</summary>
+    public bool ProxyProtocol { get; set; }
+
+    /// <summary>Header name to the value that means the request came over TLS.</summary>
+    public Dictionary<string, string> SecureSchemeHeaders { get; set; } = [];
+}
+
+/// <summary>The PEM files of --certfile, --keyfile and --ca-certs, as full paths.</summary>
+public sealed class TlsFiles
+{
+    public required string CertFile { get; set; }
+
+    /// <summary>Null: the key is in <see cref="CertFile"/>.</summary>
+    public string? KeyFile { get; set; }
+
+    /// <summary>A CA bundle: client certificates are required and must chain to it. Null: none asked.</summary>
+    public string? CaCerts { get; set; }
+}
+
+/// <summary>--statsd-host (resolved by the master), --statsd-prefix, --dogstatsd-tags.</summary>
+public sealed class StatsdOptions
+{
+    /// <summary>IP:PORT, [IPv6]:PORT or unix:PATH: no worker looks the name up again.</summary>
+    public required string Host { get; set; }
+
+    /// <summary>Normalised: empty, or ending in one '.'.</summary>
+    public string Prefix { get; set; } = "";
+    public string? Tags { get; set; }
+}

@@ -31,12 +31,12 @@ internal sealed class CorralMiddleware
         _gate = gate;
         _stats = stats;
         _closeEveryConnection = WorkerClassPolicy.For(options.WorkerClass).ClosesEveryConnection;
-        _proxyTrust = ProxyTrust.Create(options.ForwardedAllowIps, options.SecureSchemeHeaders);
-        if (!string.IsNullOrEmpty(options.AccessLogFile))
+        _proxyTrust = ProxyTrust.Create(options.Proxy.ForwardedAllowIps, options.Proxy.SecureSchemeHeaders);
+        if (!string.IsNullOrEmpty(options.Logs.AccessLogFile))
         {
             // --access-log-json: the JSON line's fields are fixed; --access-logformat is not used.
-            _accessFormat = options.AccessLogJson ? null : AccessLogFormat.Parse(string.IsNullOrEmpty(options.AccessLogFormat) ? AccessLogFormat.GunicornDefault : options.AccessLogFormat);
-            _accessWriter = new AccessLogWriter(options.AccessLogFile);
+            _accessFormat = options.Logs.AccessLogJson ? null : AccessLogFormat.Parse(string.IsNullOrEmpty(options.Logs.AccessLogFormat) ? AccessLogFormat.GunicornDefault : options.Logs.AccessLogFormat);
+            _accessWriter = new AccessLogWriter(options.Logs.AccessLogFile);
         }
     }
 
@@ -99,7 +99,7 @@ internal sealed class CorralMiddleware
                 context.Response.StatusCode = StatusCodes.Status431RequestHeaderFieldsTooLarge;
                 context.Response.ContentType = "text/plain";
                 CloseAfterResponse(context); // as Kestrel's own 431: nothing more is read from this client
-                await context.Response.WriteAsync($"Request header field '{field}' is larger than --limit-request-field_size ({_options.LimitRequestFieldSize} bytes)\n").ConfigureAwait(false);
+                await context.Response.WriteAsync($"Request header field '{field}' is larger than --limit-request-field_size ({_options.Limits.RequestFieldSize} bytes)\n").ConfigureAwait(false);
                 return;
             }
             await next(context).ConfigureAwait(false);
@@ -148,7 +148,7 @@ internal sealed class CorralMiddleware
 
     private string? FieldTooLarge(IHeaderDictionary headers)
     {
-        var limit = _options.LimitRequestFieldSize;
+        var limit = _options.Limits.RequestFieldSize;
         if (limit <= 0)
         {
             return null;

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
+using Corral.Agent.Contract;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Primitives;
 
@@ -16,7 +17,7 @@ namespace Corral.Agent.Http;
 /// </summary>
 public sealed class ProxyTrust
 {
-    public const string DefaultAllowIps = "127.0.0.1";
+    public const string DefaultAllowIps = ProxyOptions.DefaultAllowIps;
 
     /// <summary>Gunicorn's default secure_scheme_headers.</summary>
     public const string DefaultSecureSchemeHeaders = """{"X-FORWARDED-PROTOCOL": "ssl", "X-FORWARDED-PROTO": "https", "X-FORWARDED-SSL": "on"}""";

@@ -83,12 +83,12 @@ public static class Tls
     /// <summary>Sets up one Kestrel listener for TLS with these options' files.</summary>
     internal static Action<ListenOptions>? ForListeners(AgentOptions options)
     {
-        if (options.CertFile is null)
+        if (options.Tls is not { } files)
         {
             return null;
         }
-        var cert = LoadCertificate(options.CertFile, options.KeyFile);
-        var cas = options.CaCerts is null ? null : LoadCaCerts(options.CaCerts);
+        var cert = LoadCertificate(files.CertFile, files.KeyFile);
+        var cas = files.CaCerts is null ? null : LoadCaCerts(files.CaCerts);
         return listen =>
         {
             listen.Protocols = HttpProtocols.Http1AndHttp2;

@@ -36,29 +36,47 @@ public static class AgentOptionsBuilder
             KeepAlive = config.KeepAlive,
             GracefulTimeout = config.GracefulTimeout.TotalSeconds,
             MaxRequests = maxRequests,
-            WarmupRequests = config.WarmupRequests,
-            WarmupPaths = [.. config.WarmupPaths],
-            // Within the boot timeout, with room left for the boot itself.
-            WarmupTimeout = config.Timeout > TimeSpan.Zero ? config.Timeout.TotalSeconds / 2 : 30,
-            LimitRequestLine = config.LimitRequestLine,
-            LimitRequestFields = config.LimitRequestFields,
-            LimitRequestFieldSize = config.LimitRequestFieldSize,
-            LimitRequestHeadersSize = config.LimitRequestHeadersSize,
+            Warmup = new WarmupOptions
+            {
+                Requests = config.WarmupRequests,
+                Paths = [.. config.WarmupPaths],
+                // Within the boot timeout, with room left for the boot itself.
+                Timeout = config.Timeout > TimeSpan.Zero ? config.Timeout.TotalSeconds / 2 : 30,
+            },
+            Limits = new RequestLimits
+            {
+                RequestLine = config.LimitRequestLine,
+                RequestFields = config.LimitRequestFields,
+                RequestFieldSize = config.LimitRequestFieldSize,
+                RequestHeadersSize = config.LimitRequestHeadersSize,
+            },
             Backlog = config.Backlog,
-            AccessLogFile = config.AccessLog is null or "-" ? config.AccessLog : Path.GetFullPath(config.AccessLog),
-            AccessLogFormat = config.AccessLogFormat,
-            AccessLogJson = config.AccessLogJson,
-            ErrorLogFile = errorLogPath,
-            LogLevel = config.LogLevel,
-            ForwardedAllowIps = config.ForwardedAllowIps,
-            ProxyProtocol = config.ProxyProtocol,
-            SecureSchemeHeaders = ProxyTrust.TryParseSchemeHeaders(config.SecureSchemeHeaders, out var schemeHeaders, out _) ? schemeHeaders : [],
-            CertFile = config.CertFile is null ? null : Path.GetFullPath(config.CertFile),
-            KeyFile = config.KeyFile is null ? null : Path.GetFullPath(config.KeyFile),
-            CaCerts = config.CaCerts is null ? null : Path.GetFullPath(config.CaCerts),
-            StatsdHost = config.StatsdTarget,
-            StatsdPrefix = config.StatsdPrefix,
-            DogstatsdTags = config.DogstatsdTags,
+            Logs = new LogOptions
+            {
+                AccessLogFile = config.AccessLog is null or "-" ? config.AccessLog : Path.GetFullPath(config.AccessLog),
+                AccessLogFormat = config.AccessLogFormat,
+                AccessLogJson = config.AccessLogJson,
+                ErrorLogFile = errorLogPath,
+                Level = config.LogLevel,
+            },
+            Proxy = new ProxyOptions
+            {
+                ForwardedAllowIps = config.ForwardedAllowIps,
+                ProxyProtocol = config.ProxyProtocol,
+                SecureSchemeHeaders = ProxyTrust.TryParseSchemeHeaders(config.SecureSchemeHeaders, out var schemeHeaders, out _) ? schemeHeaders : [],
+            },
+            Tls = config.CertFile is null ? null : new TlsFiles
+            {
+                CertFile = Path.GetFullPath(config.CertFile),
+                KeyFile = config.KeyFile is null ? null : Path.GetFullPath(config.KeyFile),
+                CaCerts = config.CaCerts is null ? null : Path.GetFullPath(config.CaCerts),
+            },
+            Statsd = string.IsNullOrEmpty(config.StatsdTarget) ? null : new StatsdOptions
+            {
+                Host = config.StatsdTarget,
+                Prefix = config.StatsdPrefix,
+                Tags = config.DogstatsdTags,
+            },
         };
     }
 }

@@ -49,10 +49,28 @@ public sealed class AgentOptionsBuilderTests : IDisposable
     public void FilesAreFullPathsAndTheWarmUpGetsHalfTheTimeout()
     {
         var options = Build("--access-logfile", "access.log", "-t", "40", "--warmup-requests", "3");
-        Assert.Equal(Path.GetFullPath("access.log"), options.AccessLogFile);
-        Assert.Equal(20, options.WarmupTimeout);
-        Assert.Equal(3, options.WarmupRequests);
-        Assert.Equal("-", Build("--access-logfile", "-").AccessLogFile);
+        Assert.Equal(Path.GetFullPath("access.log"), options.Logs.AccessLogFile);
+        Assert.Equal(20, options.Warmup.Timeout);
+        Assert.Equal(3, options.Warmup.Requests);
+        Assert.Equal("-", Build("--access-logfile", "-").Logs.AccessLogFile);
+    }
+
+    [Fact]
+    public void TlsAndStatsdAreToldOnlyWhenSet()
+    {
+        var plain = Build();
+        Assert.Null(plain.Tls);
+        Assert.Null(plain.Statsd);
+        using var dir = new TempDir();
+        using var key = System.Security.Cryptography.ECDsa.Create();
+        using var selfSigned = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=localhost", key, System.Security.Cryptography.HashAlgorithmName.SHA256)
+            .CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
+        var cert = dir.File("cert.pem", selfSigned.ExportCertificatePem() + "\n" + key.ExportPkcs8PrivateKeyPem());
+        var options = Build("--certfile", cert, "--statsd-host", "127.0.0.1:9125", "--statsd-prefix", "app");
+        Assert.Equal(cert, options.Tls!.CertFile);
+        Assert.Null(options.Tls.KeyFile);
+        Assert.Equal("127.0.0.1:9125", options.Statsd!.Host);
+        Assert.Equal("app.", options.Statsd.Prefix);
     }
 
     private static string JsonNameOf(WorkerClass c) => System.Text.Json.JsonSerializer.Serialize(c).Trim('"');
