@@ -123,12 +123,10 @@ public sealed class Arbiter
                 _log.Info("Stopping this master's workers (WINCH); HUP starts them again, TERM ends the master");
                 break;
             case Signals.TTIN:
-                DesiredWorkers++;
-                ManageWorkers();
+                ChangeWorkers(1);
                 break;
             case Signals.TTOU:
-                DesiredWorkers = Math.Max(1, DesiredWorkers - 1);
-                ManageWorkers();
+                ChangeWorkers(-1);
                 break;
             case Signals.USR1:
                 _log.Reopen();
@@ -219,6 +217,16 @@ public sealed class Arbiter
             Finish(ExitCode);
             return;
         }
+        ManageWorkers();
+    }
+
+    /// <summary>
+    /// TTIN (+1), TTOU (-1), `corral ctl add N` / `remove N`: the wanted number of workers changes by
+    /// <paramref name="by"/>, to no fewer than one, and workers start or drain (the oldest first) to match.
+    /// </summary>
+    public void ChangeWorkers(int by)
+    {
+        DesiredWorkers = Math.Max(1, DesiredWorkers + by);
         ManageWorkers();
     }
 

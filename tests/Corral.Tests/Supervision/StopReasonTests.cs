@@ -189,4 +189,21 @@ public class StopReasonTests
         // Seen long ago: what is still kept.
         Assert.Equal(Corral.Supervision.Arbiter.ExitsKept, rig.Arbiter.ExitsSince(0).Count());
     }
+
+    [Fact]
+    public void Change_workers_moves_the_wanted_number_at_once_and_never_below_one()
+    {
+        var rig = new ArbiterRig("-w", "2").Booted();
+        rig.Arbiter.ChangeWorkers(3);
+        Assert.Equal(5, rig.Arbiter.DesiredWorkers);
+        Assert.Equal(3, rig.Booting.Length);
+        Assert.DoesNotContain(rig.Log.Lines, l => l.Text.StartsWith("Handling signal", StringComparison.Ordinal));
+        rig.ReadyAll();
+
+        var oldest = rig.Pids.Take(4).ToArray();
+        rig.Arbiter.ChangeWorkers(-10);
+        Assert.Equal(1, rig.Arbiter.DesiredWorkers);
+        Assert.All(oldest, pid => Assert.Equal(StopReason.ScaledDown, rig.Worker(pid).StopReason));
+        Assert.Equal([rig.Pids[4]], rig.ServingPids);
+    }
 }
