@@ -175,7 +175,7 @@ public sealed class Master
                         observatory.OnControlClosed(closed.Pid);
                         break;
                     case MasterEvent.Command command:
-                        command.Reply.TrySetResult(observatory.Execute(arbiter, command.Text));
+                        command.Reply.TrySetResult(new Control.CtlHandlers(arbiter, observatory, log).Execute(command.Text));
                         break;
                     case MasterEvent.Observe observe:
                         observe.Reply.TrySetResult(observatory.Snapshot(arbiter));

@@ -1,5 +1,3 @@
-using System.Globalization;
-using System.Text.Json.Nodes;
 using Corral.Agent.Contract;
 using Corral.Agent.Metrics;
 using Corral.Supervision;
@@ -8,21 +6,19 @@ namespace Corral.Metrics;
 
 /// <summary>
 /// The master's view for observers, kept on the master's loop (never on another thread): folds each
-/// worker's stats lines into totals, sees workers come and go (boot time, restarts by reason), makes
-/// snapshots, and carries out `corral ctl` commands through the arbiter.
+/// worker's stats lines into totals, sees workers come and go (boot time, restarts by the reason the
+/// arbiter recorded), and makes snapshots (for `corral ctl status`, the status page and the gauges).
 /// </summary>
 public sealed class Observatory
 {
     private readonly Dictionary<int, LastStats> _last = [];
     private readonly Dictionary<string, long> _requests = [];
     private readonly Dictionary<string, long> _restarts = MasterMetrics.RestartReasons.ToDictionary(r => r, _ => 0L);
-    private readonly Dictionary<int, (WorkerState State, bool Retiring, int Generation)> _known = [];
     private readonly HashSet<int> _bootObserved = [];
     private readonly Dictionary<int, double> _bootCpu = [];
-    private readonly HashSet<int> _killedByCtl = [];
     private readonly ListenQueue _queue;
     private readonly DateTimeOffset _started = DateTimeOffset.UtcNow;
-    private int _maxGeneration;
+    private long _exitsSeen;
 
     public Observatory(ListenQueue queue, MasterMetrics metrics)
     {
@@ -91,12 +87,8 @@ public sealed class Observatory
     /// <summary>After every event of the loop: boot times of workers that became ready, and why workers that are gone went.</summary>
     public void AfterEvent(Arbiter arbiter)
     {
-        var present = new HashSet<int>();
         foreach (var w in arbiter.Workers)
         {
-            present.Add(w.Pid);
-            _known[w.Pid] = (w.State, w.Retiring, w.Generation);
-            _maxGeneration = Math.Max(_maxGeneration, w.Generation);
             if (w.ReadyAt is { } ready && _bootObserved.Add(w.Pid))
             {
                 Metrics.ObserveBoot((ready - w.SpawnedAt).TotalSeconds);
@@ -109,36 +101,38 @@ public sealed class Observatory
                 }
             }
         }
-        if (present.Count == _known.Count)
+        foreach (var exit in arbiter.ExitsSince(_exitsSeen))
         {
-            return;
-        }
-        foreach (var (pid, last) in _known.Where(k => !present.Contains(k.Key)).ToList())
-        {
-            _known.Remove(pid);
-            _bootObserved.Remove(pid);
-            _bootCpu.Remove(pid);
-            var killed = _killedByCtl.Remove(pid);
+            _bootObserved.Remove(exit.Pid);
+            _bootCpu.Remove(exit.Pid);
             if (arbiter.Stopping)
             {
                 continue; // the master stops: nobody is replaced
             }
-            var reason = last.State switch
-            {
-                WorkerState.Killing => "timeout",
-                WorkerState.Booting or WorkerState.Ready => "crash",
-                _ when killed => "kill",
-                _ when last.Retiring => "max-requests",
-                _ when last.Generation < _maxGeneration => "reload",
-                _ => null, // TTOU / ctl remove: scaled down, not replaced
-            };
-            if (reason is not null)
+            if (RestartReason(exit) is { } reason)
             {
                 _restarts[reason]++;
                 Metrics.AddRestart(reason);
             }
         }
+        _exitsSeen = arbiter.ExitCount;
     }
+
+    /// <summary>
+    /// The corral_worker_restarts_total label for a worker that is gone, from why the arbiter stopped it;
+    /// null when it is not replaced (scaled down, parked by WINCH, of a failed reload, the master stops).
+    /// One that had asked to retire counts as "max-requests" (an out-of-memory recycle too) whatever
+    /// stopped it, unless it timed out, was killed with `corral ctl kill`, or exited unasked.
+    /// </summary>
+    private static string? RestartReason(WorkerExit exit) => exit.Reason switch
+    {
+        null => "crash",
+        StopReason.Timeout => "timeout",
+        StopReason.CtlKill => "kill",
+        _ when exit.RetireReason is not null => "max-requests",
+        StopReason.Reload or StopReason.SupersededBoot => "reload",
+        _ => null, // scaled down, parked, of a failed reload, the master stops: not replaced
+    };
 
     public MasterSnapshot Snapshot(Arbiter arbiter)
     {
@@ -166,61 +160,4 @@ public sealed class Observatory
             Restarts = new Dictionary<string, long>(_restarts),
         };
     }
-
-    /// <summary>
-    /// One `corral ctl` command, on the loop: status, add N, remove N, reload, kill PID. The reply is
-    /// JSON: {"ok":true,"message":...,"status":{...}} or {"ok":false,"error":...}.
-    /// </summary>
-    public string Execute(Arbiter arbiter, string command)
-    {
-        var words = command.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        var verb = words.Length > 0 ? words[0] : "";
-        switch (verb)
-        {
-            case "status" when words.Length == 1:
-                return Ok("", JsonNode.Parse(Snapshot(arbiter).ToJson()));
-            case "add" or "remove" when words.Length == 2:
-                if (!int.TryParse(words[1], NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n < 1 || n > 1024)
-                {
-                    return Error($"{verb}: N must be a whole number from 1 to 1024, not '{words[1]}'");
-                }
-                if (arbiter.Stopping)
-                {
-                    return Error("the master is stopping");
-                }
-                for (var i = 0; i < n; i++)
-                {
-                    arbiter.OnSignal(verb == "add" ? Signals.TTIN : Signals.TTOU);
-                }
-                return Ok($"workers wanted: {arbiter.DesiredWorkers}");
-            case "reload" when words.Length == 1:
-                arbiter.OnSignal(Signals.HUP);
-                return Ok("reloading: new workers boot, then the old ones drain");
-            case "kill" when words.Length == 2:
-                if (!int.TryParse(words[1], NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
-                {
-                    return Error($"kill: PID must be a number, not '{words[1]}'");
-                }
-                if (!arbiter.KillWorker(pid))
-                {
-                    return Error($"kill: {pid} is not a serving worker of this master");
-                }
-                _killedByCtl.Add(pid);
-                return Ok($"worker {pid}: sent TERM; it drains and is replaced");
-            default:
-                return Error($"unknown command '{command}': expected status, add N, remove N, reload or kill PID");
-        }
-    }
-
-    private static string Ok(string message, JsonNode? status = null)
-    {
-        var o = new JsonObject { ["ok"] = true, ["message"] = message };
-        if (status is not null)
-        {
-            o["status"] = status;
-        }
-        return o.ToJsonString();
-    }
-
-    private static string Error(string text) => new JsonObject { ["ok"] = false, ["error"] = text }.ToJsonString();
 }

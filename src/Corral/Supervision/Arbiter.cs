@@ -33,6 +33,7 @@ public sealed class Arbiter
     private readonly IMasterLog _log;
     private readonly Func<CorralConfig?> _reloadConfig;
     private readonly Dictionary<int, Worker> _workers = [];
+    private readonly Queue<WorkerExit> _exits = [];
 
     private int _generation;
     private int _lastGeneration;
@@ -73,6 +74,18 @@ public sealed class Arbiter
 
     public IReadOnlyCollection<Worker> Workers => _workers.Values;
 
+    /// <summary>How many of the latest worker exits <see cref="Exits"/> keeps: far more than go in one event of the loop.</summary>
+    public const int ExitsKept = 64;
+
+    /// <summary>The latest workers that are gone (at most <see cref="ExitsKept"/>, oldest first): why each went, for observers.</summary>
+    public IReadOnlyCollection<WorkerExit> Exits => _exits;
+
+    /// <summary>How many workers have exited since the master started.</summary>
+    public long ExitCount { get; private set; }
+
+    /// <summary>The exits after the first <paramref name="seen"/> (of those still kept): what an observer that saw <paramref name="seen"/> has not.</summary>
+    public IEnumerable<WorkerExit> ExitsSince(long seen) => _exits.Skip((int)Math.Max(0, _exits.Count - (ExitCount - seen)));
+
     private DateTimeOffset Now => _clock.GetUtcNow();
     private TimeSpan Timeout => Config.Timeout;
 
@@ -105,17 +118,15 @@ public sealed class Arbiter
                 _parked = true;
                 foreach (var w in _workers.Values.Where(w => w.IsServing).ToList())
                 {
-                    StopWorker(w, Signals.TERM);
+                    StopWorker(w, Signals.TERM, StopReason.Parked);
                 }
                 _log.Info("Stopping this master's workers (WINCH); HUP starts them again, TERM ends the master");
                 break;
             case Signals.TTIN:
-                DesiredWorkers++;
-                ManageWorkers();
+                ChangeWorkers(1);
                 break;
             case Signals.TTOU:
-                DesiredWorkers = Math.Max(1, DesiredWorkers - 1);
-                ManageWorkers();
+                ChangeWorkers(-1);
                 break;
             case Signals.USR1:
                 _log.Reopen();
@@ -136,36 +147,27 @@ public sealed class Arbiter
         {
             return;
         }
-        var sent = SentAt(w, message);
-        if (sent > w.LastSeen)
-        {
-            w.LastSeen = sent;
-        }
-        w.HeardFrom = true;
+        w.Heard(SentAt(w, message));
         switch (message.Kind)
         {
             case MessageKind.Ready:
-                if (w.State == WorkerState.Booting)
+                if (w.MarkReady(Now))
                 {
-                    w.State = WorkerState.Ready;
-                    w.ReadyAt = Now;
                     _bootFailures = 0;
                     _log.Debug($"Worker ready (pid: {pid})");
                 }
                 break;
             case MessageKind.Heartbeat:
-                w.Served = message.Served;
-                w.InFlight = message.InFlight;
-                w.BusyMs = message.BusyMs;
+                w.Report(message.Served, message.InFlight, message.BusyMs);
                 break;
             case MessageKind.Error:
-                w.LastError = message.Text;
+                w.NoteError(message.Text);
                 break;
             case MessageKind.Recycle:
-                if (w.IsServing && !w.Retiring)
+                var outOfMemory = message.Text == Protocol.OutOfMemory;
+                if (w.Retire(outOfMemory ? StopReason.OutOfMemory : StopReason.MaxRequests))
                 {
-                    w.Retiring = true;
-                    if (message.Text == Protocol.OutOfMemory)
+                    if (outOfMemory)
                     {
                         _log.Warning($"Worker (pid:{pid}) ran out of memory (OutOfMemoryException): starting its successor, then it drains");
                     }
@@ -185,6 +187,7 @@ public sealed class Arbiter
         {
             return;
         }
+        RecordExit(new WorkerExit(pid, w.Generation, w.State, w.StopReason, w.RetireReason, exitCode));
         var expected = w.State is WorkerState.Stopping or WorkerState.Killing || Stopping;
         if (!expected)
         {
@@ -217,6 +220,16 @@ public sealed class Arbiter
         ManageWorkers();
     }
 
+    /// <summary>
+    /// TTIN (+1), TTOU (-1), `corral ctl add N` / `remove N`: the wanted number of workers changes by
+    /// <paramref name="by"/>, to no fewer than one, and workers start or drain (the oldest first) to match.
+    /// </summary>
+    public void ChangeWorkers(int by)
+    {
+        DesiredWorkers = Math.Max(1, DesiredWorkers + by);
+        ManageWorkers();
+    }
+
     /// <summary>`corral ctl kill PID`: that worker drains (TERM) and a new one takes its place.</summary>
     public bool KillWorker(int pid)
     {
@@ -225,7 +238,7 @@ public sealed class Arbiter
             return false;
         }
         _log.Info($"Stopping worker (pid:{pid}): asked on the control socket");
-        StopWorker(w, Signals.TERM);
+        StopWorker(w, Signals.TERM, StopReason.CtlKill);
         ManageWorkers();
         return true;
     }
@@ -248,7 +261,7 @@ public sealed class Arbiter
             {
                 if (!w.KillSent && now - w.SignalledAt >= AbortGrace)
                 {
-                    w.KillSent = true;
+                    w.NoteKillSent();
                     _host.Signal(w.Pid, Signals.KILL);
                 }
                 continue;
@@ -257,7 +270,7 @@ public sealed class Arbiter
             {
                 if (!w.KillSent && now - w.SignalledAt >= Config.GracefulTimeout)
                 {
-                    w.KillSent = true;
+                    w.NoteKillSent();
                     _log.Warning($"Worker (pid:{w.Pid}) did not finish within --graceful-timeout: killing it");
                     _host.Signal(w.Pid, Signals.KILL);
                 }
@@ -266,14 +279,7 @@ public sealed class Arbiter
             if (Timeout > TimeSpan.Zero && now >= _judgeTimeoutsFrom && TimedOut(w, now))
             {
                 _log.Critical($"WORKER TIMEOUT (pid:{w.Pid})");
-                if (w.State == WorkerState.Booting)
-                {
-                    // Not ready within --timeout: a boot failure (back-off, failed reload), not a hang.
-                    w.BootTimedOut = true;
-                    w.LastError ??= $"not ready within --timeout ({Timeout.TotalSeconds:0.#} s)";
-                }
-                w.State = WorkerState.Killing;
-                w.SignalledAt = now;
+                w.TimeOut(now, Timeout);
                 _host.Signal(w.Pid, Signals.ABRT);
             }
         }
@@ -283,7 +289,7 @@ public sealed class Arbiter
             _stopKillSent = true;
             foreach (var w in _workers.Values.Where(w => !w.KillSent))
             {
-                w.KillSent = true;
+                w.NoteKillSent();
                 _host.Signal(w.Pid, Signals.KILL);
             }
         }
@@ -365,7 +371,7 @@ public sealed class Arbiter
         // and those requests must be answered, not cut off. One with no connection stops at once.
         foreach (var w in _workers.Values.Where(w => w.Generation != _generation && w.State == WorkerState.Booting).ToList())
         {
-            StopWorker(w, Signals.TERM);
+            StopWorker(w, Signals.TERM, StopReason.SupersededBoot);
         }
 
         var readyCurrent = current.Count(w => w.State == WorkerState.Ready);
@@ -374,7 +380,7 @@ public sealed class Arbiter
             var oldReady = old.Where(w => w.State == WorkerState.Ready).ToList();
             foreach (var w in oldReady.Take(Math.Max(0, readyCurrent + oldReady.Count - DesiredWorkers)))
             {
-                StopWorker(w, Signals.TERM);
+                StopWorker(w, Signals.TERM, StopReason.Reload);
             }
         }
         if (readyCurrent >= DesiredWorkers)
@@ -393,7 +399,7 @@ public sealed class Arbiter
             // Old generations and retiring workers go once their successors are ready.
             foreach (var w in _workers.Values.Where(w => w.IsServing && (w.Generation != _generation || w.Retiring)).ToList())
             {
-                StopWorker(w, Signals.TERM);
+                StopWorker(w, Signals.TERM, w.RetireReason ?? StopReason.Reload);
             }
         }
         if (current.Count > DesiredWorkers)
@@ -401,7 +407,7 @@ public sealed class Arbiter
             // TTOU or a smaller config: the oldest go first, booting ones before ready ones.
             foreach (var w in current.OrderBy(w => w.State == WorkerState.Ready).ThenBy(w => w.Age).Take(current.Count - DesiredWorkers))
             {
-                StopWorker(w, Signals.TERM);
+                StopWorker(w, Signals.TERM, StopReason.ScaledDown);
             }
         }
     }
@@ -431,16 +437,25 @@ public sealed class Arbiter
             return false;
         }
         var now = Now;
-        _workers[pid] = new Worker { Pid = pid, Generation = _generation, Age = _nextAge++, SpawnedAt = now, LastSeen = now };
+        _workers[pid] = new Worker(pid, _generation, _nextAge++, now);
         _log.Info($"Booting worker with pid: {pid}");
         return true;
     }
 
-    private void StopWorker(Worker w, int signal)
+    private void StopWorker(Worker w, int signal, StopReason reason)
     {
-        w.State = WorkerState.Stopping;
-        w.SignalledAt = Now;
+        w.Stop(Now, reason);
         _host.Signal(w.Pid, signal);
+    }
+
+    private void RecordExit(WorkerExit exit)
+    {
+        _exits.Enqueue(exit);
+        if (_exits.Count > ExitsKept)
+        {
+            _exits.Dequeue();
+        }
+        ExitCount++;
     }
 
     /// <summary>Why a worker may say nothing at all: the agent did not load (it starts before the app's Main).</summary>
@@ -478,7 +493,7 @@ public sealed class Arbiter
         // TERM: a sibling may already listen and hold connections (see ManageWorkers).
         foreach (var n in _workers.Values.Where(o => o.Generation == _generation && o.IsServing).ToList())
         {
-            StopWorker(n, Signals.TERM);
+            StopWorker(n, Signals.TERM, StopReason.FailedReload);
         }
         _generation = _workers.Values.Where(o => o.IsServing).Select(o => o.Generation).DefaultIfEmpty(_generation).Max();
         if (_configBeforeReload is { } previous)
@@ -550,9 +565,7 @@ public sealed class Arbiter
         Notify?.Invoke("STOPPING=1\nSTATUS=Stopping");
         foreach (var w in _workers.Values)
         {
-            w.State = WorkerState.Stopping;
-            w.SignalledAt = Now;
-            _host.Signal(w.Pid, graceful ? Signals.TERM : Signals.QUIT);
+            StopWorker(w, graceful ? Signals.TERM : Signals.QUIT, StopReason.MasterStopping);
         }
         if (_workers.Count == 0)
         {

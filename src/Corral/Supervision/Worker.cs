@@ -1,37 +1,126 @@
 namespace Corral.Supervision;
 
-/// <summary>What the master knows of one worker process.</summary>
-public sealed class Worker
+/// <summary>
+/// What the master knows of one worker process. The arbiter decides; the worker's transitions are
+/// methods here (Puma's WorkerHandle), so each change of state comes with what goes with it: when it
+/// was signalled, and why it was stopped.
+/// </summary>
+public sealed class Worker(int pid, int generation, int age, DateTimeOffset spawnedAt)
 {
-    public required int Pid { get; init; }
-    public required int Generation { get; init; }
+    public int Pid { get; } = pid;
+    public int Generation { get; } = generation;
 
     /// <summary>Order of spawning: a lower age is an older worker (Gunicorn's worker.age).</summary>
-    public required int Age { get; init; }
-    public required DateTimeOffset SpawnedAt { get; init; }
+    public int Age { get; } = age;
+    public DateTimeOffset SpawnedAt { get; } = spawnedAt;
 
-    public WorkerState State { get; set; } = WorkerState.Booting;
+    public WorkerState State { get; private set; } = WorkerState.Booting;
     /// <summary>When the worker last sent a message (a heartbeat: when it sent it, not when the master read it).</summary>
-    public DateTimeOffset LastSeen { get; set; }
-    public DateTimeOffset? ReadyAt { get; set; }
-    public DateTimeOffset? SignalledAt { get; set; }
+    public DateTimeOffset LastSeen { get; private set; } = spawnedAt;
+    public DateTimeOffset? ReadyAt { get; private set; }
+    public DateTimeOffset? SignalledAt { get; private set; }
+
+    /// <summary>Why the arbiter stopped it (its latest decision: a master stop overrides an earlier one); null while it serves.</summary>
+    public StopReason? StopReason { get; private set; }
+
+    /// <summary>Why it asked to be replaced (<see cref="StopReason.MaxRequests"/> or <see cref="StopReason.OutOfMemory"/>), if it did.</summary>
+    public StopReason? RetireReason { get; private set; }
 
     /// <summary>Asked to be replaced (--max-requests): a successor boots first, then this one drains.</summary>
-    public bool Retiring { get; set; }
-    public bool KillSent { get; set; }
+    public bool Retiring => RetireReason is not null;
+    public bool KillSent { get; private set; }
 
     /// <summary>Killed for not becoming ready within --timeout: its exit counts as a failed boot.</summary>
-    public bool BootTimedOut { get; set; }
+    public bool BootTimedOut { get; private set; }
 
-    public long Served { get; set; }
-    public int InFlight { get; set; }
+    public long Served { get; private set; }
+    public int InFlight { get; private set; }
 
     /// <summary>Milliseconds the worker had been busy when it last reported (0: idle).</summary>
-    public long BusyMs { get; set; }
-    public string? LastError { get; set; }
+    public long BusyMs { get; private set; }
+    public string? LastError { get; private set; }
 
     /// <summary>Said anything on its control channel: corral's agent runs in it.</summary>
-    public bool HeardFrom { get; set; }
+    public bool HeardFrom { get; private set; }
 
     public bool IsServing => State is WorkerState.Booting or WorkerState.Ready;
+
+    /// <summary>It sent a message at <paramref name="sent"/>: alive then (a message read late does not move it back), and its agent runs.</summary>
+    public void Heard(DateTimeOffset sent)
+    {
+        if (sent > LastSeen)
+        {
+            LastSeen = sent;
+        }
+        HeardFrom = true;
+    }
+
+    /// <summary>Its "ready": true if it was booting (a ready worker saying so again changes nothing).</summary>
+    public bool MarkReady(DateTimeOffset now)
+    {
+        if (State != WorkerState.Booting)
+        {
+            return false;
+        }
+        State = WorkerState.Ready;
+        ReadyAt = now;
+        return true;
+    }
+
+    /// <summary>Its heartbeat's counts: requests served, in flight, and how long it has been busy.</summary>
+    public void Report(long served, int inFlight, long busyMs)
+    {
+        Served = served;
+        InFlight = inFlight;
+        BusyMs = busyMs;
+    }
+
+    /// <summary>What it said went wrong (the reason given if it fails to boot).</summary>
+    public void NoteError(string? text) => LastError = text;
+
+    /// <summary>
+    /// It asked to be replaced, for <paramref name="reason"/> (<see cref="StopReason.MaxRequests"/>
+    /// or <see cref="StopReason.OutOfMemory"/>): false if it no longer serves or already asked.
+    /// </summary>
+    public bool Retire(StopReason reason)
+    {
+        if (reason is not (Supervision.StopReason.MaxRequests or Supervision.StopReason.OutOfMemory))
+        {
+            throw new ArgumentOutOfRangeException(nameof(reason), reason, "a worker retires for --max-requests or out of memory");
+        }
+        if (!IsServing || Retiring)
+        {
+            return false;
+        }
+        RetireReason = reason;
+        return true;
+    }
+
+    /// <summary>Sent TERM or QUIT at <paramref name="now"/>, for <paramref name="reason"/>: it drains and exits.</summary>
+    public void Stop(DateTimeOffset now, StopReason reason)
+    {
+        State = WorkerState.Stopping;
+        SignalledAt = now;
+        StopReason = reason;
+    }
+
+    /// <summary>
+    /// Timed out at <paramref name="now"/>: sent SIGABRT, SIGKILL follows. One not ready within
+    /// <paramref name="timeout"/> failed to boot, and says so if it said nothing else.
+    /// </summary>
+    public void TimeOut(DateTimeOffset now, TimeSpan timeout)
+    {
+        if (State == WorkerState.Booting)
+        {
+            // Not ready within --timeout: a boot failure (back-off, failed reload), not a hang.
+            BootTimedOut = true;
+            LastError ??= $"not ready within --timeout ({timeout.TotalSeconds:0.#} s)";
+        }
+        State = WorkerState.Killing;
+        SignalledAt = now;
+        StopReason = Supervision.StopReason.Timeout;
+    }
+
+    /// <summary>Sent SIGKILL: it is not sent again.</summary>
+    public void NoteKillSent() => KillSent = true;
 }

@@ -1,0 +1,30 @@
+namespace Corral.Supervision;
+
+/// <summary>
+/// Why the arbiter stopped a worker, recorded when it decides (a worker that exits unasked has none).
+/// <see cref="MaxRequests"/> and <see cref="OutOfMemory"/> are also why a worker retires: it asked to be
+/// replaced, and is stopped once its successor is ready.
+/// </summary>
+public enum StopReason
+{
+    /// <summary>A reload (HUP, a new build under --reload): the new generation is ready, this older one drains.</summary>
+    Reload,
+    /// <summary>Still booting when a newer reload began: it would never serve.</summary>
+    SupersededBoot,
+    /// <summary>Of a reload whose workers could not boot: the old workers stay, the new ones go.</summary>
+    FailedReload,
+    /// <summary>Reached --max-requests.</summary>
+    MaxRequests,
+    /// <summary>Ran out of memory (an OutOfMemoryException in the app): recycled like --max-requests.</summary>
+    OutOfMemory,
+    /// <summary>Not ready, or silent, within --timeout (or a sync worker's request ran past it): SIGABRT, then SIGKILL.</summary>
+    Timeout,
+    /// <summary>`corral ctl kill PID`.</summary>
+    CtlKill,
+    /// <summary>Above the wanted number of workers: TTOU, `corral ctl remove N`, or a reload to fewer workers.</summary>
+    ScaledDown,
+    /// <summary>WINCH: this master's workers stop, the master stays (HUP starts them again).</summary>
+    Parked,
+    /// <summary>The master stops (TERM, INT, QUIT, or a halt): nobody is replaced.</summary>
+    MasterStopping,
+}
