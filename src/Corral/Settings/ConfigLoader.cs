@@ -157,15 +157,15 @@ public static class ConfigLoader
                 var known = statsdFallback is { } f && f.Host == statsdHost ? f.Target : null;
                 try
                 {
-                    Agent.Metrics.StatsdAddress.TryParse(statsdHost, out var address, out _);
+                    Metrics.StatsdAddress.TryParse(statsdHost, out var address, out _);
                     statsdTarget = address!.Resolve(known is null ? null : TimeSpan.FromSeconds(1));
                 }
-                catch (Agent.Metrics.StatsdException e) when (known is not null)
+                catch (Metrics.StatsdException e) when (known is not null)
                 {
                     statsdTarget = known;
                     warnings.Add($"--statsd-host {statsdHost}: {e.Message}; keeping its last address, {known}");
                 }
-                catch (Agent.Metrics.StatsdException e)
+                catch (Metrics.StatsdException e)
                 {
                     var source = sources[SettingsTable.StatsdHost.Name];
                     var reason = new SettingException(SettingsTable.StatsdHost, statsdHost, e.Message).Reason;
