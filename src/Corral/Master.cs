@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Runtime.InteropServices;
 using System.Threading.Channels;
 using Corral.Agent.Contract;
@@ -26,39 +27,117 @@ public sealed class Master
 
     private readonly string _originalDirectory;
 
+    // Set by Run, for its steps (a Master runs once).
+    private MasterLog _log = null!;
+    private PidFile _pidFile = null!;
+    private string? _controlSocket;
+    private Reloader? _reloader;
+    private Upgrade _upgrade = null!;
+
+    /// <summary>False in a master started by USR2 until the old master is gone: it then takes the pid file, the control socket's name and the metrics port.</summary>
+    private bool _tookOver;
+
     public Master(Func<CorralConfig?> reload, string originalDirectory)
     {
         _reload = reload;
         _originalDirectory = originalDirectory;
     }
 
+    /// <summary>Runs the master to its end: the process's exit code.</summary>
     public int Run(CorralConfig config, MasterLog log, IReadOnlyDictionary<string, string?> env)
     {
-        var finalPidFile = config.PidFile is null ? null : Path.GetFullPath(config.PidFile);
-        var pidFile = Upgrade.PidFileFor(finalPidFile, env);
+        _log = log;
+        _pidFile = PidFile.ForMaster(config.PidFile, env);
         // After USR2 the old master still runs: this one takes PIDFILE.2.ctl, and the metrics port once the old one is gone.
-        var explicitControlSocket = config.IsExplicit(SettingsTable.ControlSocket);
-        var controlSocket = config.ControlSocket is null ? null
-            : explicitControlSocket || pidFile is null ? config.ControlSocket : pidFile + ".ctl";
-        // Before anything is touched (pid file, control socket, listeners), as Gunicorn's pidfile.py refuses.
-        if (AlreadyRunning(pidFile, Upgrade.IsUpgraded(env) || finalPidFile is null ? null : finalPidFile + ".2",
-            Upgrade.IsUpgraded(env) && explicitControlSocket ? null : controlSocket) is { } running)
+        _controlSocket = _pidFile.ControlSocketFor(config);
+        if (RefusalToStart(config, env) is { } running)
         {
             log.Error(running);
             return 1;
         }
         log.Info($"Starting corral {Version}");
         using var statsd = new Metrics.MasterStatsd(log, config);
-        AppTarget app;
-        Reloader? reloader = null;
+        if (!TryBuildApp(config, out var app, out var appExitCode))
+        {
+            return appExitCode;
+        }
+        if (!TryBind(config, env, out var listeners))
+        {
+            return 1;
+        }
+
+        // --accept-policy pack: the name only this master's workers (and, after USR2, the new master's) know (the agent's AcceptPacking).
+        var acceptLeader = Upgrade.AcceptLeaderFor(env);
+        _upgrade = new Upgrade(listeners, acceptLeader, log, _originalDirectory, Post);
+        _tookOver = !Upgrade.IsUpgraded(env);
+        var signals = new List<PosixSignalRegistration>();
+        try
+        {
+            if (!_pidFile.TryWrite(log))
+            {
+                log.Error("Shutting down: Master");
+                return 1;
+            }
+            foreach (var l in listeners)
+            {
+                log.Info($"Listening at: {l.Name} ({Environment.ProcessId})");
+            }
+            log.Info($"Using worker: {config.WorkerClass}");
+            if (config.WorkerClass.OneRequestAtATime && config.Threads > 1)
+            {
+                log.Warning("--threads is ignored by the sync worker class (one request at a time); use -k gthread");
+            }
+            RegisterSignals(signals);
+            return Serve(config, app, listeners, acceptLeader, env, statsd);
+        }
+        finally
+        {
+            _reloader?.Dispose();
+            foreach (var s in signals)
+            {
+                s.Dispose();
+            }
+            // After USR2 the new master shares the unix socket files: they stay.
+            ListenerBinder.Close(listeners, removeUnixFiles: !_upgrade.HandedOver);
+            _pidFile.Remove();
+        }
+    }
+
+    /// <summary>
+    /// Why this master must not start, or null: checked before anything is touched (pid file, control
+    /// socket, listeners), as Gunicorn's pidfile.py refuses. The pid file names a running corral (see
+    /// <see cref="PidFile.AlreadyRunning"/>), or a master answers on the control socket (unless this
+    /// master, started by USR2, was given that socket: the old master is meant to answer there).
+    /// </summary>
+    private string? RefusalToStart(CorralConfig config, IReadOnlyDictionary<string, string?> env)
+    {
+        if (_pidFile.AlreadyRunning() is { } running)
+        {
+            return running;
+        }
+        var controlSocket = Upgrade.IsUpgraded(env) && config.IsExplicit(SettingsTable.ControlSocket) ? null : _controlSocket;
+        if (controlSocket is not null && Control.ControlServer.Answers(Path.GetFullPath(controlSocket)))
+        {
+            return $"Already running: a master answers on the control socket {Path.GetFullPath(controlSocket)}: stop it first, or give this corral another --control-socket";
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// The app the workers run: APP resolved, or with --reload built from its project (the reloader kept
+    /// for the loop). False, said in the log, with the exit code when it cannot be.
+    /// </summary>
+    private bool TryBuildApp(CorralConfig config, [NotNullWhen(true)] out AppTarget? app, out int exitCode)
+    {
+        exitCode = 0;
         try
         {
             if (config.Reload)
             {
                 var project = AppTarget.FindProject(config.App!)
                     ?? throw new AppTarget.AppException($"--reload: APP {config.App} is not a project (a .csproj, or a folder holding exactly one): the dev server rebuilds from sources", 2);
-                reloader = new Reloader(project, config.ReloadExtraFiles, log, e => _events.Writer.TryWrite(e));
-                app = reloader.BuildInitial();
+                _reloader = new Reloader(project, config.ReloadExtraFiles, _log, Post);
+                app = _reloader.BuildInitial();
                 if (AppTarget.RuntimeConfigProblem(config.App!, app.RuntimeConfigPath) is { } problem)
                 {
                     throw new AppTarget.AppException(problem, 2);
@@ -71,25 +150,32 @@ public sealed class Master
             }
             else
             {
-                app = AppTarget.Resolve(config.App!, log.Info);
+                app = AppTarget.Resolve(config.App!, _log.Info);
             }
+            return true;
         }
         catch (AppTarget.AppException e)
         {
-            log.Error(e.Message);
-            return e.ExitCode;
+            _log.Error(e.Message);
+            app = null;
+            exitCode = e.ExitCode;
+            return false;
         }
+    }
 
-        List<Listener> listeners;
+    /// <summary>Binds -b's listeners (or takes them over: systemd's, an old master's); false, said in the log, if one cannot be.</summary>
+    private bool TryBind(CorralConfig config, IReadOnlyDictionary<string, string?> env, out List<Listener> listeners)
+    {
         try
         {
-            listeners = ListenerBinder.Bind(config.Bind, config.Backlog, env, log.Error);
+            listeners = ListenerBinder.Bind(config.Bind, config.Backlog, env, _log.Error);
         }
         catch (BindException e)
         {
-            log.Error(e.Message);
-            log.Error("Shutting down: Master");
-            return 1;
+            _log.Error(e.Message);
+            _log.Error("Shutting down: Master");
+            listeners = [];
+            return false;
         }
         if (config.CertFile is not null)
         {
@@ -97,160 +183,125 @@ public sealed class Master
             listeners = [.. listeners.Select(l => l.Name.StartsWith("http://", StringComparison.Ordinal)
                 ? new Listener(l.Socket, "https://" + l.Name["http://".Length..], l.UnixPathToRemove) : l)];
         }
+        return true;
+    }
 
-        // --accept-policy pack: the name only this master's workers (and, after USR2, the new master's) know (the agent's AcceptPacking).
-        var acceptLeader = Upgrade.AcceptLeaderFor(env);
-        var upgrade = new Upgrade(listeners, acceptLeader, log, _originalDirectory, e => _events.Writer.TryWrite(e));
-        var tookOver = !Upgrade.IsUpgraded(env);
-        var signals = new List<PosixSignalRegistration>();
-        try
+    /// <summary>Every signal the master handles becomes an event for the loop (the default action cancelled).</summary>
+    private void RegisterSignals(List<PosixSignalRegistration> signals)
+    {
+        foreach (var sig in Signals.Handled)
         {
-            if (pidFile is not null)
+            signals.Add(PosixSignalRegistration.Create((PosixSignal)sig, ctx =>
             {
-                try
-                {
-                    PidFile.Write(pidFile, Environment.ProcessId);
-                }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-                {
-                    log.Error($"Can't create the pid file {pidFile}: {e.Message}");
-                    log.Error("Shutting down: Master");
-                    return 1;
-                }
-            }
-            foreach (var l in listeners)
-            {
-                log.Info($"Listening at: {l.Name} ({Environment.ProcessId})");
-            }
-            log.Info($"Using worker: {config.WorkerClass}");
-            if (config.WorkerClass.OneRequestAtATime && config.Threads > 1)
-            {
-                log.Warning("--threads is ignored by the sync worker class (one request at a time); use -k gthread");
-            }
-
-            foreach (var sig in Signals.Handled)
-            {
-                signals.Add(PosixSignalRegistration.Create((PosixSignal)sig, ctx =>
-                {
-                    ctx.Cancel = true;
-                    _events.Writer.TryWrite(new MasterEvent.Signal(sig));
-                }));
-            }
-
-            var agentPath = Path.Combine(AppContext.BaseDirectory, "Corral.Agent.dll");
-            var host = new ProcessHost(app, listeners, agentPath, acceptLeader, config.ErrorLog == "-" ? null : Path.GetFullPath(config.ErrorLog), e => _events.Writer.TryWrite(e));
-            var arbiter = new Arbiter(config, host, TimeProvider.System, log, _reload);
-            using var systemd = new SystemdNotify(env.GetValueOrDefault("NOTIFY_SOCKET"));
-            arbiter.Notify = systemd.Enabled ? systemd.Send : null;
-            using var ticker = new Timer(_ => _events.Writer.TryWrite(new MasterEvent.Tick()), null, TickInterval, TickInterval);
-
-            using var observability = Control.Observability.Start(config, controlSocket, deferMetrics: !tookOver, listeners, log, e => _events.Writer.TryWrite(e));
-            if (observability is null)
-            {
-                return 1;
-            }
-            var observatory = observability.Observatory;
-
-            arbiter.Start();
-            reloader?.StartWatching();
-            while (!arbiter.Finished)
-            {
-                var evt = _events.Reader.ReadAsync().AsTask().GetAwaiter().GetResult();
-                switch (evt)
-                {
-                    case MasterEvent.Signal { Number: Signals.USR2 }:
-                        log.Info("Handling signal: usr2");
-                        upgrade.Start();
-                        break;
-                    case MasterEvent.UpgradeExited u:
-                        log.Warning($"The new master (pid:{u.Pid}) exited with code {u.ExitCode}; this master carries on");
-                        break;
-                    case MasterEvent.Signal s:
-                        arbiter.OnSignal(s.Number);
-                        break;
-                    case MasterEvent.Control { Message.Kind: MessageKind.Stats } stats:
-                        observatory.OnStats(stats.Pid, stats.Message.Text!);
-                        break;
-                    case MasterEvent.ControlClosed closed:
-                        observatory.OnControlClosed(closed.Pid);
-                        break;
-                    case MasterEvent.Command command:
-                        command.Reply.TrySetResult(new Control.CtlHandlers(arbiter, observatory, log).Execute(command.Text));
-                        break;
-                    case MasterEvent.Observe observe:
-                        observe.Reply.TrySetResult(observatory.Snapshot(arbiter));
-                        break;
-                    case MasterEvent.Control c:
-                        arbiter.OnMessage(c.Pid, c.Message);
-                        break;
-                    case MasterEvent.Exited x:
-                        arbiter.OnExit(x.Pid, x.ExitCode);
-                        host.Forget(x.Pid);
-                        break;
-                    case MasterEvent.Tick:
-                        if (!tookOver && Upgrade.TryTakeOverPidFile(finalPidFile, env, log))
-                        {
-                            tookOver = true;
-                            observability.StartMetrics(arbiter.Config, log, e => _events.Writer.TryWrite(e));
-                            if (controlSocket is not null && finalPidFile is not null && controlSocket == finalPidFile + ".2.ctl")
-                            {
-                                // `corral ctl -p PIDFILE` finds this master now, and the file goes at exit.
-                                observability.MoveControlSocket(controlSocket, finalPidFile + ".ctl", log);
-                            }
-                            pidFile = finalPidFile;
-                        }
-                        arbiter.Tick();
-                        reloader?.Tick(DateTimeOffset.UtcNow);
-                        break;
-                    case MasterEvent.SourceChanged changed:
-                        reloader?.OnChanged(changed.Path, DateTimeOffset.UtcNow);
-                        break;
-                    case MasterEvent.Rebuilt built when reloader is not null:
-                        if (reloader.OnBuilt(built.Result) is { } rebuilt)
-                        {
-                            log.Info("Reloading: the new build boots, then the old workers drain");
-                            host.App = rebuilt;
-                            arbiter.ReplaceAllWorkers();
-                        }
-                        break;
-                }
-                observatory.AfterEvent(arbiter);
-                statsd.AfterEvent(arbiter.Config, arbiter.Workers.Count);
-            }
-            log.Info("Shutting down: Master");
-            return arbiter.ExitCode;
-        }
-        finally
-        {
-            reloader?.Dispose();
-            foreach (var s in signals)
-            {
-                s.Dispose();
-            }
-            // After USR2 the new master shares the unix socket files: they stay.
-            ListenerBinder.Close(listeners, removeUnixFiles: !upgrade.HandedOver);
-            PidFile.Remove(pidFile, Environment.ProcessId);
+                ctx.Cancel = true;
+                _events.Writer.TryWrite(new MasterEvent.Signal(sig));
+            }));
         }
     }
 
     /// <summary>
-    /// Why this master must not start, or null: its pid file (or, for a fresh master, PIDFILE.2 of a USR2
-    /// upgrade not yet finished) names a running corral, or a master answers on its control socket.
-    /// Starting anyway would take the running master's files over and remove them at exit.
+    /// Starts the arbiter and its observers (systemd, the clock, the control socket and metrics), then
+    /// feeds it events until it is finished: its exit code.
     /// </summary>
-    private static string? AlreadyRunning(string? pidFile, string? upgradePidFile, string? controlSocket)
+    private int Serve(CorralConfig config, AppTarget app, List<Listener> listeners, string acceptLeader, IReadOnlyDictionary<string, string?> env, Metrics.MasterStatsd statsd)
     {
-        foreach (var path in new[] { pidFile, upgradePidFile })
+        var agentPath = Path.Combine(AppContext.BaseDirectory, "Corral.Agent.dll");
+        var host = new ProcessHost(app, listeners, agentPath, acceptLeader, config.ErrorLog == "-" ? null : Path.GetFullPath(config.ErrorLog), Post);
+        var arbiter = new Arbiter(config, host, TimeProvider.System, _log, _reload);
+        using var systemd = new SystemdNotify(env.GetValueOrDefault("NOTIFY_SOCKET"));
+        arbiter.Notify = systemd.Enabled ? systemd.Send : null;
+        using var ticker = new Timer(_ => _events.Writer.TryWrite(new MasterEvent.Tick()), null, TickInterval, TickInterval);
+
+        using var observability = Control.Observability.Start(config, _controlSocket, deferMetrics: !_tookOver, listeners, _log, Post);
+        if (observability is null)
         {
-            if (path is not null && PidFile.RunningMaster(path) is { } pid)
-            {
-                return $"Already running on PID {pid} (pid file {path}): stop it first, or give this corral another --pid";
-            }
+            return 1;
         }
-        if (controlSocket is not null && Control.ControlServer.Answers(Path.GetFullPath(controlSocket)))
+
+        arbiter.Start();
+        _reloader?.StartWatching();
+        while (!arbiter.Finished)
         {
-            return $"Already running: a master answers on the control socket {Path.GetFullPath(controlSocket)}: stop it first, or give this corral another --control-socket";
+            var evt = _events.Reader.ReadAsync().AsTask().GetAwaiter().GetResult();
+            Dispatch(evt, arbiter, host, observability);
+            observability.Observatory.AfterEvent(arbiter);
+            statsd.AfterEvent(arbiter.Config, arbiter.Workers.Count);
         }
-        return null;
+        _log.Info("Shutting down: Master");
+        return arbiter.ExitCode;
     }
+
+    /// <summary>One event of the loop, to whom it concerns: the arbiter, the upgrade, the observers, the reloader.</summary>
+    private void Dispatch(MasterEvent evt, Arbiter arbiter, ProcessHost host, Control.Observability observability)
+    {
+        var observatory = observability.Observatory;
+        switch (evt)
+        {
+            case MasterEvent.Signal { Number: Signals.USR2 }:
+                _log.Info("Handling signal: usr2");
+                _upgrade.Start();
+                break;
+            case MasterEvent.UpgradeExited u:
+                _log.Warning($"The new master (pid:{u.Pid}) exited with code {u.ExitCode}; this master carries on");
+                break;
+            case MasterEvent.Signal s:
+                arbiter.OnSignal(s.Number);
+                break;
+            case MasterEvent.Control { Message.Kind: MessageKind.Stats } stats:
+                observatory.OnStats(stats.Pid, stats.Message.Text!);
+                break;
+            case MasterEvent.ControlClosed closed:
+                observatory.OnControlClosed(closed.Pid);
+                break;
+            case MasterEvent.Command command:
+                command.Reply.TrySetResult(new Control.CtlHandlers(arbiter, observatory, _log).Execute(command.Text));
+                break;
+            case MasterEvent.Observe observe:
+                observe.Reply.TrySetResult(observatory.Snapshot(arbiter));
+                break;
+            case MasterEvent.Control c:
+                arbiter.OnMessage(c.Pid, c.Message);
+                break;
+            case MasterEvent.Exited x:
+                arbiter.OnExit(x.Pid, x.ExitCode);
+                host.Forget(x.Pid);
+                break;
+            case MasterEvent.Tick:
+                if (!_tookOver && _pidFile.TryTakeOver(_log))
+                {
+                    TakeOver(arbiter, observability);
+                }
+                arbiter.Tick();
+                _reloader?.Tick(DateTimeOffset.UtcNow);
+                break;
+            case MasterEvent.SourceChanged changed:
+                _reloader?.OnChanged(changed.Path, DateTimeOffset.UtcNow);
+                break;
+            case MasterEvent.Rebuilt built when _reloader is not null:
+                if (_reloader.OnBuilt(built.Result) is { } rebuilt)
+                {
+                    _log.Info("Reloading: the new build boots, then the old workers drain");
+                    host.App = rebuilt;
+                    arbiter.ReplaceAllWorkers();
+                }
+                break;
+        }
+    }
+
+    /// <summary>
+    /// A master started by USR2, the old one gone (the pid file already renamed): it serves metrics on
+    /// their port now, and its control socket takes the usual name.
+    /// </summary>
+    private void TakeOver(Arbiter arbiter, Control.Observability observability)
+    {
+        _tookOver = true;
+        observability.StartMetrics(arbiter.Config, _log, Post);
+        if (_controlSocket is not null && _pidFile.FinalPath is { } finalPidFile && _controlSocket == finalPidFile + ".2.ctl")
+        {
+            // `corral ctl -p PIDFILE` finds this master now, and the file goes at exit.
+            observability.MoveControlSocket(_controlSocket, finalPidFile + ".ctl", _log);
+        }
+    }
+
+    private void Post(MasterEvent e) => _events.Writer.TryWrite(e);
 }

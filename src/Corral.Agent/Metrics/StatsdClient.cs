@@ -40,13 +40,13 @@ public sealed class StatsdClient : IDisposable
     private int _warned;
     private int _disposed;
 
-    /// <param name="target">A <see cref="StatsdAddress.Resolve"/>d address: IP:PORT, [IPv6]:PORT or unix:PATH.</param>
+    /// <param name="target">A --statsd-host as the master resolved it: IP:PORT, [IPv6]:PORT or unix:PATH.</param>
     /// <param name="prefix">Already normalised (<see cref="StatsdFormat.NormalizePrefix"/>).</param>
     /// <param name="warn">Told, once, that sending failed.</param>
     /// <param name="flushInterval">How often the timer sends (default <see cref="FlushInterval"/>; infinite: only <see cref="Flush"/>).</param>
     public StatsdClient(string target, string prefix, string? tags, Action<string>? warn, TimeSpan? flushInterval = null)
     {
-        _target = StatsdAddress.EndPointOf(target);
+        _target = EndPointOf(target);
         _prefix = prefix;
         _tags = string.IsNullOrEmpty(tags) ? null : tags;
         _warn = warn;
@@ -59,6 +59,12 @@ public sealed class StatsdClient : IDisposable
         var interval = flushInterval ?? FlushInterval;
         _timer = new Timer(static s => ((StatsdClient)s!).FlushGuarded(), this, interval, interval);
     }
+
+    /// <summary>The endpoint of a resolved --statsd-host (IP:PORT, [IPv6]:PORT or unix:PATH).</summary>
+    private static EndPoint EndPointOf(string resolved) =>
+        resolved.StartsWith("unix:", StringComparison.Ordinal)
+            ? new UnixDomainSocketEndPoint(resolved["unix:".Length..])
+            : IPEndPoint.Parse(resolved);
 
     public string Target { get; }
 

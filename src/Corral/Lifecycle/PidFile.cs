@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Corral.Logging;
 using Corral.Os;
 
 namespace Corral.Lifecycle;
@@ -10,9 +11,98 @@ namespace Corral.Lifecycle;
 /// not corral) is replaced. It is written to a temp file in the same folder and renamed over the name,
 /// so a reader never sees it half-written and a symlink planted there is replaced, not followed; it is
 /// removed at exit only while it still names this process (after a USR2 upgrade the new master owns it).
+/// A master started by USR2 writes PIDFILE.2 and renames it to PIDFILE once the old master is gone.
+/// An instance is this master's pid file (none without -p: then it only tells when the old master is gone).
 /// </summary>
-public static class PidFile
+public sealed class PidFile
 {
+    /// <summary>The old master's pid (CORRAL_UPGRADE_FROM) while this master, started by USR2, has not taken over.</summary>
+    private string? _oldMaster;
+
+    private PidFile(string? finalPath, string? oldMaster)
+    {
+        FinalPath = finalPath;
+        _oldMaster = oldMaster;
+        Path = finalPath is not null && oldMaster is not null ? finalPath + ".2" : finalPath;
+    }
+
+    /// <summary>This master's pid file: -p made absolute (null without it), PIDFILE.2 first for a master started by USR2.</summary>
+    public static PidFile ForMaster(string? configured, IReadOnlyDictionary<string, string?> env) =>
+        new(configured is null ? null : System.IO.Path.GetFullPath(configured), Upgrade.IsUpgraded(env) ? env[Upgrade.FromVariable] : null);
+
+    /// <summary>PIDFILE, absolute; null without -p.</summary>
+    public string? FinalPath { get; }
+
+    /// <summary>The file this master writes and removes: PIDFILE, or PIDFILE.2 until it takes over from the old master.</summary>
+    public string? Path { get; private set; }
+
+    /// <summary>
+    /// The control socket: --control-socket when given, else beside the pid file (PIDFILE.ctl, or
+    /// PIDFILE.2.ctl while the old master still runs); null without either.
+    /// </summary>
+    public string? ControlSocketFor(Settings.CorralConfig config) =>
+        config.ControlSocket is null ? null
+            : config.IsExplicit(Settings.SettingsTable.ControlSocket) || Path is null ? config.ControlSocket : Path + ".ctl";
+
+    /// <summary>
+    /// Why this master must not start, or null: its pid file (or, for a fresh master, PIDFILE.2 of a USR2
+    /// upgrade not yet finished) names a running corral. Starting anyway would take the running
+    /// master's files over and remove them at exit.
+    /// </summary>
+    public string? AlreadyRunning()
+    {
+        foreach (var path in new[] { Path, _oldMaster is not null || FinalPath is null ? null : FinalPath + ".2" })
+        {
+            if (path is not null && RunningMaster(path) is { } pid)
+            {
+                return $"Already running on PID {pid} (pid file {path}): stop it first, or give this corral another --pid";
+            }
+        }
+        return null;
+    }
+
+    /// <summary>Writes this process's pid (nothing without -p); false, said in the log, if the file cannot be created.</summary>
+    public bool TryWrite(IMasterLog log)
+    {
+        if (Path is null)
+        {
+            return true;
+        }
+        try
+        {
+            Write(Path, Environment.ProcessId);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            log.Error($"Can't create the pid file {Path}: {e.Message}");
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// A master started by USR2, once the old one has exited (this one was re-parented): renames
+    /// PIDFILE.2 to PIDFILE and says so. True once, at that moment.
+    /// </summary>
+    public bool TryTakeOver(IMasterLog log)
+    {
+        if (_oldMaster is null || Native.ParentPid().ToString(CultureInfo.InvariantCulture) == _oldMaster)
+        {
+            return false;
+        }
+        if (FinalPath is not null && File.Exists(FinalPath + ".2"))
+        {
+            File.Move(FinalPath + ".2", FinalPath, overwrite: true);
+        }
+        log.Info($"The old master (pid:{_oldMaster}) is gone: this master takes over{(FinalPath is null ? "" : " " + FinalPath)}");
+        _oldMaster = null;
+        Path = FinalPath;
+        return true;
+    }
+
+    /// <summary>At exit: removes the file if it still names this process.</summary>
+    public void Remove() => Remove(Path, Environment.ProcessId);
+
     /// <summary>What a pid names, as far as the pid file is concerned.</summary>
     public enum Holder
     {
@@ -53,13 +143,13 @@ public static class PidFile
         {
             return false;
         }
-        if (IsCorral(Path.GetFileName(argv[0])))
+        if (IsCorral(System.IO.Path.GetFileName(argv[0])))
         {
             return true;
         }
-        return Path.GetFileName(argv[0]) == "dotnet"
+        return System.IO.Path.GetFileName(argv[0]) == "dotnet"
             && argv.Skip(1).FirstOrDefault(a => a.EndsWith(".dll", StringComparison.OrdinalIgnoreCase)) is { } dll
-            && IsCorral(Path.GetFileName(dll));
+            && IsCorral(System.IO.Path.GetFileName(dll));
 
         static bool IsCorral(string name) =>
             name.Equals("corral", StringComparison.OrdinalIgnoreCase) || name.Equals("corral.dll", StringComparison.OrdinalIgnoreCase);
@@ -99,8 +189,8 @@ public static class PidFile
     /// </summary>
     public static void Write(string path, int pid)
     {
-        var full = Path.GetFullPath(path);
-        var temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
+        var full = System.IO.Path.GetFullPath(path);
+        var temp = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(full)!, $".{System.IO.Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
         try
         {
             using (var stream = new FileStream(temp, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write }))

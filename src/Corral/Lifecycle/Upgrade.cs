@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using Corral.Listeners;
 using Corral.Logging;
-using Corral.Os;
 
 namespace Corral.Lifecycle;
 
@@ -73,24 +72,6 @@ public sealed class Upgrade(IReadOnlyList<Listener> listeners, string acceptLead
         log.Info($"Upgrading: started a new master (pid:{child.Id}) on the same listeners; WINCH stops this master's workers, TERM ends it");
     }
 
-    /// <summary>The pid file of a master started by USR2 is PIDFILE.2 until the old master is gone.</summary>
-    public static string? PidFileFor(string? pidFile, IReadOnlyDictionary<string, string?> env) =>
-        pidFile is not null && IsUpgraded(env) ? pidFile + ".2" : pidFile;
-
+    /// <summary>This master was started by USR2 (its <see cref="PidFile"/> is PIDFILE.2 until the old master is gone).</summary>
     public static bool IsUpgraded(IReadOnlyDictionary<string, string?> env) => !string.IsNullOrEmpty(env.GetValueOrDefault(FromVariable));
-
-    /// <summary>New master: once the old one has exited (we were re-parented), take over its pid file name.</summary>
-    public static bool TryTakeOverPidFile(string? pidFile, IReadOnlyDictionary<string, string?> env, IMasterLog log)
-    {
-        if (!IsUpgraded(env) || Native.ParentPid().ToString(CultureInfo.InvariantCulture) == env[FromVariable])
-        {
-            return false;
-        }
-        if (pidFile is not null && File.Exists(pidFile + ".2"))
-        {
-            File.Move(pidFile + ".2", pidFile, overwrite: true);
-        }
-        log.Info($"The old master (pid:{env[FromVariable]}) is gone: this master takes over{(pidFile is null ? "" : " " + pidFile)}");
-        return true;
-    }
 }

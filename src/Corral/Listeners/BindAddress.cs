@@ -42,35 +42,18 @@ public sealed record BindAddress(BindKind Kind, string Host, int Port, string? P
         {
             text = text["tcp://".Length..];
         }
-        string host;
-        string portText;
-        if (text.StartsWith('['))
+        // A host in brackets must be an IP address; a bare one may also be a host name (checked below).
+        if (!HostPort.TrySplit(text, out var parts, out var shape) && shape != HostPortProblem.AfterBracket)
         {
-            var close = text.IndexOf(']');
-            if (close < 0)
-            {
-                error = "an IPv6 address goes in brackets: [::1]:8000";
-                return false;
-            }
-            host = text[1..close];
-            var rest = text[(close + 1)..];
-            portText = rest.StartsWith(':') ? rest[1..] : rest.Length == 0 ? "8000" : "";
-            if (!IPAddress.TryParse(host, out _))
-            {
-                error = $"'{host}' is not an IPv6 address";
-                return false;
-            }
+            error = "an IPv6 address goes in brackets: [::1]:8000";
+            return false;
         }
-        else
+        var host = parts.Host;
+        var portText = parts.Port ?? (shape == HostPortProblem.AfterBracket ? "" : "8000");
+        if (parts.Bracketed && !IPAddress.TryParse(host, out _))
         {
-            var colon = text.LastIndexOf(':');
-            if (colon >= 0 && text.IndexOf(':') != colon)
-            {
-                error = "an IPv6 address goes in brackets: [::1]:8000";
-                return false;
-            }
-            host = colon < 0 ? text : text[..colon];
-            portText = colon < 0 ? "8000" : text[(colon + 1)..];
+            error = $"'{host}' is not an IPv6 address";
+            return false;
         }
         if (!int.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port > 65535)
         {

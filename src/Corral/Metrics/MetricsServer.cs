@@ -48,31 +48,30 @@ public sealed class MetricsServer : IAsyncDisposable
         return server;
     }
 
-    /// <summary>HOST:PORT (HOST an IP address, [IPv6], or localhost); null if unreadable.</summary>
+    /// <summary>
+    /// HOST:PORT (HOST an IP address, [IPv6], or localhost); null if unreadable. The port is looked at
+    /// first: a text without one is not HOST:PORT, whatever its host.
+    /// </summary>
     public static IPEndPoint? ParseBind(string text, out string? error)
     {
         error = null;
-        var colon = text.LastIndexOf(':');
-        if (colon <= 0 || !int.TryParse(text.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var port) || port > 65535)
+        var split = Listeners.HostPort.TrySplit(text, out var parts, out _);
+        if (parts.Port is not { } portText || parts.Host.Length == 0 && !parts.Bracketed
+            || !int.TryParse(portText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var port) || port > 65535)
         {
             error = $"'{text}' is not HOST:PORT (e.g. 127.0.0.1:9100)";
             return null;
         }
-        var host = text[..colon];
-        if (host.StartsWith('[') && host.EndsWith(']'))
-        {
-            host = host[1..^1];
-        }
-        else if (host.Contains(':', StringComparison.Ordinal))
+        if (!split)
         {
             error = $"'{text}': write an IPv6 address in brackets, [::1]:9100";
             return null;
         }
-        if (host == "localhost")
+        if (parts.Host == "localhost")
         {
             return new IPEndPoint(IPAddress.Loopback, port);
         }
-        if (!IPAddress.TryParse(host, out var ip))
+        if (!IPAddress.TryParse(parts.Host, out var ip))
         {
             error = $"'{text}': HOST must be an IP address or localhost";
             return null;

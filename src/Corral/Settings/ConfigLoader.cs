@@ -79,114 +79,144 @@ public static class ConfigLoader
 
         try
         {
+            // The sources, highest last: the command line names the config file, as CORRAL_CMD_ARGS may.
             var commandLine = cli.Extract(parsed, "the command line");
-            Dictionary<string, object?> cmdArgs = [];
-            var cmdArgsText = env.GetValueOrDefault(CmdArgsVariable);
-            if (!string.IsNullOrWhiteSpace(cmdArgsText))
-            {
-                var words = ShellWords.Split(cmdArgsText);
-                var parsedEnv = cli.Root.Parse(words, NoResponseFiles);
-                if (parsedEnv.Action is { ClearsParseErrors: true })
-                {
-                    return LoadResult.Fail($"{CmdArgsVariable} asks for help, the version or completions ('{cmdArgsText.Trim()}'): those go on the command line (see corral --help)");
-                }
-                if (FirstParseError(parsedEnv, cli) is { } envError)
-                {
-                    return LoadResult.Fail(DescribeParseError(envError, CmdArgsVariable));
-                }
-                cmdArgs = cli.Extract(parsedEnv, CmdArgsVariable);
-            }
-
+            var cmdArgs = ReadCmdArgs(cli, env);
             var configPath = (string?)(commandLine.GetValueOrDefault("config") ?? cmdArgs.GetValueOrDefault("config"));
             var file = configPath is null ? [] : ReadConfigFile(configPath);
 
-            var values = new Dictionary<string, object?>();
-            var sources = new Dictionary<string, string>();
-            foreach (var s in SettingsTable.All)
-            {
-                var value = s.Default is List<string> list ? new List<string>(list) : s.Default;
-                var source = "default";
-                if (s == SettingsTable.Bind && env.GetValueOrDefault("PORT") is { Length: > 0 } port)
-                {
-                    value = new List<string> { "0.0.0.0:" + port };
-                    source = "env PORT";
-                }
-                if (s.EnvVar is not null && env.GetValueOrDefault(s.EnvVar) is { Length: > 0 } envText)
-                {
-                    value = Parse(s, envText, "env " + s.EnvVar);
-                    source = "env " + s.EnvVar;
-                }
-                foreach (var (layer, name) in new[] { (file, "config file"), (cmdArgs, CmdArgsVariable), (commandLine, "command line") })
-                {
-                    if (layer.TryGetValue(s.Name, out var v))
-                    {
-                        value = v;
-                        source = name;
-                    }
-                }
-                if (source == "env PORT")
-                {
-                    // Checked only when used: a platform's PORT does not matter once -b is given.
-                    Parse(s, ((List<string>)value!)[0], source);
-                }
-                values[s.Name] = value;
-                sources[s.Name] = source;
-            }
-
-            // Gunicorn: --threads above 1 means the threaded worker unless a class was named.
-            if (sources[SettingsTable.WorkerClass.Name] == "default"
-                && WorkerClassPolicy.ForUnnamed((int)Math.Min((long)values[SettingsTable.Threads.Name]!, int.MaxValue)) is var derived && derived != WorkerClassPolicy.Default)
-            {
-                values[SettingsTable.WorkerClass.Name] = derived.Name;
-                sources[SettingsTable.WorkerClass.Name] = "derived from --threads";
-            }
-            // The development server talks more, as Werkzeug's debug mode does.
-            if ((bool)values[SettingsTable.Reload.Name]! && sources[SettingsTable.LogLevel.Name] == "default")
-            {
-                values[SettingsTable.LogLevel.Name] = "debug";
-                sources[SettingsTable.LogLevel.Name] = "derived from --reload";
-            }
+            var (values, sources) = Merge(env, file, cmdArgs, commandLine);
+            Derive(values, sources);
             // TLS files: loaded here as the workers will load them, so a bad one stops corral before it starts.
             if (SettingsTable.CheckTls((string?)values[SettingsTable.CertFile.Name], (string?)values[SettingsTable.KeyFile.Name], (string?)values[SettingsTable.CaCerts.Name]) is { } tlsError)
             {
                 return LoadResult.Fail(tlsError);
             }
-            // --statsd-host: looked up once, here, so a name that does not resolve stops corral before it starts.
-            string? statsdTarget = null;
             List<string> warnings = [];
-            if (values[SettingsTable.StatsdHost.Name] is string statsdHost)
-            {
-                var known = statsdFallback is { } f && f.Host == statsdHost ? f.Target : null;
-                try
-                {
-                    Agent.Metrics.StatsdAddress.TryParse(statsdHost, out var address, out _);
-                    statsdTarget = address!.Resolve(known is null ? null : TimeSpan.FromSeconds(1));
-                }
-                catch (Agent.Metrics.StatsdException e) when (known is not null)
-                {
-                    statsdTarget = known;
-                    warnings.Add($"--statsd-host {statsdHost}: {e.Message}; keeping its last address, {known}");
-                }
-                catch (Agent.Metrics.StatsdException e)
-                {
-                    var source = sources[SettingsTable.StatsdHost.Name];
-                    var reason = new SettingException(SettingsTable.StatsdHost, statsdHost, e.Message).Reason;
-                    throw new SettingException(SettingsTable.StatsdHost, statsdHost, $"{reason} (from {(source == "command line" ? "the command line" : source)})");
-                }
-            }
+            var statsdTarget = ResolveStatsd(values, sources, statsdFallback, warnings);
             return new LoadResult(new CorralConfig(values, sources) { StatsdTarget = statsdTarget }, null) { Warnings = warnings };
         }
         catch (SettingException e)
         {
             return LoadResult.Fail(e.Message);
         }
-        catch (ConfigFileException e)
+        catch (SourceException e)
         {
             return LoadResult.Fail(e.Message);
         }
         catch (FormatException e)
         {
             return LoadResult.Fail(e.Message);
+        }
+    }
+
+    /// <summary>CORRAL_CMD_ARGS read as more command-line words (none if unset or blank).</summary>
+    private static Dictionary<string, object?> ReadCmdArgs(Cli cli, IReadOnlyDictionary<string, string?> env)
+    {
+        var cmdArgsText = env.GetValueOrDefault(CmdArgsVariable);
+        if (string.IsNullOrWhiteSpace(cmdArgsText))
+        {
+            return [];
+        }
+        var words = ShellWords.Split(cmdArgsText);
+        var parsedEnv = cli.Root.Parse(words, NoResponseFiles);
+        if (parsedEnv.Action is { ClearsParseErrors: true })
+        {
+            throw new SourceException($"{CmdArgsVariable} asks for help, the version or completions ('{cmdArgsText.Trim()}'): those go on the command line (see corral --help)");
+        }
+        if (FirstParseError(parsedEnv, cli) is { } envError)
+        {
+            throw new SourceException(DescribeParseError(envError, CmdArgsVariable));
+        }
+        return cli.Extract(parsedEnv, CmdArgsVariable);
+    }
+
+    /// <summary>
+    /// Each setting's value and where it came from ("default", "env PORT", "env WEB_CONCURRENCY",
+    /// "config file", CORRAL_CMD_ARGS, "command line"): the highest layer that sets it wins.
+    /// </summary>
+    private static (Dictionary<string, object?> Values, Dictionary<string, string> Sources) Merge(
+        IReadOnlyDictionary<string, string?> env, Dictionary<string, object?> file, Dictionary<string, object?> cmdArgs, Dictionary<string, object?> commandLine)
+    {
+        var values = new Dictionary<string, object?>();
+        var sources = new Dictionary<string, string>();
+        foreach (var s in SettingsTable.All)
+        {
+            var value = s.Default is List<string> list ? new List<string>(list) : s.Default;
+            var source = "default";
+            if (s == SettingsTable.Bind && env.GetValueOrDefault("PORT") is { Length: > 0 } port)
+            {
+                value = new List<string> { "0.0.0.0:" + port };
+                source = "env PORT";
+            }
+            if (s.EnvVar is not null && env.GetValueOrDefault(s.EnvVar) is { Length: > 0 } envText)
+            {
+                value = Parse(s, envText, "env " + s.EnvVar);
+                source = "env " + s.EnvVar;
+            }
+            foreach (var (layer, name) in new[] { (file, "config file"), (cmdArgs, CmdArgsVariable), (commandLine, "command line") })
+            {
+                if (layer.TryGetValue(s.Name, out var v))
+                {
+                    value = v;
+                    source = name;
+                }
+            }
+            if (source == "env PORT")
+            {
+                // Checked only when used: a platform's PORT does not matter once -b is given.
+                Parse(s, ((List<string>)value!)[0], source);
+            }
+            values[s.Name] = value;
+            sources[s.Name] = source;
+        }
+        return (values, sources);
+    }
+
+    /// <summary>Defaults that follow from another setting given, recorded as "derived from ...".</summary>
+    private static void Derive(Dictionary<string, object?> values, Dictionary<string, string> sources)
+    {
+        // Gunicorn: --threads above 1 means the threaded worker unless a class was named.
+        if (sources[SettingsTable.WorkerClass.Name] == "default"
+            && WorkerClassPolicy.ForUnnamed((int)Math.Min((long)values[SettingsTable.Threads.Name]!, int.MaxValue)) is var derived && derived != WorkerClassPolicy.Default)
+        {
+            values[SettingsTable.WorkerClass.Name] = derived.Name;
+            sources[SettingsTable.WorkerClass.Name] = "derived from --threads";
+        }
+        // The development server talks more, as Werkzeug's debug mode does.
+        if ((bool)values[SettingsTable.Reload.Name]! && sources[SettingsTable.LogLevel.Name] == "default")
+        {
+            values[SettingsTable.LogLevel.Name] = "debug";
+            sources[SettingsTable.LogLevel.Name] = "derived from --reload";
+        }
+    }
+
+    /// <summary>
+    /// --statsd-host: looked up once, here, so a name that does not resolve stops corral before it
+    /// starts; at a reload, a lookup that fails keeps the fallback's address with a warning.
+    /// </summary>
+    private static string? ResolveStatsd(Dictionary<string, object?> values, Dictionary<string, string> sources, StatsdFallback? statsdFallback, List<string> warnings)
+    {
+        if (values[SettingsTable.StatsdHost.Name] is not string statsdHost)
+        {
+            return null;
+        }
+        var known = statsdFallback is { } f && f.Host == statsdHost ? f.Target : null;
+        try
+        {
+            Metrics.StatsdAddress.TryParse(statsdHost, out var address, out _);
+            return address!.Resolve(known is null ? null : TimeSpan.FromSeconds(1));
+        }
+        catch (Metrics.StatsdException e) when (known is not null)
+        {
+            warnings.Add($"--statsd-host {statsdHost}: {e.Message}; keeping its last address, {known}");
+            return known;
+        }
+        catch (Metrics.StatsdException e)
+        {
+            var source = sources[SettingsTable.StatsdHost.Name];
+            var reason = new SettingException(SettingsTable.StatsdHost, statsdHost, e.Message).Reason;
+            throw new SettingException(SettingsTable.StatsdHost, statsdHost, $"{reason} (from {(source == "command line" ? "the command line" : source)})");
         }
     }
 
@@ -242,7 +272,7 @@ public static class ConfigLoader
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new ConfigFileException($"config file {path}: cannot read it: {e.Message}");
+            throw new SourceException($"config file {path}: cannot read it: {e.Message}");
         }
         JsonDocument doc;
         try
@@ -251,13 +281,13 @@ public static class ConfigLoader
         }
         catch (JsonException e)
         {
-            throw new ConfigFileException($"config file {path}: not valid JSON: {e.Message.Split(". ")[0]} (line {e.LineNumber + 1})");
+            throw new SourceException($"config file {path}: not valid JSON: {e.Message.Split(". ")[0]} (line {e.LineNumber + 1})");
         }
         using (doc)
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
             {
-                throw new ConfigFileException($"config file {path}: expected a JSON object of settings, e.g. {{\"workers\": 4}}");
+                throw new SourceException($"config file {path}: expected a JSON object of settings, e.g. {{\"workers\": 4}}");
             }
             var result = new Dictionary<string, object?>();
             foreach (var property in doc.RootElement.EnumerateObject())
@@ -266,7 +296,7 @@ public static class ConfigLoader
                 var s = SettingsTable.ByName(key);
                 if (s is null || s == SettingsTable.Config || s == SettingsTable.PrintConfig || s == SettingsTable.CheckConfig)
                 {
-                    throw new ConfigFileException($"config file {path}: unknown setting '{property.Name}' (settings are listed in docs/settings.md)");
+                    throw new SourceException($"config file {path}: unknown setting '{property.Name}' (settings are listed in docs/settings.md)");
                 }
                 try
                 {
@@ -274,14 +304,15 @@ public static class ConfigLoader
                 }
                 catch (SettingException e)
                 {
-                    throw new ConfigFileException($"config file {path}: {e.Message}");
+                    throw new SourceException($"config file {path}: {e.Message}");
                 }
             }
             return result;
         }
     }
 
-    private sealed class ConfigFileException(string message) : Exception(message);
+    /// <summary>A source (the config file, CORRAL_CMD_ARGS) that cannot be read: its error, as corral prints it.</summary>
+    private sealed class SourceException(string message) : Exception(message);
 
     /// <summary>The System.CommandLine command built from the table, and how to read values back.</summary>
     private sealed class Cli

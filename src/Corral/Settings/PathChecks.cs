@@ -43,7 +43,7 @@ public static class PathChecks
         }
         if (config.PidFile is { } pidFile)
         {
-            // Written as a temp file beside it, renamed into place (Corral.Os.PidFile).
+            // Written as a temp file beside it, renamed into place (Corral.Lifecycle.PidFile).
             if (ReplaceableFile(Full(pidFile)) is { } pid)
             {
                 return Error(config, SettingsTable.PidFile, pidFile, pid);

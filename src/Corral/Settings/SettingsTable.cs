@@ -374,7 +374,7 @@ public static class SettingsTable
         Section = "Observability",
         Help = "Send Gunicorn's statsd metrics (gunicorn.requests, gunicorn.request.duration, gunicorn.request.status.CODE, gunicorn.workers, gunicorn.log.LEVEL) to this statsd server over UDP: HOST:PORT (port 8125 if left out), [IPv6]:PORT, or unix:PATH for a unix datagram socket. The host is resolved once, at start (and at a reload); workers send the request metrics, the master the rest. Off by default. See docs/observability.md.",
         AcceptedOverride = "HOST:PORT, HOST, [IPv6]:PORT or unix:PATH",
-        Validate = v => Agent.Metrics.StatsdAddress.TryParse((string)v, out _, out var error) ? null : error,
+        Validate = v => Metrics.StatsdAddress.TryParse((string)v, out _, out var error) ? null : error,
     };
 
     public static readonly Setting StatsdPrefix = new()

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using System.Text;
 using Corral.Agent.Logging;
 using Corral.Agent.Metrics;
+using Corral.Metrics;
 using Corral.Settings;
 
 namespace Corral.Tests;

@@ -1,12 +1,14 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using Corral.Listeners;
 
-namespace Corral.Agent.Metrics;
+namespace Corral.Metrics;
 
 /// <summary>
 /// Where --statsd-host points: HOST[:PORT] (port 8125 when left out, as Gunicorn), [IPv6]:PORT, or
-/// unix:PATH (also unix://PATH) for a unix datagram socket.
+/// unix:PATH (also unix://PATH) for a unix datagram socket. Read and resolved by the master only: a
+/// worker gets the resolved text (the agent's <c>StatsdClient</c> reads it).
 /// </summary>
 public sealed record StatsdAddress(string? Host, int Port, string? UnixPath)
 {
@@ -34,38 +36,19 @@ public sealed record StatsdAddress(string? Host, int Port, string? UnixPath)
             address = new StatsdAddress(null, 0, path);
             return true;
         }
-        string host;
-        string? port = null;
-        if (text.StartsWith('['))
+        HostPort.TrySplit(text, out var parts, out var problem);
+        if (problem is HostPortProblem.UnclosedBracket or HostPortProblem.BareIPv6
+            || parts.Bracketed && (!IPAddress.TryParse(parts.Host, out var v6) || v6.AddressFamily != AddressFamily.InterNetworkV6))
         {
-            var close = text.IndexOf(']');
-            if (close < 0 || !IPAddress.TryParse(text[1..close], out var v6) || v6.AddressFamily != AddressFamily.InterNetworkV6)
-            {
-                error = "an IPv6 address goes in brackets: [::1]:8125";
-                return false;
-            }
-            host = text[1..close];
-            if (close + 1 < text.Length)
-            {
-                if (text[close + 1] != ':')
-                {
-                    error = "expected [IPv6]:PORT";
-                    return false;
-                }
-                port = text[(close + 2)..];
-            }
+            error = "an IPv6 address goes in brackets: [::1]:8125";
+            return false;
         }
-        else
+        if (problem == HostPortProblem.AfterBracket)
         {
-            var colon = text.LastIndexOf(':');
-            if (colon >= 0 && text.IndexOf(':') != colon)
-            {
-                error = "an IPv6 address goes in brackets: [::1]:8125";
-                return false;
-            }
-            host = colon < 0 ? text : text[..colon];
-            port = colon < 0 ? null : text[(colon + 1)..];
+            error = "expected [IPv6]:PORT";
+            return false;
         }
+        var (host, port) = (parts.Host, parts.Port);
         if (host.Length == 0 || host.Any(c => char.IsWhiteSpace(c) || char.IsControl(c) || c is '/' or '[' or ']'))
         {
             error = "no host";
@@ -130,12 +113,4 @@ public sealed record StatsdAddress(string? Host, int Port, string? UnixPath)
         }
         return new IPEndPoint(ip, Port).ToString();
     }
-
-    /// <summary>The endpoint of a <see cref="Resolve"/>d address.</summary>
-    public static EndPoint EndPointOf(string resolved) =>
-        resolved.StartsWith("unix:", StringComparison.Ordinal)
-            ? new UnixDomainSocketEndPoint(resolved["unix:".Length..])
-            : IPEndPoint.Parse(resolved);
 }
-
-public sealed class StatsdException(string message) : Exception(message);
