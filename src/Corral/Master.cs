@@ -53,7 +53,7 @@ public sealed class Master
         if (RefusalToStart(config, env) is { } running)
         {
             log.Error(running);
-            return 1;
+            return ExitCodes.Error;
         }
         log.Info($"Starting corral {Version}");
         using var statsd = new Metrics.MasterStatsd(log, config);
@@ -63,7 +63,7 @@ public sealed class Master
         }
         if (!TryBind(config, env, out var listeners))
         {
-            return 1;
+            return ExitCodes.Error;
         }
 
         // --accept-policy pack: the name only this master's workers (and, after USR2, the new master's) know (the agent's AcceptPacking).
@@ -76,7 +76,7 @@ public sealed class Master
             if (!_pidFile.TryWrite(log))
             {
                 log.Error("Shutting down: Master");
-                return 1;
+                return ExitCodes.Error;
             }
             foreach (var l in listeners)
             {
@@ -135,12 +135,12 @@ public sealed class Master
             if (config.Reload)
             {
                 var project = AppTarget.FindProject(config.App!)
-                    ?? throw new AppTarget.AppException($"--reload: APP {config.App} is not a project (a .csproj, or a folder holding exactly one): the dev server rebuilds from sources", 2);
+                    ?? throw new AppTarget.AppException($"--reload: APP {config.App} is not a project (a .csproj, or a folder holding exactly one): the dev server rebuilds from sources", ExitCodes.Usage);
                 _reloader = new Reloader(project, config.ReloadExtraFiles, _log, Post);
                 app = _reloader.BuildInitial();
                 if (AppTarget.RuntimeConfigProblem(config.App!, app.RuntimeConfigPath) is { } problem)
                 {
-                    throw new AppTarget.AppException(problem, 2);
+                    throw new AppTarget.AppException(problem, ExitCodes.Usage);
                 }
                 if (Environment.GetEnvironmentVariable("ASPNETCORE_ENVIRONMENT") is null
                     && !config.RawEnv.Any(e => e.StartsWith("ASPNETCORE_ENVIRONMENT=", StringComparison.Ordinal)))
@@ -215,7 +215,7 @@ public sealed class Master
         using var observability = Control.Observability.Start(config, _controlSocket, deferMetrics: !_tookOver, listeners, _log, Post);
         if (observability is null)
         {
-            return 1;
+            return ExitCodes.Error;
         }
 
         arbiter.Start();

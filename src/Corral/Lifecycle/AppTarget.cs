@@ -48,8 +48,8 @@ public sealed record AppTarget(string FileName, string[] Arguments, string Displ
             path = projects.Length switch
             {
                 1 => projects[0],
-                0 => throw new AppException($"APP {app}: the folder holds no .csproj (give a built .dll, an apphost or a project)", 2),
-                _ => throw new AppException($"APP {app}: the folder holds {projects.Length} projects; name the .csproj", 2),
+                0 => throw new AppException($"APP {app}: the folder holds no .csproj (give a built .dll, an apphost or a project)", ExitCodes.Usage),
+                _ => throw new AppException($"APP {app}: the folder holds {projects.Length} projects; name the .csproj", ExitCodes.Usage),
             };
         }
         if (!File.Exists(path))

@@ -424,7 +424,7 @@ public sealed class Arbiter
             _log.Error($"Can't start a worker: {e.Message}");
             if (!_booted)
             {
-                Halt("Worker failed to boot.", 3, e.Message);
+                Halt("Worker failed to boot.", ExitCodes.WorkerBootError, e.Message);
             }
             else if (ReloadCanFail)
             {
@@ -468,7 +468,7 @@ public sealed class Arbiter
         if (!_booted)
         {
             // The very first boot: nothing serves yet, and a broken app will not fix itself.
-            Halt("Worker failed to boot.", 3, why);
+            Halt("Worker failed to boot.", ExitCodes.WorkerBootError, why);
             return;
         }
         if (w.Generation == _generation && ReloadCanFail)
