@@ -47,7 +47,7 @@ internal static class HostTakeover
     private static void Configure(IServiceCollection services, AgentOptions options)
     {
         var gate = AdmissionGate.For(options);
-        var warmup = options.WarmupRequests > 0 ? new Warmup(options, gate) : null;
+        var warmup = options.WarmupRequests > 0 ? new Warmup(options, gate, AgentRuntime.Log) : null;
         // The master names a leader for async workers under --accept-policy pack only.
         var packing = options.AcceptLeader is { Length: > 0 } leader ? new AcceptPacking(leader, gate) : null;
         SizeThreadPool(options);
