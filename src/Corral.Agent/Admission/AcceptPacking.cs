@@ -6,32 +6,18 @@ namespace Corral.Agent.Admission;
 
 /// <summary>
 /// --accept-policy pack (async workers): one worker, the leader, takes every new connection; the
-/// others take one only when it has waited <see cref="Patience"/> in the kernel's queue, which means
-/// the leader is saturated, paused (a GC, SIGSTOP) or gone. Two runtimes busy at once on few cores
-/// serve less than one (bench/results/connection-split.md), and a second worker that is not needed
-/// stays out of the way.
+/// others take one only when it has waited <see cref="AcceptPackingPolicy.Patience"/> in the
+/// kernel's queue, which means the leader is saturated, paused (a GC, SIGSTOP) or gone. Two runtimes
+/// busy at once on few cores serve less than one (bench/results/connection-split.md), and a second
+/// worker that is not needed stays out of the way.
 /// <para>
 /// The leader is whoever holds an abstract unix socket name that the master made up for its workers:
 /// only one process can bind it, and the kernel lets it go when that process exits. A worker leads
-/// only while it is ready and not draining.
+/// only while it is ready and not draining. The decisions are <see cref="AcceptPackingPolicy"/>'s.
 /// </para>
 /// </summary>
 internal sealed class AcceptPacking
 {
-    /// <summary>
-    /// How long the queue must stay non-empty before a follower takes a connection. A burst of new
-    /// connections (a client opening its pool) takes the leader a few milliseconds to accept: a
-    /// follower must not step in then, as even one connection on a second runtime costs a third of
-    /// the throughput on 2 cores (bench/results/connection-split.md).
-    /// </summary>
-    public static readonly TimeSpan Patience = TimeSpan.FromMilliseconds(10);
-
-    /// <summary>How long a follower that stepped in waits for a connection before it leaves it to the leader again.</summary>
-    public static readonly TimeSpan Reach = TimeSpan.FromMilliseconds(5);
-
-    /// <summary>How often a waiting follower checks whether it may lead (the leader left).</summary>
-    private const int LookAgainMs = 100;
-
     private readonly string _name;
     private readonly AdmissionGate _gate;
     private readonly Lock _sync = new();
@@ -58,7 +44,7 @@ internal sealed class AcceptPacking
         {
             return true;
         }
-        if (!AgentRuntime.IsReady || _gate.Draining)
+        if (!AcceptPackingPolicy.MayLead(AgentRuntime.IsReady, _gate.Draining))
         {
             return false;
         }
@@ -105,7 +91,7 @@ internal sealed class AcceptPacking
 
     /// <summary>
     /// Returns at once for the leader. A follower waits, on a thread of its own (poll(2) blocks), until
-    /// a connection has waited <see cref="Patience"/> on <paramref name="listenFd"/>, or until it leads.
+    /// a connection has waited <see cref="AcceptPackingPolicy.Patience"/> on <paramref name="listenFd"/>, or until it leads.
     /// </summary>
     public ValueTask WaitTurnAsync(int listenFd, CancellationToken ct)
     {
@@ -122,12 +108,14 @@ internal sealed class AcceptPacking
             // The runtime could not start the thread (out of file descriptors, it cannot): thrown
             // to Kestrel, this would end the worker's accept loop for good. Look again in a moment.
             Background.Report("Waiting for a turn to accept (--accept-policy pack)", e);
-            return new ValueTask(Task.Delay(LookAgainMs, ct));
+            return new ValueTask(Task.Delay(AcceptPackingPolicy.LookAgain, ct));
         }
     }
 
     private void WaitTurn(int listenFd, CancellationToken ct)
     {
+        var policy = new AcceptPackingPolicy();
+        var start = Stopwatch.GetTimestamp();
         while (true)
         {
             ct.ThrowIfCancellationRequested();
@@ -135,19 +123,14 @@ internal sealed class AcceptPacking
             {
                 return;
             }
-            if (!Native.WaitReadable(listenFd, LookAgainMs))
+            var queued = Native.WaitReadable(listenFd, (int)policy.NextLook.TotalMilliseconds);
+            if (policy.ShouldAccept(queued, Stopwatch.GetElapsedTime(start)))
             {
-                continue;
+                return; // never empty for that long: the leader is not keeping up
             }
-            // A connection waits: is the leader emptying the queue? Look every millisecond.
-            var waited = Stopwatch.StartNew();
-            while (Native.WaitReadable(listenFd, 0))
+            if (queued)
             {
-                if (waited.Elapsed >= Patience || TryLead())
-                {
-                    return; // never empty for that long (the leader is not keeping up), or the leader left
-                }
-                Thread.Sleep(1);
+                Thread.Sleep(AcceptPackingPolicy.Pace);
             }
         }
     }

@@ -98,7 +98,7 @@ internal sealed class GatedListenerFactory(SocketTransportFactory inner, Admissi
 
         /// <summary>
         /// A follower accepts only the connection it was told waits too long, and gives up within
-        /// <see cref="AcceptPacking.Reach"/> if the leader took it after all: a follower left
+        /// <see cref="AcceptPackingPolicy.Reach"/> if the leader took it after all: a follower left
         /// waiting in accept(2) would take the next connection as soon as the leader would.
         /// </summary>
         private async ValueTask<ConnectionContext?> AcceptPackedAsync(AcceptPacking packing, CancellationToken ct)
@@ -111,7 +111,7 @@ internal sealed class GatedListenerFactory(SocketTransportFactory inner, Admissi
                     return await inner.AcceptAsync(ct).ConfigureAwait(false);
                 }
                 using var reach = CancellationTokenSource.CreateLinkedTokenSource(ct);
-                reach.CancelAfter(AcceptPacking.Reach);
+                reach.CancelAfter(AcceptPackingPolicy.Reach);
                 try
                 {
                     return await inner.AcceptAsync(reach.Token).ConfigureAwait(false);

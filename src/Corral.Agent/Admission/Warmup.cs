@@ -5,6 +5,7 @@ using System.Net;
 using System.Text;
 using System.Threading.Channels;
 using Corral.Agent.Contract;
+using Corral.Agent.Logging;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Http.Features;
 
@@ -19,7 +20,7 @@ namespace Corral.Agent.Admission;
 /// workers still serve. Real accepts are held while it runs, so connections go to workers that are
 /// ready. (It does not make a reload under load cheaper: bench/results/fresh-worker.md.)
 /// </summary>
-internal sealed class Warmup(AgentOptions options, AdmissionGate gate)
+internal sealed class Warmup(AgentOptions options, AdmissionGate gate, AgentLog log)
 {
     private readonly Channel<ConnectionContext> _connections = Channel.CreateUnbounded<ConnectionContext>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
 
@@ -61,7 +62,7 @@ internal sealed class Warmup(AgentOptions options, AdmissionGate gate)
                 {
                     reported[i] = true;
                     var answer = status == 0 ? "no HTTP response" : $"status {status}";
-                    AgentRuntime.Log.Warning($"Warm-up request GET {paths[i]} got {answer}: choose a --warmup-path that answers 2xx and runs the code real requests run");
+                    log.Warning($"Warm-up request GET {paths[i]} got {answer}: choose a --warmup-path that answers 2xx and runs the code real requests run");
                 }
             }
         }
@@ -69,21 +70,21 @@ internal sealed class Warmup(AgentOptions options, AdmissionGate gate)
         {
             if (gate.Draining)
             {
-                AgentRuntime.Log.Debug($"Warm-up stopped after {done} of {count} requests to {what}: the worker is stopping");
+                log.Debug($"Warm-up stopped after {done} of {count} requests to {what}: the worker is stopping");
                 return;
             }
-            AgentRuntime.Log.Warning($"Warm-up stopped after {done} of {count} requests to {what}: it may take at most {limit.TotalSeconds:0.#} s (half of --timeout)");
+            log.Warning($"Warm-up stopped after {done} of {count} requests to {what}: it may take at most {limit.TotalSeconds:0.#} s (half of --timeout)");
         }
         catch (Exception e)
         {
-            AgentRuntime.Log.Warning($"Warm-up stopped after {done} of {count} requests to {what}: {e.GetType().Name}: {e.Message}");
+            log.Warning($"Warm-up stopped after {done} of {count} requests to {what}: {e.GetType().Name}: {e.Message}");
         }
         finally
         {
             _connections.Writer.TryComplete();
             gate.ReleaseAccepts();
         }
-        AgentRuntime.Log.Debug($"Warmed up: {done} requests to {what} in {Stopwatch.GetElapsedTime(started).TotalMilliseconds:0} ms");
+        log.Debug($"Warmed up: {done} requests to {what} in {Stopwatch.GetElapsedTime(started).TotalMilliseconds:0} ms");
     }
 
     /// <summary>One request on a connection of its own; returns the response's status (0: none).</summary>

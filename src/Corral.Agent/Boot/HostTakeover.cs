@@ -2,6 +2,7 @@ using System.Reflection;
 using Corral.Agent.Admission;
 using Corral.Agent.Contract;
 using Corral.Agent.Http;
+using Corral.Agent.Metrics;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -47,7 +48,7 @@ internal static class HostTakeover
     private static void Configure(IServiceCollection services, AgentOptions options)
     {
         var gate = AdmissionGate.For(options);
-        var warmup = options.Warmup.Requests > 0 ? new Warmup(options, gate) : null;
+        var warmup = options.Warmup.Requests > 0 ? new Warmup(options, gate, AgentRuntime.Log) : null;
         // The master names a leader for async workers under --accept-policy pack only.
         var packing = options.AcceptLeader is { Length: > 0 } leader ? new AcceptPacking(leader, gate) : null;
         SizeThreadPool(options);
@@ -55,7 +56,8 @@ internal static class HostTakeover
         services.AddSingleton(options);
         services.AddSingleton(gate);
         services.AddSingleton(AgentRuntime.Stats);
-        services.AddSingleton<CorralMiddleware>();
+        services.AddSingleton(sp => new CorralMiddleware(
+            sp.GetRequiredService<AgentOptions>(), sp.GetRequiredService<AdmissionGate>(), sp.GetRequiredService<RequestStats>(), AgentRuntimeReports.Instance));
         // First in the list = outermost in the pipeline: before anything the app or the framework adds.
         services.Insert(0, ServiceDescriptor.Singleton<IStartupFilter, CorralStartupFilter>());
         services.AddHostedService(sp => new CorralLifetime(sp.GetRequiredService<IHostApplicationLifetime>(), warmup));

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.IO.Pipelines;
 using Corral.Agent.Admission;
 using Corral.Agent.Contract;
 using Corral.Agent.Logging;
@@ -23,13 +22,15 @@ internal sealed class CorralMiddleware
     private readonly AccessLogWriter? _accessWriter;
     private readonly bool _closeEveryConnection;
     private readonly ProxyTrust _proxyTrust;
+    private readonly IWorkerReports _reports;
     private int _recycleAsked;
 
-    public CorralMiddleware(AgentOptions options, AdmissionGate gate, RequestStats stats)
+    public CorralMiddleware(AgentOptions options, AdmissionGate gate, RequestStats stats, IWorkerReports reports)
     {
         _options = options;
         _gate = gate;
         _stats = stats;
+        _reports = reports;
         _closeEveryConnection = WorkerClassPolicy.For(options.WorkerClass).ClosesEveryConnection;
         _proxyTrust = ProxyTrust.Create(options.Proxy.ForwardedAllowIps, options.Proxy.SecureSchemeHeaders);
         if (!string.IsNullOrEmpty(options.Logs.AccessLogFile))
@@ -40,6 +41,11 @@ internal sealed class CorralMiddleware
         }
     }
 
+    /// <summary>
+    /// One request, in order: a warm-up request only passes through; any other is counted and
+    /// admitted, then refused (400, 431) or handed to the app; whatever happened, it then leaves the
+    /// gate, is recorded, counted as served, logged, and the worker asks for its recycle when due.
+    /// </summary>
     public async Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
         var started = Stopwatch.GetTimestamp();
@@ -48,58 +54,29 @@ internal sealed class CorralMiddleware
         {
             if (context.Features.Get<WarmupConnection>() is not null)
             {
-                // Not the clients': no count, no log, no --max-requests. A request slot all the same (gthread).
-                await _gate.EnterRequestAsync().ConfigureAwait(false);
-                try
-                {
-                    await next(context).ConfigureAwait(false);
-                }
-                finally
-                {
-                    _gate.ExitRequest();
-                }
+                await PassWarmupAsync(context, next).ConfigureAwait(false);
                 return;
             }
-            if (_closeEveryConnection)
-            {
-                // sync: a connection its accept took as the warm-up began waits for the warm-up (one request at a time).
-                await warmupOver.ConfigureAwait(false);
-            }
+            await WaitForWarmupAsync(warmupOver).ConfigureAwait(false);
         }
-        _stats.Begin();
+        await AdmitAsync(context).ConfigureAwait(false);
         CountingBody? counter = null;
-        var status = 0;
-        await _gate.EnterRequestAsync(context).ConfigureAwait(false);
-        if (_gate.OneRequestAtATime)
-        {
-            _stats.Running();
-        }
+        var status = 0; // 500 once the app has thrown
         try
         {
             if (_proxyTrust.Apply(context) is { } proxyError)
             {
                 // Before anything reads the remote address or the scheme (the app, the access log).
-                context.Response.StatusCode = StatusCodes.Status400BadRequest;
-                context.Response.ContentType = "text/plain";
-                await context.Response.WriteAsync(proxyError + "\n").ConfigureAwait(false);
+                await RefuseAsync(context, StatusCodes.Status400BadRequest, proxyError, close: false).ConfigureAwait(false);
                 return;
             }
-            if ((_closeEveryConnection || _gate.Draining) && !HttpProtocol.IsHttp2(context.Request.Protocol) && !HttpProtocol.IsHttp3(context.Request.Protocol))
-            {
-                // The sync class: one request per connection, as Gunicorn's sync worker. A draining
-                // worker: this request is the connection's last, and the client is told so.
-                context.Response.Headers.Connection = "close";
-            }
-            if (_accessWriter is not null)
-            {
-                counter = CountingBody.Install(context);
-            }
+            CloseIfLastRequest(context);
+            counter = _accessWriter is null ? null : CountingBody.Install(context);
             if (FieldTooLarge(context.Request.Headers) is { } field)
             {
-                context.Response.StatusCode = StatusCodes.Status431RequestHeaderFieldsTooLarge;
-                context.Response.ContentType = "text/plain";
-                CloseAfterResponse(context); // as Kestrel's own 431: nothing more is read from this client
-                await context.Response.WriteAsync($"Request header field '{field}' is larger than --limit-request-field_size ({_options.Limits.RequestFieldSize} bytes)\n").ConfigureAwait(false);
+                // As Kestrel's own 431: nothing more is read from this client.
+                await RefuseAsync(context, StatusCodes.Status431RequestHeaderFieldsTooLarge,
+                    $"Request header field '{field}' is larger than --limit-request-field_size ({_options.Limits.RequestFieldSize} bytes)", close: true).ConfigureAwait(false);
                 return;
             }
             await next(context).ConfigureAwait(false);
@@ -108,7 +85,7 @@ internal sealed class CorralMiddleware
         {
             status = StatusCodes.Status500InternalServerError;
             // Gunicorn logs "Error handling request" with log.exception: counted the same way.
-            AgentRuntime.Statsd?.Increment(StatsdMetrics.LogException);
+            _reports.Statsd?.Increment(StatsdMetrics.LogException);
             throw;
         }
         finally
@@ -116,36 +93,116 @@ internal sealed class CorralMiddleware
             _gate.ExitRequest();
             var elapsed = Stopwatch.GetElapsedTime(started);
             var finalStatus = status != 0 && !context.Response.HasStarted ? status : context.Response.StatusCode;
-            AgentRuntime.Metrics.Record(context.Request.Method, finalStatus, elapsed);
-            AgentRuntime.Statsd?.Request(finalStatus, elapsed);
+            Record(context.Request.Method, finalStatus, elapsed);
             var served = _stats.End();
             if (_accessWriter is not null)
             {
-                WriteAccessLog(context, startTime, elapsed, status, counter);
+                WriteAccessLog(_accessWriter, context, startTime, elapsed, finalStatus, counter);
             }
-            if (OutOfMemoryWatch.Seen && Interlocked.Exchange(ref _recycleAsked, 1) == 0)
-            {
-                // A worker whose heap is exhausted would answer 500 for ever: it is replaced, overlapped.
-                AgentRuntime.Log.Warning("Worker ran out of memory (OutOfMemoryException): recycling it after current request.");
-                AgentRuntime.ReportRecycle(Protocol.OutOfMemory);
-            }
-            else if (_options.MaxRequests > 0 && served >= _options.MaxRequests && Interlocked.Exchange(ref _recycleAsked, 1) == 0)
-            {
-                AgentRuntime.Log.Info("Autorestarting worker after current request.");
-                AgentRuntime.ReportRecycle();
-            }
+            RecycleIfDue(served);
         }
     }
 
-    /// <summary>HTTP/1.x: `Connection: close`, and Kestrel closes the connection after this response.</summary>
-    private static void CloseAfterResponse(HttpContext context)
+    /// <summary>
+    /// A warm-up request (<see cref="Warmup"/>) is not the clients': no count, no log, no
+    /// --max-requests. It takes a request slot all the same (gthread).
+    /// </summary>
+    private async Task PassWarmupAsync(HttpContext context, RequestDelegate next)
     {
-        if (!HttpProtocol.IsHttp2(context.Request.Protocol) && !HttpProtocol.IsHttp3(context.Request.Protocol))
+        await _gate.EnterRequestAsync().ConfigureAwait(false);
+        try
+        {
+            await next(context).ConfigureAwait(false);
+        }
+        finally
+        {
+            _gate.ExitRequest();
+        }
+    }
+
+    /// <summary>
+    /// sync: a connection its accept took as the warm-up began waits for the warm-up (one request at
+    /// a time). The other classes serve it at once.
+    /// </summary>
+    private Task WaitForWarmupAsync(Task warmupOver) => _closeEveryConnection ? warmupOver : Task.CompletedTask;
+
+    /// <summary>
+    /// Counted in flight from now, then waits for a request slot (sync: the worker's turn). sync: the
+    /// busy clock (--timeout) starts again once the request runs.
+    /// </summary>
+    private async ValueTask AdmitAsync(HttpContext context)
+    {
+        _stats.Begin();
+        await _gate.EnterRequestAsync(context).ConfigureAwait(false);
+        if (_gate.OneRequestAtATime)
+        {
+            _stats.Running();
+        }
+    }
+
+    /// <summary>
+    /// The sync class: one request per connection, as Gunicorn's sync worker. A draining worker: this
+    /// request is the connection's last, and the client is told so. (HTTP/1.x only.)
+    /// </summary>
+    private void CloseIfLastRequest(HttpContext context)
+    {
+        if ((_closeEveryConnection || _gate.Draining) && IsHttp1(context))
         {
             context.Response.Headers.Connection = "close";
         }
     }
 
+    /// <summary>Answers <paramref name="status"/> with <paramref name="text"/> (plain text) instead of the app.</summary>
+    private static async Task RefuseAsync(HttpContext context, int status, string text, bool close)
+    {
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "text/plain";
+        if (close)
+        {
+            CloseAfterResponse(context);
+        }
+        await context.Response.WriteAsync(text + "\n").ConfigureAwait(false);
+    }
+
+    /// <summary>The worker's metrics for the master, and statsd's (--statsd-host).</summary>
+    private void Record(string method, int status, TimeSpan elapsed)
+    {
+        _reports.Metrics.Record(method, status, elapsed);
+        _reports.Statsd?.Request(status, elapsed);
+    }
+
+    /// <summary>
+    /// Asks the master, once, to replace this worker (overlapped): after the app has thrown
+    /// OutOfMemoryException, or at --max-requests.
+    /// </summary>
+    private void RecycleIfDue(long served)
+    {
+        if (_reports.OutOfMemorySeen && Interlocked.Exchange(ref _recycleAsked, 1) == 0)
+        {
+            // A worker whose heap is exhausted would answer 500 for ever: it is replaced, overlapped.
+            _reports.Log.Warning("Worker ran out of memory (OutOfMemoryException): recycling it after current request.");
+            _reports.AskRecycle(Protocol.OutOfMemory);
+        }
+        else if (_options.MaxRequests > 0 && served >= _options.MaxRequests && Interlocked.Exchange(ref _recycleAsked, 1) == 0)
+        {
+            _reports.Log.Info("Autorestarting worker after current request.");
+            _reports.AskRecycle(null);
+        }
+    }
+
+    private static bool IsHttp1(HttpContext context) =>
+        !HttpProtocol.IsHttp2(context.Request.Protocol) && !HttpProtocol.IsHttp3(context.Request.Protocol);
+
+    /// <summary>HTTP/1.x: `Connection: close`, and Kestrel closes the connection after this response.</summary>
+    private static void CloseAfterResponse(HttpContext context)
+    {
+        if (IsHttp1(context))
+        {
+            context.Response.Headers.Connection = "close";
+        }
+    }
+
+    /// <summary>--limit-request-field_size: the first field whose "name: value" is longer; null if none.</summary>
     private string? FieldTooLarge(IHeaderDictionary headers)
     {
         var limit = _options.Limits.RequestFieldSize;
@@ -166,7 +223,8 @@ internal sealed class CorralMiddleware
         return null;
     }
 
-    private void WriteAccessLog(HttpContext context, DateTimeOffset startTime, TimeSpan duration, int status, CountingBody? counter)
+    /// <summary>The request's access-log line: --access-logformat's atoms, or --access-log-json's object.</summary>
+    private void WriteAccessLog(AccessLogWriter writer, HttpContext context, DateTimeOffset startTime, TimeSpan duration, int status, CountingBody? counter)
     {
         var request = context.Request;
         var response = context.Response;
@@ -181,88 +239,13 @@ internal sealed class CorralMiddleware
             Path = request.PathBase.Add(request.Path).Value ?? "/", // decoded, as Gunicorn logs PATH_INFO
             QueryString = request.QueryString.ToString(),
             Protocol = request.Protocol,
-            Status = status != 0 && !response.HasStarted ? status : response.StatusCode,
+            Status = status,
             BytesSent = counter?.Count ?? 0,
             RequestHeader = name => request.Headers.TryGetValue(name, out var v) ? v.ToString() : null,
             ResponseHeader = name => response.Headers.TryGetValue(name, out var v) ? v.ToString() : null,
             RequestHeaderValues = _accessFormat is null ? name => request.Headers.TryGetValue(name, out var v) ? v.ToArray() : null : null,
             Scheme = request.Scheme,
         };
-        _accessWriter!.Write(_accessFormat is null ? JsonAccessLog.Format(entry) : _accessFormat.Format(entry));
-    }
-
-    /// <summary>Counts the response body bytes the app writes, for the b and B atoms.</summary>
-    private sealed class CountingBody(IHttpResponseBodyFeature inner) : IHttpResponseBodyFeature
-    {
-        private CountingStream? _stream;
-        private CountingWriter? _writer;
-
-        public long Count;
-
-        public static CountingBody Install(HttpContext context)
-        {
-            var body = new CountingBody(context.Features.Get<IHttpResponseBodyFeature>()!);
-            context.Features.Set<IHttpResponseBodyFeature>(body);
-            return body;
-        }
-
-        public Stream Stream => _stream ??= new CountingStream(inner.Stream, this);
-        public PipeWriter Writer => _writer ??= new CountingWriter(inner.Writer, this);
-        public void DisableBuffering() => inner.DisableBuffering();
-        public Task StartAsync(CancellationToken cancellationToken = default) => inner.StartAsync(cancellationToken);
-        public Task CompleteAsync() => inner.CompleteAsync();
-
-        public async Task SendFileAsync(string path, long offset, long? count, CancellationToken cancellationToken = default)
-        {
-            await inner.SendFileAsync(path, offset, count, cancellationToken).ConfigureAwait(false);
-            Interlocked.Add(ref Count, count ?? new FileInfo(path).Length - offset);
-        }
-    }
-
-    private sealed class CountingWriter(PipeWriter inner, CountingBody body) : PipeWriter
-    {
-        public override void Advance(int bytes)
-        {
-            body.Count += bytes;
-            inner.Advance(bytes);
-        }
-
-        public override Memory<byte> GetMemory(int sizeHint = 0) => inner.GetMemory(sizeHint);
-        public override Span<byte> GetSpan(int sizeHint = 0) => inner.GetSpan(sizeHint);
-        public override void CancelPendingFlush() => inner.CancelPendingFlush();
-        public override void Complete(Exception? exception = null) => inner.Complete(exception);
-        public override ValueTask CompleteAsync(Exception? exception = null) => inner.CompleteAsync(exception);
-        public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default) => inner.FlushAsync(cancellationToken);
-        public override bool CanGetUnflushedBytes => inner.CanGetUnflushedBytes;
-        public override long UnflushedBytes => inner.UnflushedBytes;
-    }
-
-    private sealed class CountingStream(Stream inner, CountingBody body) : Stream
-    {
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() => inner.Flush();
-        public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count)
-        {
-            body.Count += count;
-            inner.Write(buffer, offset, count);
-        }
-
-        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
-        {
-            body.Count += buffer.Length;
-            return inner.WriteAsync(buffer, cancellationToken);
-        }
-
-        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+        writer.Write(_accessFormat is null ? JsonAccessLog.Format(entry) : _accessFormat.Format(entry));
     }
 }

@@ -1,0 +1,55 @@
+namespace Corral.Agent.Admission;
+
+/// <summary>
+/// The decisions of --accept-policy pack (<see cref="AcceptPacking"/>), apart from the clock, poll(2)
+/// and the leader's socket so that they can be tested: who may lead, how long a follower's next look
+/// at the listening socket's queue may wait, and when a follower takes a connection. One instance
+/// per wait for a turn (a follower's wait starts afresh at each accept).
+/// </summary>
+internal sealed class AcceptPackingPolicy
+{
+    /// <summary>
+    /// How long the queue must stay non-empty before a follower takes a connection. A burst of new
+    /// connections (a client opening its pool) takes the leader a few milliseconds to accept: a
+    /// follower must not step in then, as even one connection on a second runtime costs a third of
+    /// the throughput on 2 cores (bench/results/connection-split.md).
+    /// </summary>
+    public static readonly TimeSpan Patience = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>How long a follower that stepped in waits for a connection before it leaves it to the leader again.</summary>
+    public static readonly TimeSpan Reach = TimeSpan.FromMilliseconds(5);
+
+    /// <summary>How often a waiting follower checks whether it may lead (the leader left), while no connection waits.</summary>
+    public static readonly TimeSpan LookAgain = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>While a connection waits: is the leader emptying the queue? A follower looks this often.</summary>
+    public static readonly TimeSpan Pace = TimeSpan.FromMilliseconds(1);
+
+    private TimeSpan? _queuedSince;
+
+    /// <summary>A worker leads only while it is ready and not draining (then it tries for the leader's name).</summary>
+    public static bool MayLead(bool ready, bool draining) => ready && !draining;
+
+    /// <summary>
+    /// How long the follower's next look may wait for a connection to arrive: <see cref="LookAgain"/>
+    /// while the queue was last seen empty; not at all while a connection waits (looked at every <see cref="Pace"/>).
+    /// </summary>
+    public TimeSpan NextLook => _queuedSince is null ? LookAgain : TimeSpan.Zero;
+
+    /// <summary>
+    /// One look at the queue, at <paramref name="now"/> (any monotonic clock): true once it has been
+    /// seen non-empty at every look for <see cref="Patience"/>, which means the leader is not keeping
+    /// up (saturated, paused, gone): the follower takes a connection. A look that finds it empty
+    /// starts the count again.
+    /// </summary>
+    public bool ShouldAccept(bool queued, TimeSpan now)
+    {
+        if (!queued)
+        {
+            _queuedSince = null;
+            return false;
+        }
+        _queuedSince ??= now;
+        return now - _queuedSince.Value >= Patience;
+    }
+}
