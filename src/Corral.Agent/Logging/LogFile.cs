@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text;
+using Corral.Agent.Os;
 using Microsoft.Win32.SafeHandles;
 
 namespace Corral.Agent.Logging;
@@ -32,7 +33,7 @@ internal sealed class LogFile
         _standardFd = stdout ? 1 : 2;
         if (_path is not null)
         {
-            _handle = LogNative.OpenAppend(_path);
+            _handle = AppendFile.OpenAppend(_path);
         }
     }
 
@@ -56,10 +57,10 @@ internal sealed class LogFile
         {
             if (_handle is null)
             {
-                LogNative.WriteAll(_standardFd, buffer.WrittenSpan);
+                AppendFile.WriteAll(_standardFd, buffer.WrittenSpan);
                 return;
             }
-            LogNative.WriteAll((int)_handle.DangerousGetHandle(), buffer.WrittenSpan);
+            AppendFile.WriteAll((int)_handle.DangerousGetHandle(), buffer.WrittenSpan);
         }
     }
 
@@ -76,7 +77,7 @@ internal sealed class LogFile
         SafeFileHandle fresh;
         try
         {
-            fresh = LogNative.OpenAppend(_path);
+            fresh = AppendFile.OpenAppend(_path);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Corral.Agent.Admission;
 using Corral.Agent.Contract;
 using Corral.Lifecycle;
 using Corral.Listeners;

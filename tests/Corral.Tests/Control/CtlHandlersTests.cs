@@ -5,7 +5,6 @@ using Corral.Metrics;
 using Corral.Supervision;
 
 
-
 namespace Corral.Tests;
 
 /// <summary>Each `corral ctl` command against an arbiter on fakes: what it asks of the arbiter and the JSON it answers.</summary>

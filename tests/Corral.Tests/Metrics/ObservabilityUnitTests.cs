@@ -4,7 +4,6 @@ using Corral.Control;
 using Corral.Metrics;
 
 
-
 namespace Corral.Tests;
 
 public sealed class ObservabilityUnitTests

@@ -2,8 +2,6 @@ using System.Globalization;
 using Corral.Agent.Contract;
 using Corral.Control;
 using Corral.Metrics;
-using Corral.Supervision;
-
 
 
 namespace Corral.Tests;

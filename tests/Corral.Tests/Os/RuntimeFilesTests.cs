@@ -1,7 +1,6 @@
 using Corral.Os;
 
 
-
 namespace Corral.Tests;
 
 public sealed class RuntimeFilesTests

@@ -1,7 +1,6 @@
 using Corral.Settings;
 
 
-
 namespace Corral.Tests;
 
 /// <summary>The files the settings name: a folder that is missing is one line naming the setting and its source (exit 2), before anything starts.</summary>

@@ -1,7 +1,6 @@
 using Corral.Settings;
 
 
-
 namespace Corral.Tests;
 
 /// <summary>Every flag of the table, short and long, parsed from the command line to its typed value.</summary>

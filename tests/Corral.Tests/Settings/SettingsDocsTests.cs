@@ -1,7 +1,6 @@
 using Corral.Settings;
 
 
-
 namespace Corral.Tests;
 
 public class SettingsDocsTests

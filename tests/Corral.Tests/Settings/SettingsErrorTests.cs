@@ -1,7 +1,6 @@
 using Corral.Settings;
 
 
-
 namespace Corral.Tests;
 
 /// <summary>Every wrong input is one line that names what is wrong and what is accepted.</summary>

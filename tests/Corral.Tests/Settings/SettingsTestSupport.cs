@@ -1,7 +1,6 @@
 using Corral.Settings;
 
 
-
 namespace Corral.Tests;
 
 /// <summary>Calls <see cref="ConfigLoader.Load"/> the way Program.cs does, with a made-up environment.</summary>

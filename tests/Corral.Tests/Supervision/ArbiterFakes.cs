@@ -4,7 +4,6 @@ using Corral.Settings;
 using Corral.Supervision;
 
 
-
 namespace Corral.Tests;
 
 /// <summary>A clock that moves only when told: wall clock and monotonic clock together.</summary>

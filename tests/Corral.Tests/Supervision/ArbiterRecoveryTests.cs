@@ -2,7 +2,6 @@ using Corral.Agent.Contract;
 using Corral.Supervision;
 
 
-
 namespace Corral.Tests;
 
 /// <summary>A failed reload restores the old configuration; a worker that never gets ready is a failed boot.</summary>

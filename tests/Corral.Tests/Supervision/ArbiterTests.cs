@@ -2,7 +2,6 @@ using Corral.Agent.Contract;
 using Corral.Supervision;
 
 
-
 namespace Corral.Tests;
 
 /// <summary>The master's decisions, driven with a fake process host and a fake clock (Gunicorn's test_arbiter.py style).</summary>

@@ -2,7 +2,6 @@ using System.Net.Sockets;
 using System.Text;
 using Corral.Agent;
 using Corral.Agent.Contract;
-using Corral.Supervision;
 
 namespace Corral.Tests;
 

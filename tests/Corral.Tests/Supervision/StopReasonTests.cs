@@ -2,7 +2,6 @@ using Corral.Agent.Contract;
 using Corral.Supervision;
 
 
-
 namespace Corral.Tests;
 
 /// <summary>

@@ -1,7 +1,6 @@
 using Corral.Supervision;
 
 
-
 namespace Corral.Tests;
 
 /// <summary>A worker's transitions, alone: each changes what goes with it and refuses what cannot be.</summary>

@@ -1,7 +1,6 @@
 using Corral.Agent.Admission;
 
 
-
 namespace Corral.Tests;
 
 /// <summary>The async class's thread-pool guard: when it raises the pool's minimum, and when it gives it back.</summary>

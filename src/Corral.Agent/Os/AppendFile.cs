@@ -1,11 +1,10 @@
 using System.Runtime.InteropServices;
-using Corral.Agent.Os;
 using Microsoft.Win32.SafeHandles;
 
-namespace Corral.Agent.Logging;
+namespace Corral.Agent.Os;
 
 /// <summary>open(2) with O_APPEND and write(2): what .NET's file APIs do not offer.</summary>
-internal static partial class LogNative
+internal static partial class AppendFile
 {
     private const int O_WRONLY = 0x1, O_CREAT = 0x40, O_APPEND = 0x400, O_CLOEXEC = 0x80000;
     private const int EINTR = 4, EAGAIN = 11, EACCES = 13, EPERM = 1;
