@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Two corral builds side by side in one run: before and after a change that must not cost anything
+# (a refactor, a dependency bump). BenchApp `/` under each build with the same flags; rounds alternate
+# A and B (which goes first alternates too). Per round: the workers' CPU µs per request at a fixed
+# rate (hey -q: steadier on a shared machine than req/s), and req/s and p99 at saturation (wrk, on
+# the same cores as the server).
+#
+#   bench/ab.sh --a A/corral.dll --b B/corral.dll [--name NAME] [--flags "-k async -w 2"] [--rounds R] [--duration S]
+#
+# Build each side first, e.g. `git worktree add ../before REV && dotnet build ../before/src/Corral -c Release -o ../before-out`.
+# Writes bench/results/ab-NAME.md. About 2 x rounds x (duration x 2 + 8 s).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+A_DLL="" B_DLL="" NAME="" FLAGS="-k async -w 2" ROUNDS=5 DURATION=10
+ARGS_SHOWN="$*"
+usage() { echo "usage: $0 --a DLL --b DLL [--name NAME] [--flags \"CORRAL FLAGS\"] [--rounds R] [--duration S]" >&2; exit 2; }
+while (($#)); do
+  case $1 in
+    --a) A_DLL=$(realpath "$2"); shift ;;
+    --b) B_DLL=$(realpath "$2"); shift ;;
+    --name) NAME=$2; shift ;;
+    --flags) FLAGS=$2; shift ;;
+    --rounds) ROUNDS=$2; shift ;;
+    --duration) DURATION=$2; shift ;;
+    *) usage ;;
+  esac
+  shift
+done
+[[ -f $A_DLL && -f $B_DLL && -n $NAME ]] || usage
+require_tools wrk hey curl python3 dotnet
+RATE_CONNS=20 RATE_PER_CONN=250   # hey -c 20 -q 250: 5,000 req/s
+OUT="$BENCH_DIR/out/ab-$NAME"
+rm -rf "$OUT" && mkdir -p "$OUT"
+trap 'stop_all_servers' EXIT
+log "building BenchApp (Release)"
+build_dotnet "$BENCH_DIR/BenchApp"
+
+declare -A DLL=([A]=$A_DLL [B]=$B_DLL) RPS=() P99=() CPU=()
+
+# workers_cpu MASTER: user+system ticks of the master's children (the workers).
+workers_cpu() {
+  local t=0 w
+  for w in $(pgrep -P "$1"); do t=$((t + $(awk '{print $14+$15}' "/proc/$w/stat" 2>/dev/null || echo 0))); done
+  echo "$t"
+}
+
+for ((r = 1; r <= ROUNDS; r++)); do
+  order=(A B)
+  ((r % 2)) || order=(B A)
+  for side in "${order[@]}"; do
+    port=$(next_port)
+    # shellcheck disable=SC2086
+    start_server "$side" "$OUT" dotnet "${DLL[$side]}" $FLAGS -b "127.0.0.1:$port" "$BENCH_APP_DLL"
+    wait_ready "$side" "$port" 60 "$OUT" || { log "$side: ${SERVER_NOTE[$side]}"; exit 1; }
+    wrk -t2 -c64 -d3s "http://127.0.0.1:$port/" >/dev/null
+    master=$(pgrep -f -n -- "-b 127.0.0.1:$port ")
+    t0=$(workers_cpu "$master")
+    hey -z "${DURATION}s" -c "$RATE_CONNS" -q "$RATE_PER_CONN" "http://127.0.0.1:$port/" >"$OUT/$side.$r.hey"
+    t1=$(workers_cpu "$master")
+    n=$(awk '/\[200\]/ {print $2}' "$OUT/$side.$r.hey")
+    cpu=$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v n="${n:-0}" 'BEGIN {if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "-"}')
+    wrk -t2 -c64 -d"${DURATION}s" --latency "http://127.0.0.1:$port/" >"$OUT/$side.$r.wrk"
+    stop_server "$side"
+    rps=$(awk '/Requests\/sec/ {printf "%.0f", $2}' "$OUT/$side.$r.wrk")
+    p99=$(awk '$1 == "99%" {print $2}' "$OUT/$side.$r.wrk")
+    CPU[$side]+="$cpu " RPS[$side]+="$rps " P99[$side]+="$p99 "
+    log "round $r $side: $cpu µs CPU/request at $((RATE_CONNS * RATE_PER_CONN)) req/s; $rps req/s, p99 $p99 at saturation"
+  done
+done
+
+ratios() { # ratios "B values" "A values": B/A per round
+  paste -d' ' <(tr ' ' '\n' <<<"$1" | grep .) <(tr ' ' '\n' <<<"$2" | grep .) | awk '{printf "%.2f ", $1 / $2}'
+}
+{
+  echo "# Two corral builds side by side: $NAME"
+  echo
+  echo "- command: \`bench/ab.sh $(tidy <<<"$ARGS_SHOWN")\`"
+  echo "- server: \`corral $FLAGS -b 127.0.0.1:PORT bench/BenchApp/bin/Release/net10.0/BenchApp.dll\` (\`/\`: Hello, World!), A and B alternating, $ROUNDS rounds"
+  echo "- CPU per request: the workers' user+system CPU time (/proc/PID/stat) during \`hey -z ${DURATION}s -c $RATE_CONNS -q $RATE_PER_CONN\` ($((RATE_CONNS * RATE_PER_CONN)) req/s, keep-alive), divided by the requests answered"
+  echo "- saturation: \`wrk -t2 -c64 -d${DURATION}s --latency\`; both after a 3 s warm-up"
+  machine_facts | awk -F'\t' '$1 ~ /^(date|nproc|cpu|dotnet|commit|load)$/ {print "- " $1 ": " $2}'
+  echo
+  echo "| build | CPU µs per request (median) | per round | req/s at saturation (median) | per round | p99 per round |"
+  echo "|---|---:|---|---:|---|---|"
+  for side in A B; do
+    echo "| $side: \`$(tidy <<<"${DLL[$side]}")\` | $(median <<<"${CPU[$side]}") | ${CPU[$side]% } | $(median <<<"${RPS[$side]}") | ${RPS[$side]% } | ${P99[$side]% } |"
+  done
+  echo
+  cpu_r=$(ratios "${CPU[B]}" "${CPU[A]}") rps_r=$(ratios "${RPS[B]}" "${RPS[A]}")
+  echo "| B / A | median | per round |"
+  echo "|---|---:|---|"
+  echo "| CPU per request | $(median <<<"$cpu_r") | ${cpu_r% } |"
+  echo "| req/s at saturation | $(median <<<"$rps_r") | ${rps_r% } |"
+  echo
+  echo "Servers, hey and wrk share the machine's cores with other tenants: identical builds differ by 10-30% from round to round here, so read the per-round ratios, not one figure."
+} >"$BENCH_DIR/results/ab-$NAME.md"
+log "wrote bench/results/ab-$NAME.md"
