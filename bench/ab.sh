@@ -5,19 +5,24 @@
 # rate (hey -q: steadier on a shared machine than req/s), and req/s and p99 at saturation (wrk, on
 # the same cores as the server).
 #
-#   bench/ab.sh --a A/corral.dll --b B/corral.dll [--name NAME] [--flags "-k async -w 2"] [--rounds R] [--duration S]
+#   bench/ab.sh --a A/corral.dll --b B/corral.dll [--a-label TEXT] [--b-label TEXT] [--name NAME]
+#               [--flags "-k async -w 2"] [--rounds R] [--duration S]
 #
 # Build each side first, e.g. `git worktree add ../before REV && dotnet build ../before/src/Corral -c Release -o ../before-out`.
 # Writes bench/results/ab-NAME.md. About 2 x rounds x (duration x 2 + 8 s).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-A_DLL="" B_DLL="" NAME="" FLAGS="-k async -w 2" ROUNDS=5 DURATION=10
-ARGS_SHOWN="$*"
-usage() { echo "usage: $0 --a DLL --b DLL [--name NAME] [--flags \"CORRAL FLAGS\"] [--rounds R] [--duration S]" >&2; exit 2; }
+A_DLL="" B_DLL="" A_LABEL="" B_LABEL="" NAME="" FLAGS="-k async -w 2" ROUNDS=5 DURATION=10
+# The command as typed, an argument with spaces in quotes.
+ARGS_SHOWN=$(for a in "$@"; do if [[ $a == *[[:space:]]* ]]; then printf '"%s" ' "$a"; else printf '%s ' "$a"; fi; done)
+ARGS_SHOWN=${ARGS_SHOWN% }
+usage() { echo "usage: $0 --a DLL --b DLL [--a-label TEXT] [--b-label TEXT] --name NAME [--flags \"CORRAL FLAGS\"] [--rounds R] [--duration S]" >&2; exit 2; }
 while (($#)); do
   case $1 in
     --a) A_DLL=$(realpath "$2"); shift ;;
     --b) B_DLL=$(realpath "$2"); shift ;;
+    --a-label) A_LABEL=$2; shift ;;
+    --b-label) B_LABEL=$2; shift ;;
     --name) NAME=$2; shift ;;
     --flags) FLAGS=$2; shift ;;
     --rounds) ROUNDS=$2; shift ;;
@@ -36,6 +41,10 @@ log "building BenchApp (Release)"
 build_dotnet "$BENCH_DIR/BenchApp"
 
 declare -A DLL=([A]=$A_DLL [B]=$B_DLL) RPS=() P99=() CPU=()
+# What the report says of each build: its label, or its path if inside the repository (a path of this
+# machine outside it is not written down).
+label_of() { local p; p=$(tidy <<<"$1"); [[ $p == /* ]] && echo "$2.dll" || echo "\`$p\`"; }
+declare -A LABEL=([A]=${A_LABEL:-$(label_of "$A_DLL" A)} [B]=${B_LABEL:-$(label_of "$B_DLL" B)})
 
 # workers_cpu MASTER: user+system ticks of the master's children (the workers).
 workers_cpu() {
@@ -58,7 +67,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
     hey -z "${DURATION}s" -c "$RATE_CONNS" -q "$RATE_PER_CONN" "http://127.0.0.1:$port/" >"$OUT/$side.$r.hey"
     t1=$(workers_cpu "$master")
     n=$(awk '/\[200\]/ {print $2}' "$OUT/$side.$r.hey")
-    cpu=$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v n="${n:-0}" 'BEGIN {if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "-"}')
+    # No count of 200 responses (hey's output cut short): the round has no CPU figure, "-".
+    cpu=$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v n="${n:-0}" 'BEGIN {if (n + 0 > 0) printf "%.1f", t / hz * 1e6 / n; else print "-"}')
     wrk -t2 -c64 -d"${DURATION}s" --latency "http://127.0.0.1:$port/" >"$OUT/$side.$r.wrk"
     stop_server "$side"
     rps=$(awk '/Requests\/sec/ {printf "%.0f", $2}' "$OUT/$side.$r.wrk")
@@ -68,29 +78,32 @@ for ((r = 1; r <= ROUNDS; r++)); do
   done
 done
 
-ratios() { # ratios "B values" "A values": B/A per round
-  paste -d' ' <(tr ' ' '\n' <<<"$1" | grep .) <(tr ' ' '\n' <<<"$2" | grep .) | awk '{printf "%.2f ", $1 / $2}'
+ratios() { # ratios "B values" "A values": B/A per round ("-" where either has no figure)
+  paste -d' ' <(tr ' ' '\n' <<<"$1" | grep .) <(tr ' ' '\n' <<<"$2" | grep .) |
+    awk '{if ($1 ~ /^[0-9.]+$/ && $2 ~ /^[0-9.]+$/ && $2 > 0) printf "%.2f ", $1 / $2; else printf "- "}'
 }
+numbers() { tr ' ' '\n' | grep -E '^[0-9.]+$'; } # the figures of a list, without the "-"s
 {
   echo "# Two corral builds side by side: $NAME"
   echo
-  echo "- command: \`bench/ab.sh $(tidy <<<"$ARGS_SHOWN")\`"
+  # The builds' own paths are this machine's: the command shows A.dll and B.dll, the table their labels.
+  echo "- command: \`bench/ab.sh $(sed -e "s#$A_DLL#A.dll#g; s#$B_DLL#B.dll#g" <<<"$ARGS_SHOWN" | tidy)\`"
   echo "- server: \`corral $FLAGS -b 127.0.0.1:PORT bench/BenchApp/bin/Release/net10.0/BenchApp.dll\` (\`/\`: Hello, World!), A and B alternating, $ROUNDS rounds"
-  echo "- CPU per request: the workers' user+system CPU time (/proc/PID/stat) during \`hey -z ${DURATION}s -c $RATE_CONNS -q $RATE_PER_CONN\` ($((RATE_CONNS * RATE_PER_CONN)) req/s, keep-alive), divided by the requests answered"
+  echo "- CPU per request: the workers' user+system CPU time (/proc/PID/stat) during \`hey -z ${DURATION}s -c $RATE_CONNS -q $RATE_PER_CONN\` ($((RATE_CONNS * RATE_PER_CONN)) req/s offered, keep-alive where the server keeps connections), divided by the requests answered; A.dll and B.dll in the command are the two builds"
   echo "- saturation: \`wrk -t2 -c64 -d${DURATION}s --latency\`; both after a 3 s warm-up"
   machine_facts | awk -F'\t' '$1 ~ /^(date|nproc|cpu|dotnet|commit|load)$/ {print "- " $1 ": " $2}'
   echo
   echo "| build | CPU µs per request (median) | per round | req/s at saturation (median) | per round | p99 per round |"
   echo "|---|---:|---|---:|---|---|"
   for side in A B; do
-    echo "| $side: \`$(tidy <<<"${DLL[$side]}")\` | $(median <<<"${CPU[$side]}") | ${CPU[$side]% } | $(median <<<"${RPS[$side]}") | ${RPS[$side]% } | ${P99[$side]% } |"
+    echo "| $side: ${LABEL[$side]} | $(numbers <<<"${CPU[$side]}" | median) | ${CPU[$side]% } | $(median <<<"${RPS[$side]}") | ${RPS[$side]% } | ${P99[$side]% } |"
   done
   echo
   cpu_r=$(ratios "${CPU[B]}" "${CPU[A]}") rps_r=$(ratios "${RPS[B]}" "${RPS[A]}")
   echo "| B / A | median | per round |"
   echo "|---|---:|---|"
-  echo "| CPU per request | $(median <<<"$cpu_r") | ${cpu_r% } |"
-  echo "| req/s at saturation | $(median <<<"$rps_r") | ${rps_r% } |"
+  echo "| CPU per request | $(numbers <<<"$cpu_r" | median) | ${cpu_r% } |"
+  echo "| req/s at saturation | $(numbers <<<"$rps_r" | median) | ${rps_r% } |"
   echo
   echo "Servers, hey and wrk share the machine's cores with other tenants: identical builds differ by 10-30% from round to round here, so read the per-round ratios, not one figure."
 } >"$BENCH_DIR/results/ab-$NAME.md"
