@@ -46,13 +46,6 @@ declare -A DLL=([A]=$A_DLL [B]=$B_DLL) RPS=() P99=() CPU=()
 label_of() { local p; p=$(tidy <<<"$1"); [[ $p == /* ]] && echo "$2.dll" || echo "\`$p\`"; }
 declare -A LABEL=([A]=${A_LABEL:-$(label_of "$A_DLL" A)} [B]=${B_LABEL:-$(label_of "$B_DLL" B)})
 
-# workers_cpu MASTER: user+system ticks of the master's children (the workers).
-workers_cpu() {
-  local t=0 w
-  for w in $(pgrep -P "$1"); do t=$((t + $(awk '{print $14+$15}' "/proc/$w/stat" 2>/dev/null || echo 0))); done
-  echo "$t"
-}
-
 for ((r = 1; r <= ROUNDS; r++)); do
   order=(A B)
   ((r % 2)) || order=(B A)
@@ -61,18 +54,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
     # shellcheck disable=SC2086
     start_server "$side" "$OUT" dotnet "${DLL[$side]}" $FLAGS -b "127.0.0.1:$port" "$BENCH_APP_DLL"
     wait_ready "$side" "$port" 60 "$OUT" || { log "$side: ${SERVER_NOTE[$side]}"; exit 1; }
-    wrk -t2 -c64 -d3s "http://127.0.0.1:$port/" >/dev/null
-    master=$(pgrep -f -n -- "-b 127.0.0.1:$port ")
-    t0=$(workers_cpu "$master")
-    hey -z "${DURATION}s" -c "$RATE_CONNS" -q "$RATE_PER_CONN" "http://127.0.0.1:$port/" >"$OUT/$side.$r.hey"
-    t1=$(workers_cpu "$master")
-    n=$(awk '/\[200\]/ {print $2}' "$OUT/$side.$r.hey")
-    # No count of 200 responses (hey's output cut short): the round has no CPU figure, "-".
-    cpu=$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v n="${n:-0}" 'BEGIN {if (n + 0 > 0) printf "%.1f", t / hz * 1e6 / n; else print "-"}')
-    wrk -t2 -c64 -d"${DURATION}s" --latency "http://127.0.0.1:$port/" >"$OUT/$side.$r.wrk"
+    read -r cpu rps p99 < <(measure_cost "$port" "$OUT/$side.$r" "$DURATION" "$RATE_CONNS" "$RATE_PER_CONN")
     stop_server "$side"
-    rps=$(awk '/Requests\/sec/ {printf "%.0f", $2}' "$OUT/$side.$r.wrk")
-    p99=$(awk '$1 == "99%" {print $2}' "$OUT/$side.$r.wrk")
     CPU[$side]+="$cpu " RPS[$side]+="$rps " P99[$side]+="$p99 "
     log "round $r $side: $cpu µs CPU/request at $((RATE_CONNS * RATE_PER_CONN)) req/s; $rps req/s, p99 $p99 at saturation"
   done

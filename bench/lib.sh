@@ -134,6 +134,31 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR
 # cpu_ticks PID: user + system clock ticks one process has used (/proc/PID/stat fields 14 and 15).
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
+# measure_cost PORT FILE_PREFIX SECONDS CONNS RATE_PER_CONN: one round against a corral on PORT (after a
+# 3 s wrk warm-up): the workers' CPU µs per request during `hey -z SECONDS -c CONNS -q RATE_PER_CONN`
+# (user+system ticks of the master's children, /proc/PID/stat, divided by the 200s answered; "-" if hey
+# gave no count), then `wrk -t2 -c64 -dSECONDS` at saturation. Prints "CPU REQ_PER_S P99"; keeps the
+# tools' output in FILE_PREFIX.hey and FILE_PREFIX.wrk.
+measure_cost() {
+  local port=$1 prefix=$2 secs=$3 conns=$4 rate=$5 master t0 t1 n cpu
+  wrk -t2 -c64 -d3s "http://127.0.0.1:$port/" >/dev/null
+  master=$(pgrep -f -n -- "-b 127.0.0.1:$port ")
+  t0=$(workers_cpu "$master")
+  hey -z "${secs}s" -c "$conns" -q "$rate" "http://127.0.0.1:$port/" >"$prefix.hey"
+  t1=$(workers_cpu "$master")
+  n=$(awk '/\[200\]/ {print $2}' "$prefix.hey")
+  cpu=$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v n="${n:-0}" 'BEGIN {if (n + 0 > 0) printf "%.1f", t / hz * 1e6 / n; else print "-"}')
+  wrk -t2 -c64 -d"${secs}s" --latency "http://127.0.0.1:$port/" >"$prefix.wrk"
+  echo "$cpu $(awk '/Requests\/sec/ {printf "%.0f", $2}' "$prefix.wrk") $(awk '$1 == "99%" {print $2}' "$prefix.wrk")"
+}
+
+# workers_cpu MASTER: user+system ticks of the master's children (the workers).
+workers_cpu() {
+  local t=0 w
+  for w in $(pgrep -P "$1"); do t=$((t + $(awk '{print $14+$15}' "/proc/$w/stat" 2>/dev/null || echo 0))); done
+  echo "$t"
+}
+
 # stop_master PID: TERM a corral master and wait up to 10 s for it to exit.
 stop_master() {
   kill -TERM "$1" 2>/dev/null || true

@@ -49,13 +49,6 @@ declare -A FLAGS=(
 NAMES=(plain statsd access-log access-log-json)
 declare -A RPS=() P99=() CPU=()
 
-# cpu_ticks MASTER: user+system ticks of the master's children (the workers).
-cpu_ticks() {
-  local t=0 w
-  for w in $(pgrep -P "$1"); do t=$((t + $(awk '{print $14+$15}' "/proc/$w/stat" 2>/dev/null || echo 0))); done
-  echo "$t"
-}
-
 for ((r = 1; r <= ROUNDS; r++)); do
   for name in "${NAMES[@]}"; do
     port=$(next_port)
@@ -63,18 +56,9 @@ for ((r = 1; r <= ROUNDS; r++)); do
     # shellcheck disable=SC2086
     start_server "$name" "$OUT" dotnet "$CORRAL_DLL_DEFAULT" -k async -w 2 -b "127.0.0.1:$port" ${FLAGS[$name]} "$BENCH_APP_DLL"
     wait_ready "$name" "$port" 60 "$OUT" || { log "$name: ${SERVER_NOTE[$name]}"; exit 1; }
-    wrk -t2 -c64 -d3s "http://127.0.0.1:$port/" >/dev/null
-    master=$(pgrep -f -n -- "-b 127.0.0.1:$port ")
-    t0=$(cpu_ticks "$master")
-    hey -z "${DURATION}s" -c "$RATE_CONNS" -q "$RATE_PER_CONN" "http://127.0.0.1:$port/" >"$OUT/$name.$r.hey"
-    t1=$(cpu_ticks "$master")
-    n=$(awk '/\[200\]/ {print $2}' "$OUT/$name.$r.hey")
-    cpu=$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v n="${n:-0}" 'BEGIN {if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "-"}')
-    CPU[$name]+="$cpu "
-    wrk -t2 -c64 -d"${DURATION}s" --latency "http://127.0.0.1:$port/" >"$OUT/$name.$r.wrk"
+    read -r cpu rps p99 < <(measure_cost "$port" "$OUT/$name.$r" "$DURATION" "$RATE_CONNS" "$RATE_PER_CONN")
     stop_server "$name"
-    rps=$(awk '/Requests\/sec/ {printf "%.0f", $2}' "$OUT/$name.$r.wrk")
-    p99=$(awk '$1 == "99%" {print $2}' "$OUT/$name.$r.wrk")
+    CPU[$name]+="$cpu "
     RPS[$name]+="$rps "; P99[$name]+="$p99 "
     log "round $r $name: $cpu µs CPU/request at 10k req/s; $rps req/s, p99 $p99 at saturation"
   done
