@@ -314,7 +314,7 @@ public static class SettingsTable
     public static readonly Setting Umask = new()
     {
         Name = "umask",
-        Flags = ["--umask"],
+        Flags = ["-m", "--umask"],
         Type = SettingType.String,
         Section = "Server mechanics",
         Default = "0",

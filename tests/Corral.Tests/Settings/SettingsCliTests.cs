@@ -78,7 +78,7 @@ public class SettingsCliTests
         var withFlags = SettingsTable.All.Where(s => s.Flags.Length > 0).Select(s => s.Name).ToHashSet();
         Assert.Equal(withFlags.Order(), Valid.Keys.Order());
         var shortForms = SettingsTable.All.SelectMany(s => s.Flags).Where(f => !f.StartsWith("--", StringComparison.Ordinal)).Order();
-        Assert.Equal(["-b", "-c", "-e", "-k", "-p", "-t", "-w"], shortForms);
+        Assert.Equal(["-b", "-c", "-e", "-k", "-m", "-p", "-t", "-w"], shortForms);
     }
 
     [Theory]
@@ -249,6 +249,7 @@ public class SettingsCliTests
     {
         Assert.Equal(expected, SettingsTable.ParseUmask(text));
         Assert.Equal(expected, Settings.Ok("--umask", text).Umask);
+        Assert.Equal(expected, Settings.Ok("-m", text).Umask); // Gunicorn's short flag
     }
 
     [Theory]
