@@ -55,6 +55,17 @@ def busy(result):
     return (result.get("other_pct") or 0) > BUSY_PCT
 
 
+def servers_section(servers):
+    """The "## Servers" table that ends a report: each server's command, and whether it ran."""
+    lines = ["## Servers", "", "| server | command | status |", "|---|---|---|"]
+    for s in servers:
+        status = "not available (see the note at the top)" if s["note"] else "ran"
+        cmd = f"`{s['cmd']}`" if s["cmd"] else "—"
+        lines.append(f"| {s['label']} | {cmd} | {status} |")
+    lines.append("")
+    return lines
+
+
 def write_text(path, lines):
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines))

@@ -4,7 +4,7 @@ Corral, the servers; as Markdown and JSON, with the chart from .svg."""
 import math
 
 from .common import BUSY_PCT, busy, machine_line, read_meta, read_raw, read_servers, secs, unavailable, \
-    versions_line, write_json, write_text
+    servers_section, versions_line, write_json, write_text
 from .servers import SEED_CPU_TARGET, SEED_IO_TOLERANCE, seed_ids, seed_info
 from .svg import seed_svg
 
@@ -166,15 +166,7 @@ def render(args):
                 f"{t['expected_ms'] / 1000:.2f} s | {t['off_pct']:+.1f}% | "
                 f"{'met' if t['met'] else '**not met**'} |")
         add("")
-    add("## Servers")
-    add("")
-    add("| server | command | status |")
-    add("|---|---|---|")
-    for s in servers:
-        status = "not available (see the note at the top)" if s["note"] else "ran"
-        cmd = f"`{s['cmd']}`" if s["cmd"] else "—"
-        add(f"| {s['label']} | {cmd} | {status} |")
-    add("")
+    lines.extend(servers_section(servers))
     add("Raw per-request data (completion times, the server's own \"cost N ms\") is in "
         "`seed-tables.json`.")
     add("")

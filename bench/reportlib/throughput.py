@@ -3,7 +3,7 @@ issue #3's targets, and how the best Gunicorn configuration was picked; as Markd
 
 import statistics
 
-from .common import machine_line, read_meta, read_raw, read_servers, unavailable, versions_line, write_json, \
+from .common import machine_line, read_meta, read_raw, read_servers, unavailable, servers_section, versions_line, write_json, \
     write_text
 from .servers import THROUGHPUT
 
@@ -111,14 +111,7 @@ def render(args):
             else:
                 add(f"| `gunicorn {r['label']}` | failed | | |")
         add("")
-    add("## Servers")
-    add("")
-    add("| server | command | status |")
-    add("|---|---|---|")
-    for s in servers:
-        status = "not available (see the note at the top)" if s["note"] else "ran"
-        add(f"| {s['label']} | {'`' + s['cmd'] + '`' if s['cmd'] else '—'} | {status} |")
-    add("")
+    lines.extend(servers_section(servers))
     write_text(args.md, lines)
     write_json(args.json, {"meta": meta, "servers": servers, "summary": summary, "targets": targets, "rounds": rounds,
                            "pick": picks})
