@@ -4,14 +4,15 @@ namespace Corral.IntegrationTests.Infrastructure;
 
 /// <summary>
 /// The apps the tests run under corral, built once per test run and shared by every test:
-/// tests/apps/TestApp, a fresh `dotnet new web` app, and two apps that are not web apps: a plain
+/// tests/apps/TestApp, tests/apps/RealtimeApp (a SignalR hub and raw websockets), a fresh
+/// `dotnet new web` app, and two apps that are not web apps: a plain
 /// console app and a `dotnet new worker` service (a generic host without ASP.NET Core).
 /// </summary>
 public static class TestApps
 {
     private static readonly Lazy<Task<Built>> s_built = new(BuildAllAsync);
 
-    public sealed record Built(string TestApp, string FreshWebDll, string FreshWebDir, string ConsoleDll, string SeedApp, string WorkerDll);
+    public sealed record Built(string TestApp, string FreshWebDll, string FreshWebDir, string ConsoleDll, string SeedApp, string WorkerDll, string RealtimeApp);
 
     public static Task<Built> GetAsync() => s_built.Value;
 
@@ -35,7 +36,8 @@ public static class TestApps
         var console = NewAndBuildAsync("console", consoleDir, Path.Combine(scratch, "PlainConsole-out"));
         var worker = NewAndBuildAsync("worker", Path.Combine(scratch, "WorkerService"), Path.Combine(scratch, "WorkerService-out"));
         var seedApp = BuildAsync(Path.Combine(RepoRoot, "examples", "SeedApp", "SeedApp.csproj"), Path.Combine(scratch, "SeedApp"));
-        return new Built(await testApp, await fresh, freshDir, await console, await seedApp, await worker);
+        var realtime = BuildAsync(Path.Combine(RepoRoot, "tests", "apps", "RealtimeApp", "RealtimeApp.csproj"), Path.Combine(scratch, "RealtimeApp"));
+        return new Built(await testApp, await fresh, freshDir, await console, await seedApp, await worker, await realtime);
     }
 
     private static readonly Lazy<Task<string>> s_seedAppAotBuild = new(async () =>
