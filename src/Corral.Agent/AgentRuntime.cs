@@ -168,6 +168,9 @@ internal static class AgentRuntime
     public static bool IsReady => s_ready;
 
     /// <summary>A likely reason for a boot failure, sent to the master without logging it again.</summary>
+    /// <summary>The listeners' protocols and the app's URLs they replaced (<see cref="Protocol.Serving"/>): once, when the app has started.</summary>
+    public static void ReportServing(ServingReport report) => s_control?.Send(Protocol.Serving + " " + report.ToJson());
+
     public static void SendBootError(string text) => s_control?.Send(Protocol.FormatError(text));
 
     public static void ReportRecycle(string? reason = null) =>

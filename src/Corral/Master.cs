@@ -33,6 +33,7 @@ public sealed class Master
     private string? _controlSocket;
     private Reloader? _reloader;
     private Upgrade _upgrade = null!;
+    private ServingLog? _serving;
 
     /// <summary>False in a master started by USR2 until the old master is gone: it then takes the pid file, the control socket's name and the metrics port.</summary>
     private bool _tookOver;
@@ -210,6 +211,7 @@ public sealed class Master
         var arbiter = new Arbiter(config, host, TimeProvider.System, _log, _reload);
         using var systemd = new SystemdNotify(env.GetValueOrDefault("NOTIFY_SOCKET"));
         arbiter.Notify = systemd.Enabled ? systemd.Send : null;
+        _serving = new ServingLog([.. listeners.Select(l => l.Name)], _log);
         using var ticker = new Timer(_ => _events.Writer.TryWrite(new MasterEvent.Tick()), null, TickInterval, TickInterval);
 
         using var observability = Control.Observability.Start(config, _controlSocket, deferMetrics: !_tookOver, listeners, _log, Post);
@@ -249,6 +251,9 @@ public sealed class Master
                 break;
             case MasterEvent.Control { Message.Kind: MessageKind.Stats } stats:
                 observatory.OnStats(stats.Pid, stats.Message.Text!);
+                break;
+            case MasterEvent.Control { Message.Kind: MessageKind.Serving } serving:
+                _serving?.OnReport(serving.Message.Text!);
                 break;
             case MasterEvent.ControlClosed closed:
                 observatory.OnControlClosed(closed.Pid);

@@ -1,4 +1,3 @@
-using System.Reflection;
 using Corral.Agent.Admission;
 using Corral.Agent.Contract;
 using Corral.Agent.Http;
@@ -60,6 +59,8 @@ internal static class HostTakeover
             sp.GetRequiredService<AgentOptions>(), sp.GetRequiredService<AdmissionGate>(), sp.GetRequiredService<RequestStats>(), AgentRuntimeReports.Instance));
         // First in the list = outermost in the pipeline: before anything the app or the framework adds.
         services.Insert(0, ServiceDescriptor.Singleton<IStartupFilter, CorralStartupFilter>());
+        var endpoints = new EndpointTakeover(options);
+        services.Insert(1, ServiceDescriptor.Singleton<IStartupFilter>(sp => new AppUrlsFilter(endpoints, sp.GetRequiredService<IHostApplicationLifetime>())));
         services.AddHostedService(sp => new CorralLifetime(sp.GetRequiredService<IHostApplicationLifetime>(), warmup));
         // Replaces the console lifetime: TERM drains first (see CorralHostLifetime).
         services.AddSingleton<IHostLifetime, CorralHostLifetime>();
@@ -73,26 +74,21 @@ internal static class HostTakeover
         services.PostConfigure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(options.GracefulTimeout));
         // Kestrel calls listen(2) again on each inherited socket, with its own backlog unless told: --backlog.
         services.PostConfigure<SocketTransportOptions>(o => o.Backlog = options.Backlog > 0 ? options.Backlog : o.Backlog);
-        services.PostConfigure<KestrelServerOptions>(k => ConfigureKestrel(k, options, gate, warmup));
+        services.PostConfigure<KestrelServerOptions>(k => ConfigureKestrel(k, options, gate, warmup, endpoints));
     }
 
-    private static void ConfigureKestrel(KestrelServerOptions kestrel, AgentOptions options, AdmissionGate gate, Warmup? warmup)
+    private static void ConfigureKestrel(KestrelServerOptions kestrel, AgentOptions options, AdmissionGate gate, Warmup? warmup, EndpointTakeover endpoints)
     {
-        var overridden = new List<string>();
-        // Endpoints the app declared in code (ListenAnyIP, Listen, ...) go: corral owns the sockets.
-        var codeBacked = typeof(KestrelServerOptions).GetProperty("CodeBackedListenOptions", BindingFlags.Instance | BindingFlags.NonPublic);
-        if (codeBacked?.GetValue(kestrel) is System.Collections.IList list && list.Count > 0)
+        // The app's endpoints (code and configuration) go: corral owns the sockets. What they asked for stays.
+        try
         {
-            foreach (var item in list)
-            {
-                overridden.Add(item?.ToString() ?? "?");
-            }
-            list.Clear();
+            endpoints.TakeKestrelEndpoints(kestrel);
         }
-        // Endpoints from configuration ("Kestrel:Endpoints") go too: an empty configuration replaces them.
-        var configured = kestrel.ConfigurationLoader?.Configuration.GetSection("Endpoints").GetChildren().Select(c => c["Url"]).OfType<string>().ToList() ?? [];
-        overridden.AddRange(configured);
-        kestrel.Configure(new ConfigurationBuilder().Build(), reloadOnChange: false);
+        catch (ArgumentException e)
+        {
+            AgentRuntime.FailBoot(e.Message);
+        }
+        var protocols = endpoints.Decision.Protocols;
 
         Action<ListenOptions>? tls = null;
         try
@@ -111,6 +107,8 @@ internal static class HostTakeover
         {
             kestrel.ListenHandle((ulong)fd, listen =>
             {
+                // Before TLS: its ALPN offers these.
+                listen.Protocols = protocols;
                 if (proxyProtocol is not null)
                 {
                     listen.Use(proxyProtocol);
@@ -136,16 +134,6 @@ internal static class HostTakeover
         // What one connection may make the worker hold before its head ends: not fields x field size
         // (Gunicorn's implicit total, ~800 KB), which a worker holding many connections pays for each.
         limits.MaxRequestHeadersTotalSize = options.Limits.RequestHeadersSize > 0 ? options.Limits.RequestHeadersSize : limits.MaxRequestHeadersTotalSize;
-
-        var urls = Environment.GetEnvironmentVariable("ASPNETCORE_URLS") ?? Environment.GetEnvironmentVariable("DOTNET_URLS");
-        if (!string.IsNullOrEmpty(urls))
-        {
-            overridden.Add(urls);
-        }
-        if (overridden.Count > 0)
-        {
-            AgentRuntime.Log.Info($"Overriding the app's own URLs and Kestrel endpoints ({string.Join(", ", overridden)}): serving on corral's listeners ({string.Join(", ", options.ListenNames)})");
-        }
     }
 
     /// <summary>

@@ -16,7 +16,7 @@ public sealed class AgentOptions
     /// own copy of the agent, which may be older or newer than the corral that runs it: the two must
     /// speak the same version. Raise it with every change either side could misread.
     /// </summary>
-    public const int CurrentProtocol = 3; // 2: heartbeats carry their send time; 3: options grouped, the stats report's buckets as two arrays
+    public const int CurrentProtocol = 4; // 2: heartbeats carry their send time; 3: options grouped, the stats report's buckets as two arrays; 4: HttpProtocols, the "serving" line
 
     /// <summary>The master's <see cref="CurrentProtocol"/> (0: a master from before there was one).</summary>
     public int Protocol { get; set; }
@@ -59,6 +59,9 @@ public sealed class AgentOptions
 
     /// <summary>--certfile / --keyfile / --ca-certs: TLS on every listener. Null: plain HTTP.</summary>
     public TlsFiles? Tls { get; set; }
+
+    /// <summary>--http-protocols as given (h1, h2, h2,h1). Null: what the app configures, else Kestrel's default.</summary>
+    public string? HttpProtocols { get; set; }
 
     /// <summary>--statsd-host and its prefix and tags. Null: no statsd.</summary>
     public StatsdOptions? Statsd { get; set; }

@@ -33,6 +33,9 @@ public static class Protocol
     /// <summary>"stats {JSON}": the worker's cumulative request counts and memory (<see cref="WorkerStats.Format"/>), every second and once more at exit.</summary>
     public const string Stats = "stats";
 
+    /// <summary>"serving {JSON}": once, when the app has started: the listeners' protocols and the app's URLs they replaced (<see cref="ServingReport"/>).</summary>
+    public const string Serving = "serving";
+
     public static readonly TimeSpan StatsInterval = TimeSpan.FromSeconds(1);
 
     public static readonly TimeSpan HeartbeatInterval = TimeSpan.FromMilliseconds(500);
@@ -69,6 +72,10 @@ public static class Protocol
         {
             return new Message(MessageKind.Stats, Text: line[(Stats.Length + 1)..]);
         }
+        if (line.StartsWith(Serving + " ", StringComparison.Ordinal))
+        {
+            return new Message(MessageKind.Serving, Text: line[(Serving.Length + 1)..]);
+        }
         if (line.StartsWith(Heartbeat + " ", StringComparison.Ordinal))
         {
             var parts = line.Split(' ');
@@ -85,7 +92,7 @@ public static class Protocol
     }
 }
 
-public enum MessageKind { Ready, Heartbeat, Error, Recycle, Stats }
+public enum MessageKind { Ready, Heartbeat, Error, Recycle, Stats, Serving }
 
 /// <summary>One parsed line; <paramref name="SentMs"/> is the heartbeat's send time (<see cref="Protocol.MonotonicMs"/>), 0 when unknown.</summary>
 public sealed record Message(MessageKind Kind, long Served = 0, int InFlight = 0, long BusyMs = 0, string? Text = null, long SentMs = 0);

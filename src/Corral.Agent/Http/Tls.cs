@@ -9,7 +9,8 @@ namespace Corral.Agent.Http;
 
 /// <summary>
 /// TLS served by Kestrel itself (--certfile, --keyfile, --ca-certs): the certificate and key from PEM
-/// files, HTTP/2 offered next to HTTP/1.1 by ALPN, and with --ca-certs a client certificate required
+/// files, the listener's protocols offered by ALPN (HTTP/2 and HTTP/1.1 unless the app or
+/// --http-protocols says otherwise), and with --ca-certs a client certificate required
 /// and validated against those CAs only.
 /// </summary>
 public static class Tls
@@ -91,7 +92,6 @@ public static class Tls
         var cas = files.CaCerts is null ? null : LoadCaCerts(files.CaCerts);
         return listen =>
         {
-            listen.Protocols = HttpProtocols.Http1AndHttp2;
             listen.UseHttps(new HttpsConnectionAdapterOptions
             {
                 ServerCertificate = cert,

@@ -65,6 +65,7 @@ public static class AgentOptionsBuilder
                 ProxyProtocol = config.ProxyProtocol,
                 SecureSchemeHeaders = ProxyTrust.TryParseSchemeHeaders(config.SecureSchemeHeaders, out var schemeHeaders, out _) ? schemeHeaders : [],
             },
+            HttpProtocols = config.HttpProtocols,
             Tls = config.CertFile is null ? null : new TlsFiles
             {
                 CertFile = Path.GetFullPath(config.CertFile),

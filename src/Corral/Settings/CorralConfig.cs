@@ -69,6 +69,8 @@ public sealed class CorralConfig
     public string ForwardedAllowIps => Str(SettingsTable.ForwardedAllowIps)!;
     public string SecureSchemeHeaders => Str(SettingsTable.SecureSchemeHeaders)!;
     public bool ProxyProtocol => (bool)this[SettingsTable.ProxyProtocol]!;
+    /// <summary>--http-protocols as given (h1, h2, h2,h1); null: the app's choice.</summary>
+    public string? HttpProtocols => Str(SettingsTable.HttpProtocols);
     public string? CertFile => Str(SettingsTable.CertFile);
     public string? KeyFile => Str(SettingsTable.KeyFile);
     public string? CaCerts => Str(SettingsTable.CaCerts);

@@ -488,13 +488,24 @@ public static class SettingsTable
         Help = "HAProxy's PROXY protocol, v1 (text) and v2 (binary), for a proxy that passes TCP through (HAProxy, nginx's stream module with proxy_protocol on, a cloud load balancer): every connection from a peer in --forwarded-allow-ips (or a unix-socket peer) must start with a PROXY header, whose source address and port become the connection's remote address for the app and the access log; a connection from such a peer without a valid header is closed with a log line. A PROXY header from any other peer is not believed: that connection is closed with a log line; other peers' plain HTTP is served as usual. UNKNOWN (v1) and LOCAL (v2) headers keep the peer's own address.",
     };
 
+    public static readonly Setting HttpProtocols = new()
+    {
+        Name = "http_protocols",
+        Flags = ["--http-protocols"],
+        Type = SettingType.String,
+        Section = "Server mechanics",
+        Help = "The HTTP versions every listener speaks, as Gunicorn's: h1, h2, or h2,h1. Unset: what the app configures for its Kestrel endpoints (Kestrel:EndpointDefaults:Protocols, as `dotnet new grpc` sets Http2; the protocols of its Kestrel:Endpoints when they all agree; ConfigureEndpointDefaults in code), else Kestrel's default (h2,h1). Without TLS, h2 is HTTP/2 by prior knowledge (h2c: gRPC clients, nginx's grpc_pass) and HTTP/1.x requests get 400, while h2,h1 speaks HTTP/1.1 only (Kestrel needs ALPN to offer both); with --certfile, ALPN offers what is given. The master logs once per listener what it speaks and who chose it.",
+        AcceptedOverride = Agent.Http.HttpProtocolChoice.Accepted,
+        Validate = v => Agent.Http.HttpProtocolChoice.TryParseSetting((string)v, out _, out var error) ? null : error,
+    };
+
     public static readonly Setting CertFile = new()
     {
         Name = "certfile",
         Flags = ["--certfile"],
         Type = SettingType.String,
         Section = "SSL",
-        Help = "Serve HTTPS on every listener with this PEM certificate (the chain may follow it); HTTP/2 is offered next to HTTP/1.1 by ALPN. Its key comes from --keyfile, or from this file.",
+        Help = "Serve HTTPS on every listener with this PEM certificate (the chain may follow it); HTTP/2 is offered next to HTTP/1.1 by ALPN (unless the app or --http-protocols asks for one only). Its key comes from --keyfile, or from this file.",
         AcceptedOverride = "a readable PEM certificate file",
         Validate = v => ReadableFile((string)v),
     };
@@ -561,7 +572,7 @@ public static class SettingsTable
         LimitRequestLine, LimitRequestFields, LimitRequestFieldSize, LimitRequestHeadersSize,
         Chdir, Umask, PidFile, RawEnv,
         AccessLog, AccessLogFormatSetting, AccessLogJson, ErrorLog, LogLevel,
-        ForwardedAllowIps, SecureSchemeHeaders, ProxyProtocol,
+        ForwardedAllowIps, SecureSchemeHeaders, ProxyProtocol, HttpProtocols,
         CertFile, KeyFile, CaCerts,
         ControlSocket, MetricsBind, StatsdHost, StatsdPrefix, DogstatsdTags,
     ];
