@@ -91,6 +91,7 @@ internal sealed class EndpointTakeover(AgentOptions options)
         Protocols = HttpProtocolChoice.Format(Decision.Protocols),
         Asked = HttpProtocolChoice.Format(Decision.Asked),
         Source = Decision.Source,
+        Tls = options.Tls is not null,
         Warning = Decision.Warning,
         Replaced = [.. _replaced],
     };

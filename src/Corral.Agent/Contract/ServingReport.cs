@@ -20,6 +20,9 @@ public sealed record ServingReport
     /// <summary>Who chose them: --http-protocols, the app's configuration or code, or Kestrel's default.</summary>
     [JsonPropertyName("source")] public string Source { get; init; } = "";
 
+    /// <summary>Every listener serves TLS (--certfile): ALPN offers the protocols.</summary>
+    [JsonPropertyName("tls")] public bool Tls { get; init; }
+
     /// <summary>Something the operator should act on (the app's endpoints disagree), or null.</summary>
     [JsonPropertyName("warning")] public string? Warning { get; init; }
 

@@ -145,9 +145,8 @@ public static class HttpProtocolChoice
     /// http://127.0.0.1:8000: h2 (HTTP/2 without TLS: prior knowledge only, as gRPC clients and
     /// nginx's grpc_pass speak it; HTTP/1.x requests get 400), from the app's Kestrel:EndpointDefaults:Protocols".
     /// </summary>
-    public static string Describe(string listener, HttpProtocols spoken, HttpProtocols asked, string source)
+    public static string Describe(string listener, HttpProtocols spoken, HttpProtocols asked, string source, bool tls)
     {
-        var tls = listener.StartsWith("https://", StringComparison.Ordinal);
         var what = (spoken & HttpProtocols.Http1AndHttp2, tls) switch
         {
             (HttpProtocols.Http1, false) when asked == HttpProtocols.Http1AndHttp2 && source != KestrelDefault =>

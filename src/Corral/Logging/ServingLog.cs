@@ -28,7 +28,7 @@ public sealed class ServingLog(IReadOnlyList<string> listeners, IMasterLog log)
             var asked = HttpProtocolChoice.TryParseSetting(report.Asked, out var a, out _) ? a : spoken;
             foreach (var listener in listeners)
             {
-                var line = HttpProtocolChoice.Describe(listener, spoken, asked, report.Source);
+                var line = HttpProtocolChoice.Describe(listener, spoken, asked, report.Source, report.Tls);
                 if (_protocols.GetValueOrDefault(listener) != line)
                 {
                     _protocols[listener] = line;

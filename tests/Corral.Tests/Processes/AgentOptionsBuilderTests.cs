@@ -35,6 +35,13 @@ public sealed class AgentOptionsBuilderTests : IDisposable
         Assert.Equal(7, options.ControlFd);
     }
 
+    [Theory]
+    [InlineData(new string[0], null)]
+    [InlineData(new[] { "--http-protocols", "h2" }, "h2")]
+    [InlineData(new[] { "--http-protocols", "h1,h2" }, "h1,h2")]
+    public void HttpProtocolsIsPassedAsGivenAndUnsetLeavesTheAppsChoice(string[] argv, string? expected) =>
+        Assert.Equal(expected, Build(argv).HttpProtocols);
+
     [Fact]
     public void MaxRequestsIsJitteredPerWorkerWithinTheJitter()
     {

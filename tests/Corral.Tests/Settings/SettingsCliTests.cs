@@ -45,6 +45,7 @@ public class SettingsCliTests
         ["reload_extra_files"] = ("appsettings.json", new List<string> { "appsettings.json" }),
         ["forwarded_allow_ips"] = ("10.0.0.0/8,127.0.0.1", "10.0.0.0/8,127.0.0.1"),
         ["proxy_protocol"] = (null, true),
+        ["http_protocols"] = ("h2,h1", "h2,h1"),
         ["secure_scheme_headers"] = ("{\"X-FORWARDED-PROTO\": \"https\"}", "{\"X-FORWARDED-PROTO\": \"https\"}"),
         // Real PEM files, matched key and certificate: parsed in Deployment.TlsTests (integration).
         ["certfile"] = ("(TLS)", "(TLS)"),

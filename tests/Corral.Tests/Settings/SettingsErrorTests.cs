@@ -42,6 +42,7 @@ public class SettingsErrorTests
         ["accept_policy"] = ["spread", ""],
         ["forwarded_allow_ips"] = ["10.0.0.0/33", "not-an-ip", ""],
         ["secure_scheme_headers"] = ["{not json", "[1, 2]"],
+        ["http_protocols"] = ["h3", "http2", "h2,h2", "h1,", ""],
         ["certfile"] = ["(a file that does not exist)"],
         ["keyfile"] = ["(a file that does not exist)"],
         ["ca_certs"] = ["(a file that does not exist)"],

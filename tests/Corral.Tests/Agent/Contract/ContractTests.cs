@@ -12,9 +12,9 @@ public class ContractTests
     private const string RaiseTheProtocol = "the wire changed: raise AgentOptions.CurrentProtocol, then update this test";
 
     [Fact]
-    public void TheOptionsAWorkerIsToldHaveThisShapeAtProtocol3()
+    public void TheOptionsAWorkerIsToldHaveThisShapeAtProtocol4()
     {
-        Assert.Equal(3, AgentOptions.CurrentProtocol);
+        Assert.Equal(4, AgentOptions.CurrentProtocol);
         var options = new AgentOptions
         {
             Protocol = AgentOptions.CurrentProtocol,
@@ -28,11 +28,12 @@ public class ContractTests
             AcceptLeader = "corral-accept-1",
             Logs = new LogOptions { ErrorLogFile = "/var/log/e.log", AccessLogFile = "-", AccessLogFormat = "%(h)s" },
             Proxy = new ProxyOptions { SecureSchemeHeaders = new() { ["X-FORWARDED-PROTO"] = "https" } },
+            HttpProtocols = "h2",
             Tls = new TlsFiles { CertFile = "/etc/c.pem" },
             Statsd = new StatsdOptions { Host = "127.0.0.1:8125", Prefix = "app." },
         };
         const string Expected = """
-            {"Protocol":3,"ListenFds":[3,4],"ListenNames":["http://127.0.0.1:8000","unix:/run/app.sock"],"ControlFd":5,"WorkerClass":"gthread","Threads":4,"WorkerConnections":1000,"KeepAlive":2,"GracefulTimeout":30,"MaxRequests":1000,"Warmup":{"Requests":2,"Paths":["/","/health"],"Timeout":15},"AcceptLeader":"corral-accept-1","Limits":{"RequestLine":4094,"RequestFields":100,"RequestFieldSize":8190,"RequestHeadersSize":65536},"Backlog":2048,"Logs":{"ErrorLogFile":"/var/log/e.log","Level":"info","AccessLogFile":"-","AccessLogFormat":"%(h)s","AccessLogJson":false},"Proxy":{"ForwardedAllowIps":"127.0.0.1","ProxyProtocol":false,"SecureSchemeHeaders":{"X-FORWARDED-PROTO":"https"}},"Tls":{"CertFile":"/etc/c.pem","KeyFile":null,"CaCerts":null},"Statsd":{"Host":"127.0.0.1:8125","Prefix":"app.","Tags":null}}
+            {"Protocol":4,"ListenFds":[3,4],"ListenNames":["http://127.0.0.1:8000","unix:/run/app.sock"],"ControlFd":5,"WorkerClass":"gthread","Threads":4,"WorkerConnections":1000,"KeepAlive":2,"GracefulTimeout":30,"MaxRequests":1000,"Warmup":{"Requests":2,"Paths":["/","/health"],"Timeout":15},"AcceptLeader":"corral-accept-1","Limits":{"RequestLine":4094,"RequestFields":100,"RequestFieldSize":8190,"RequestHeadersSize":65536},"Backlog":2048,"Logs":{"ErrorLogFile":"/var/log/e.log","Level":"info","AccessLogFile":"-","AccessLogFormat":"%(h)s","AccessLogJson":false},"Proxy":{"ForwardedAllowIps":"127.0.0.1","ProxyProtocol":false,"SecureSchemeHeaders":{"X-FORWARDED-PROTO":"https"}},"Tls":{"CertFile":"/etc/c.pem","KeyFile":null,"CaCerts":null},"HttpProtocols":"h2","Statsd":{"Host":"127.0.0.1:8125","Prefix":"app.","Tags":null}}
             """;
         Assert.True(Expected == options.ToJson(), $"{RaiseTheProtocol}\nexpected {Expected}\nactual   {options.ToJson()}");
         Assert.Equal(Expected, AgentOptions.FromJson(Expected).ToJson());
@@ -60,6 +61,24 @@ public class ContractTests
     }
 
     [Fact]
+    public void TheServingReportHasThisShape()
+    {
+        var report = new ServingReport
+        {
+            Protocols = "h2",
+            Asked = "h2",
+            Source = "the app's Kestrel:EndpointDefaults:Protocols",
+            Tls = false,
+            Replaced = ["http://0.0.0.0:5555"],
+        };
+        const string Expected = """{"protocols":"h2","asked":"h2","source":"the app\u0027s Kestrel:EndpointDefaults:Protocols","tls":false,"warning":null,"replaced":["http://0.0.0.0:5555"]}""";
+        Assert.True(Expected == report.ToJson(), $"{RaiseTheProtocol}\nexpected {Expected}\nactual   {report.ToJson()}");
+        Assert.Equal(report with { Replaced = [] }, ServingReport.TryParse(Expected)! with { Replaced = [] });
+        Assert.Equal(["http://0.0.0.0:5555"], ServingReport.TryParse(Expected)!.Replaced);
+        Assert.Null(ServingReport.TryParse("{"));
+    }
+
+    [Fact]
     public void TheControlLinesHaveThisShape()
     {
         Assert.Equal("hb 12 3 40 123456", Protocol.FormatHeartbeat(12, 3, 40, 123456));
@@ -69,6 +88,7 @@ public class ContractTests
         Assert.Equal(new Message(MessageKind.Recycle, Text: "oom"), Protocol.Parse("recycle " + Protocol.OutOfMemory));
         Assert.Equal(new Message(MessageKind.Error, Text: "boom | at x"), Protocol.Parse(Protocol.FormatError("boom\nat x")));
         Assert.Equal(new Message(MessageKind.Stats, Text: "{}"), Protocol.Parse("stats {}"));
+        Assert.Equal(new Message(MessageKind.Serving, Text: "{}"), Protocol.Parse("serving {}"));
         Assert.Null(Protocol.Parse("hb 1 2 3")); // protocol 1's heartbeat: no send time
     }
 
