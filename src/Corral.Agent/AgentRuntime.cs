@@ -161,16 +161,21 @@ internal static class AgentRuntime
 
     public static void ReportReady()
     {
+        // What the listeners speak first: the master logs it before it counts the worker ready.
+        if (Serving is { } serving)
+        {
+            s_control?.Send(Protocol.Serving + " " + serving().ToJson());
+        }
         s_ready = true;
         s_control?.Send(Protocol.Ready);
     }
 
     public static bool IsReady => s_ready;
 
-    /// <summary>A likely reason for a boot failure, sent to the master without logging it again.</summary>
-    /// <summary>The listeners' protocols and the app's URLs they replaced (<see cref="Protocol.Serving"/>): once, when the app has started.</summary>
-    public static void ReportServing(ServingReport report) => s_control?.Send(Protocol.Serving + " " + report.ToJson());
+    /// <summary>The listeners' protocols and the app's URLs they replaced (<see cref="Protocol.Serving"/>), sent just before "ready"; null: nothing to say.</summary>
+    public static Func<ServingReport>? Serving { get; set; }
 
+    /// <summary>A likely reason for a boot failure, sent to the master without logging it again.</summary>
     public static void SendBootError(string text) => s_control?.Send(Protocol.FormatError(text));
 
     public static void ReportRecycle(string? reason = null) =>

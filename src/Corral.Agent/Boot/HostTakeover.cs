@@ -60,7 +60,7 @@ internal static class HostTakeover
         // First in the list = outermost in the pipeline: before anything the app or the framework adds.
         services.Insert(0, ServiceDescriptor.Singleton<IStartupFilter, CorralStartupFilter>());
         var endpoints = new EndpointTakeover(options);
-        services.Insert(1, ServiceDescriptor.Singleton<IStartupFilter>(sp => new AppUrlsFilter(endpoints, sp.GetRequiredService<IHostApplicationLifetime>())));
+        services.Insert(1, ServiceDescriptor.Singleton<IStartupFilter>(new AppUrlsFilter(endpoints)));
         services.AddHostedService(sp => new CorralLifetime(sp.GetRequiredService<IHostApplicationLifetime>(), warmup));
         // Replaces the console lifetime: TERM drains first (see CorralHostLifetime).
         services.AddSingleton<IHostLifetime, CorralHostLifetime>();

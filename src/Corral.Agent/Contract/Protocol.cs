@@ -33,7 +33,7 @@ public static class Protocol
     /// <summary>"stats {JSON}": the worker's cumulative request counts and memory (<see cref="WorkerStats.Format"/>), every second and once more at exit.</summary>
     public const string Stats = "stats";
 
-    /// <summary>"serving {JSON}": once, when the app has started: the listeners' protocols and the app's URLs they replaced (<see cref="ServingReport"/>).</summary>
+    /// <summary>"serving {JSON}": once, just before "ready": the listeners' protocols and the app's URLs they replaced (<see cref="ServingReport"/>).</summary>
     public const string Serving = "serving";
 
     public static readonly TimeSpan StatsInterval = TimeSpan.FromSeconds(1);

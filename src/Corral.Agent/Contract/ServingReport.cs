@@ -4,8 +4,8 @@ using System.Text.Json.Serialization;
 namespace Corral.Agent.Contract;
 
 /// <summary>
-/// The body of a "serving" line (<see cref="Protocol.Serving"/>), sent once by each worker when its
-/// app has started: what only the app knows, for the master to log once per listener rather than
+/// The body of a "serving" line (<see cref="Protocol.Serving"/>), sent once by each worker just before
+/// "ready": what only the app knows, for the master to log once per listener rather than
 /// once per worker. The protocols its listeners speak and who chose them, and the app's own URLs
 /// and Kestrel endpoints that corral's listeners replaced.
 /// </summary>

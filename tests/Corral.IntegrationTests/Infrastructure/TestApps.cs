@@ -83,7 +83,7 @@ public static class TestApps
         return Path.Combine(output, "SeedApp");
     }
 
-    private static async Task<string> NewAndBuildAsync(string template, string dir, string output)
+    internal static async Task<string> NewAndBuildAsync(string template, string dir, string output)
     {
         // Outside the repository, so that its Directory.Build.props does not apply: a user's app.
         Directory.CreateDirectory(dir);

@@ -31,6 +31,11 @@ if (Environment.GetEnvironmentVariable("TESTAPP_URLS") is { Length: > 0 } own)
 {
     builder.WebHost.ConfigureKestrel(k => k.ListenLocalhost(new Uri(own).Port));
 }
+//   TESTAPP_PROTOCOLS=Http2      the app's endpoint defaults in code: ConfigureEndpointDefaults(l => l.Protocols = ...)
+if (Enum.TryParse<Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols>(Environment.GetEnvironmentVariable("TESTAPP_PROTOCOLS"), out var protocols))
+{
+    builder.WebHost.ConfigureKestrel(k => k.ConfigureEndpointDefaults(l => l.Protocols = protocols));
+}
 var app = builder.Build();
 
 // How many requests for "/" this process has seen (warm-up requests included): GET /hits. And the
