@@ -67,6 +67,7 @@ public sealed class SignalRAffinityTests
         var hubs = new List<HubConnection>();
         var failures = new List<string>();
         var owners = new List<int>();
+        var beforeDispose = 0;
         try
         {
             for (var i = 0; i < Connections; i++)
@@ -93,6 +94,7 @@ public sealed class SignalRAffinityTests
                 using var timeout = new CancellationTokenSource(Call);
                 Assert.Equal("again", await hub.InvokeAsync<string>("Echo", "again", timeout.Token));
             }
+            beforeDispose = corral.Lines.Count;
         }
         finally
         {
@@ -113,7 +115,9 @@ public sealed class SignalRAffinityTests
             Assert.Equal(Connections, corral.CountLines(@"access GET /hub\?id=\S+ HTTP/1\.1 101"));
         }
         Assert.Equal(Connections, corral.CountLines(@"access POST /hub/negotiate\?negotiateVersion=1 HTTP/1\.1 200"));
-        Assert.DoesNotContain(corral.Lines, l => l.Contains("[ERROR]", StringComparison.Ordinal) || l.Contains(" 404", StringComparison.Ordinal));
+        Assert.DoesNotContain(corral.Lines, l => l.Contains("[ERROR]", StringComparison.Ordinal));
+        // Until the clients stop (a long poll still out when its connection is deleted gets SignalR's own 404).
+        Assert.DoesNotContain(corral.Lines.Take(beforeDispose), l => l.StartsWith("access ", StringComparison.Ordinal) && l.EndsWith(" 404", StringComparison.Ordinal));
     }
 
     /// <summary>

@@ -46,9 +46,14 @@ internal sealed class WorkerForwarder : IDisposable
     public async Task ForwardAsync(HttpContext context, int pid)
     {
         var upgrade = context.Features.Get<IHttpUpgradeFeature>();
-        var upgrading = upgrade is { IsUpgradableRequest: true };
-        using var request = BuildRequest(context, pid, upgrading);
-        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, upgrading ? default : _stopping);
+        // A websocket over HTTP/2 (RFC 8441, browsers use it over TLS): the owner gets it as an HTTP/1.1 upgrade.
+        var connect = context.Features.Get<IHttpExtendedConnectFeature>();
+        var h2WebSocket = connect is { IsExtendedConnect: true, Protocol: "websocket" };
+        var upgrading = h2WebSocket || upgrade is { IsUpgradableRequest: true };
+        // A long poll or an event stream ends when this worker drains; a send (POST) is short, and finishes.
+        var longLived = !upgrading && HttpMethods.IsGet(context.Request.Method);
+        using var request = BuildRequest(context, pid, upgrading, h2WebSocket);
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, longLived ? _stopping : default);
         HttpResponseMessage response;
         try
         {
@@ -60,12 +65,17 @@ internal sealed class WorkerForwarder : IDisposable
             await GoneAsync(context).ConfigureAwait(false);
             return;
         }
+        catch (OperationCanceledException) when (StoppedHere(context))
+        {
+            EndLongPoll(context);
+            return;
+        }
         using (response)
         {
             if (upgrading && response.StatusCode == HttpStatusCode.SwitchingProtocols)
             {
-                CopyResponseHead(context, response);
-                var client = await upgrade!.UpgradeAsync().ConfigureAwait(false);
+                CopyResponseHead(context, response, h2WebSocket);
+                var client = h2WebSocket ? await connect!.AcceptAsync().ConfigureAwait(false) : await upgrade!.UpgradeAsync().ConfigureAwait(false);
                 var owner = await response.Content.ReadAsStreamAsync(context.RequestAborted).ConfigureAwait(false);
                 await using (owner.ConfigureAwait(false))
                 {
@@ -73,8 +83,33 @@ internal sealed class WorkerForwarder : IDisposable
                 }
                 return;
             }
-            CopyResponseHead(context, response);
-            await CopyBodyAsync(context, response, cancel.Token).ConfigureAwait(false);
+            CopyResponseHead(context, response, h2WebSocket: false);
+            try
+            {
+                await CopyBodyAsync(context, response, cancel.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (StoppedHere(context))
+            {
+                // An event stream ends as if the owner had closed it: the client connects again.
+                EndLongPoll(context);
+            }
+        }
+    }
+
+    private bool StoppedHere(HttpContext context) => _stopping.IsCancellationRequested && !context.RequestAborted.IsCancellationRequested;
+
+    /// <summary>
+    /// A long poll still waiting when this worker drains gets what SignalR answers a poll that timed
+    /// out (200, empty): the client polls again, through a worker that is not draining, and the owner
+    /// keeps its connection.
+    /// </summary>
+    private static void EndLongPoll(HttpContext context)
+    {
+        if (!context.Response.HasStarted)
+        {
+            context.Response.Clear();
+            context.Response.StatusCode = StatusCodes.Status200OK;
+            context.Response.ContentLength = 0;
         }
     }
 
@@ -85,7 +120,7 @@ internal sealed class WorkerForwarder : IDisposable
         await context.Response.WriteAsync("No Connection with that ID").ConfigureAwait(false);
     }
 
-    private HttpRequestMessage BuildRequest(HttpContext context, int pid, bool upgrading)
+    private static HttpRequestMessage BuildRequest(HttpContext context, int pid, bool upgrading, bool h2WebSocket)
     {
         var incoming = context.Request;
         var target = context.Features.Get<IHttpRequestFeature>()?.RawTarget;
@@ -93,7 +128,8 @@ internal sealed class WorkerForwarder : IDisposable
         {
             target = (incoming.PathBase + incoming.Path + incoming.QueryString).ToString();
         }
-        var request = new HttpRequestMessage(new HttpMethod(incoming.Method), new Uri("http://w" + pid.ToString(CultureInfo.InvariantCulture) + target))
+        var method = h2WebSocket ? HttpMethod.Get : new HttpMethod(incoming.Method);
+        var request = new HttpRequestMessage(method, new Uri("http://w" + pid.ToString(CultureInfo.InvariantCulture) + target))
         {
             Version = HttpVersion.Version11,
             VersionPolicy = HttpVersionPolicy.RequestVersionExact,
@@ -104,7 +140,7 @@ internal sealed class WorkerForwarder : IDisposable
         }
         foreach (var (name, values) in incoming.Headers)
         {
-            if (HopByHop.Contains(name) || HopConnection.IsHopHeader(name))
+            if (HopByHop.Contains(name) || HopConnection.IsHopHeader(name) || name.StartsWith(':'))
             {
                 continue;
             }
@@ -116,7 +152,12 @@ internal sealed class WorkerForwarder : IDisposable
         if (upgrading)
         {
             request.Headers.TryAddWithoutValidation("Connection", "Upgrade");
-            request.Headers.TryAddWithoutValidation("Upgrade", (IEnumerable<string?>)incoming.Headers.Upgrade);
+            request.Headers.TryAddWithoutValidation("Upgrade", "websocket");
+            if (h2WebSocket)
+            {
+                // HTTP/2 has no key; the owner's accept answers this one and stays between the workers.
+                request.Headers.TryAddWithoutValidation("Sec-WebSocket-Key", Convert.ToBase64String(Guid.NewGuid().ToByteArray()));
+            }
         }
         if (incoming.Host.HasValue)
         {
@@ -126,14 +167,17 @@ internal sealed class WorkerForwarder : IDisposable
         return request;
     }
 
-    private static void CopyResponseHead(HttpContext context, HttpResponseMessage response)
+    private static void CopyResponseHead(HttpContext context, HttpResponseMessage response, bool h2WebSocket)
     {
         var outgoing = context.Response;
-        outgoing.StatusCode = (int)response.StatusCode;
+        var switching = response.StatusCode == HttpStatusCode.SwitchingProtocols;
+        // Over HTTP/2 a websocket is accepted with 200, and without the HTTP/1.1 handshake's headers.
+        outgoing.StatusCode = h2WebSocket && switching ? StatusCodes.Status200OK : (int)response.StatusCode;
         foreach (var (name, values) in response.Headers.Concat(response.Content.Headers))
         {
             // Upgrade is the handshake's: it goes to the client with the 101.
-            if (HopByHop.Contains(name) && !(name.Equals("Upgrade", StringComparison.OrdinalIgnoreCase) && response.StatusCode == HttpStatusCode.SwitchingProtocols))
+            var handshake = name.Equals("Upgrade", StringComparison.OrdinalIgnoreCase) && switching && !h2WebSocket;
+            if ((HopByHop.Contains(name) && !handshake) || (h2WebSocket && name.Equals("Sec-WebSocket-Accept", StringComparison.OrdinalIgnoreCase)))
             {
                 continue;
             }
