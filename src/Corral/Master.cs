@@ -207,7 +207,13 @@ public sealed class Master
     private int Serve(CorralConfig config, AppTarget app, List<Listener> listeners, string acceptLeader, IReadOnlyDictionary<string, string?> env, Metrics.MasterStatsd statsd)
     {
         var agentPath = Path.Combine(AppContext.BaseDirectory, "Corral.Agent.dll");
-        var host = new ProcessHost(app, listeners, agentPath, acceptLeader, config.ErrorLog == "-" ? null : Path.GetFullPath(config.ErrorLog), Post);
+        // SignalR across workers: each worker also listens here, for connections another worker forwards.
+        using var affinity = AffinityDirectory.Create(env, out var affinityError);
+        if (affinity is null)
+        {
+            _log.Warning($"SignalR connections will not be routed between workers: {affinityError}");
+        }
+        var host = new ProcessHost(app, listeners, agentPath, acceptLeader, config.ErrorLog == "-" ? null : Path.GetFullPath(config.ErrorLog), Post) { AffinityDir = affinity?.Path };
         var arbiter = new Arbiter(config, host, TimeProvider.System, _log, _reload);
         using var systemd = new SystemdNotify(env.GetValueOrDefault("NOTIFY_SOCKET"));
         arbiter.Notify = systemd.Enabled ? systemd.Send : null;

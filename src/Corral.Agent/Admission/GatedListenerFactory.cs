@@ -18,6 +18,10 @@ internal sealed class GatedListenerFactory(SocketTransportFactory inner, Admissi
         {
             return warmup.Listen();
         }
+        if (Http.Affinity.AffinityListener.IsPrivate(endpoint))
+        {
+            return await inner.BindAsync(endpoint, cancellationToken).ConfigureAwait(false); // other workers' forwards: admitted there
+        }
         var listener = await inner.BindAsync(endpoint, cancellationToken).ConfigureAwait(false);
         if (Interlocked.Exchange(ref _limited, 1) == 0)
         {

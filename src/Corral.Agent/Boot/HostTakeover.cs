@@ -1,6 +1,7 @@
 using Corral.Agent.Admission;
 using Corral.Agent.Contract;
 using Corral.Agent.Http;
+using Corral.Agent.Http.Affinity;
 using Corral.Agent.Metrics;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
@@ -56,7 +57,8 @@ internal static class HostTakeover
         services.AddSingleton(gate);
         services.AddSingleton(AgentRuntime.Stats);
         services.AddSingleton(sp => new CorralMiddleware(
-            sp.GetRequiredService<AgentOptions>(), sp.GetRequiredService<AdmissionGate>(), sp.GetRequiredService<RequestStats>(), AgentRuntimeReports.Instance));
+            sp.GetRequiredService<AgentOptions>(), sp.GetRequiredService<AdmissionGate>(), sp.GetRequiredService<RequestStats>(), AgentRuntimeReports.Instance,
+            AffinityRouter.For(options, gate, sp.GetRequiredService<IHostApplicationLifetime>())));
         // First in the list = outermost in the pipeline: before anything the app or the framework adds.
         services.Insert(0, ServiceDescriptor.Singleton<IStartupFilter, CorralStartupFilter>());
         var endpoints = new EndpointTakeover(options);
@@ -120,6 +122,10 @@ internal static class HostTakeover
                     listen.Use(HeadTurn.Watch);
                 }
             });
+        }
+        if (!string.IsNullOrEmpty(options.AffinityDir))
+        {
+            AffinityListener.Listen(kestrel, options.AffinityDir);
         }
         if (warmup is not null)
         {

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Corral.Agent.Admission;
 using Corral.Agent.Contract;
+using Corral.Agent.Http.Affinity;
 using Corral.Agent.Logging;
 using Corral.Agent.Metrics;
 using Microsoft.AspNetCore.Http;
@@ -23,10 +24,12 @@ internal sealed class CorralMiddleware
     private readonly bool _closeEveryConnection;
     private readonly ProxyTrust _proxyTrust;
     private readonly IWorkerReports _reports;
+    private readonly AffinityRouter? _affinity;
     private int _recycleAsked;
 
-    public CorralMiddleware(AgentOptions options, AdmissionGate gate, RequestStats stats, IWorkerReports reports)
+    public CorralMiddleware(AgentOptions options, AdmissionGate gate, RequestStats stats, IWorkerReports reports, AffinityRouter? affinity = null)
     {
+        _affinity = affinity;
         _options = options;
         _gate = gate;
         _stats = stats;
@@ -48,6 +51,12 @@ internal sealed class CorralMiddleware
     /// </summary>
     public async Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
+        // Forwarded by another worker (SignalR across workers): that worker admits, counts and logs it.
+        if (_affinity?.TryServeHop(context, next) is { } hop)
+        {
+            await hop.ConfigureAwait(false);
+            return;
+        }
         var started = Stopwatch.GetTimestamp();
         var startTime = _accessWriter is null ? default : DateTimeOffset.Now;
         if (_gate.AcceptsHeld is { } warmupOver)
@@ -79,7 +88,7 @@ internal sealed class CorralMiddleware
                     $"Request header field '{field}' is larger than --limit-request-field_size ({_options.Limits.RequestFieldSize} bytes)", close: true).ConfigureAwait(false);
                 return;
             }
-            await next(context).ConfigureAwait(false);
+            await (_affinity is null ? next(context) : _affinity.InvokeAsync(context, next)).ConfigureAwait(false);
         }
         catch
         {

@@ -28,6 +28,9 @@ public sealed class ProcessHost(
 
     private readonly Dictionary<int, Process> _processes = [];
 
+    /// <summary>The master's <see cref="Os.AffinityDirectory"/>, told to every worker; null: none.</summary>
+    public string? AffinityDir { get; init; }
+
     /// <summary>What the next spawn runs (the dev server swaps it after each good build).</summary>
     public AppTarget App { get; set; } = initialApp;
 
@@ -77,7 +80,9 @@ public sealed class ProcessHost(
             var eq = kv.IndexOf('=');
             psi.Environment[kv[..eq]] = kv[(eq + 1)..];
         }
-        psi.Environment[AgentOptions.EnvironmentVariable] = AgentOptionsBuilder.Build(config, listeners, childFd, acceptLeader, errorLogPath).ToJson();
+        var agentOptions = AgentOptionsBuilder.Build(config, listeners, childFd, acceptLeader, errorLogPath);
+        agentOptions.AffinityDir = AffinityDir;
+        psi.Environment[AgentOptions.EnvironmentVariable] = agentOptions.ToJson();
 
         var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
         try
