@@ -23,10 +23,12 @@ internal sealed class CorralMiddleware
     private readonly bool _closeEveryConnection;
     private readonly ProxyTrust _proxyTrust;
     private readonly IWorkerReports _reports;
+    private readonly LongLivedConnections? _longLived;
     private int _recycleAsked;
 
-    public CorralMiddleware(AgentOptions options, AdmissionGate gate, RequestStats stats, IWorkerReports reports)
+    public CorralMiddleware(AgentOptions options, AdmissionGate gate, RequestStats stats, IWorkerReports reports, LongLivedConnections? longLived = null)
     {
+        _longLived = longLived;
         _options = options;
         _gate = gate;
         _stats = stats;
@@ -61,6 +63,7 @@ internal sealed class CorralMiddleware
         }
         await AdmitAsync(context).ConfigureAwait(false);
         CountingBody? counter = null;
+        LongLivedRequest? longLived = null;
         var status = 0; // 500 once the app has thrown
         try
         {
@@ -79,6 +82,7 @@ internal sealed class CorralMiddleware
                     $"Request header field '{field}' is larger than --limit-request-field_size ({_options.Limits.RequestFieldSize} bytes)", close: true).ConfigureAwait(false);
                 return;
             }
+            longLived = _longLived?.Watch(context); // upgrades: counted and closed gracefully when the worker stops
             await next(context).ConfigureAwait(false);
         }
         catch
@@ -90,6 +94,10 @@ internal sealed class CorralMiddleware
         }
         finally
         {
+            if (longLived is not null)
+            {
+                await longLived.EndAsync().ConfigureAwait(false);
+            }
             _gate.ExitRequest();
             var elapsed = Stopwatch.GetElapsedTime(started);
             var finalStatus = status != 0 && !context.Response.HasStarted ? status : context.Response.StatusCode;
