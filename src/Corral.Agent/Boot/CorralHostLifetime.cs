@@ -1,6 +1,8 @@
 using System.Runtime.InteropServices;
 using Corral.Agent.Admission;
 using Corral.Agent.Contract;
+using Corral.Agent.Http;
+using Corral.Agent.Metrics;
 using Corral.Agent.Os;
 using Microsoft.Extensions.Hosting;
 
@@ -11,9 +13,12 @@ namespace Corral.Agent.Boot;
 /// closing idle keep-alive connections under clients that are about to reuse them. Instead, TERM
 /// drains: no new connection, `Connection: close` on every response so each client leaves after its
 /// current request, and the app stops once the connections are gone (idle ones close at
-/// --keep-alive) or --graceful-timeout has passed. INT and QUIT stay immediate (AgentRuntime).
+/// --keep-alive) or --graceful-timeout has passed, or once only long-lived connections (websockets)
+/// remain: those close on the host's stopping signal (<see cref="LongLivedConnections"/>). INT and
+/// QUIT stay immediate (AgentRuntime).
 /// </summary>
-internal sealed class CorralHostLifetime(IHostApplicationLifetime lifetime, AdmissionGate gate, AgentOptions options) : IHostLifetime, IDisposable
+internal sealed class CorralHostLifetime(IHostApplicationLifetime lifetime, AdmissionGate gate, AgentOptions options, LongLivedConnections longLived, RequestStats stats)
+    : IHostLifetime, IDisposable
 {
     private PosixSignalRegistration? _term;
 
@@ -25,6 +30,7 @@ internal sealed class CorralHostLifetime(IHostApplicationLifetime lifetime, Admi
             _ = DrainAsync();
         });
         HostControl.Drain = () => _ = DrainAsync();
+        longLived.Attach(lifetime.ApplicationStopping);
         return Task.CompletedTask;
     }
 
@@ -39,7 +45,10 @@ internal sealed class CorralHostLifetime(IHostApplicationLifetime lifetime, Admi
             Native.ReleaseListeningSocket(fd);
         }
         var limit = TimeSpan.FromSeconds(Math.Max(0, options.GracefulTimeout));
-        await Task.WhenAny(drained, Task.Delay(limit)).ConfigureAwait(false);
+        using var waiting = new CancellationTokenSource();
+        var onlyLongLived = longLived.OnlyLongLivedRemainAsync(gate, stats, waiting.Token);
+        await Task.WhenAny(drained, onlyLongLived, Task.Delay(limit, waiting.Token)).ConfigureAwait(false);
+        await waiting.CancelAsync().ConfigureAwait(false);
         lifetime.StopApplication();
     }
 

@@ -56,9 +56,11 @@ internal static class HostTakeover
         services.AddSingleton(options);
         services.AddSingleton(gate);
         services.AddSingleton(AgentRuntime.Stats);
+        services.AddSingleton(new LongLivedConnections(options));
         services.AddSingleton(sp => new CorralMiddleware(
             sp.GetRequiredService<AgentOptions>(), sp.GetRequiredService<AdmissionGate>(), sp.GetRequiredService<RequestStats>(), AgentRuntimeReports.Instance,
-            AffinityRouter.For(options, gate, sp.GetRequiredService<IHostApplicationLifetime>())));
+            AffinityRouter.For(options, gate, sp.GetRequiredService<IHostApplicationLifetime>()),
+            sp.GetRequiredService<LongLivedConnections>()));
         // First in the list = outermost in the pipeline: before anything the app or the framework adds.
         services.Insert(0, ServiceDescriptor.Singleton<IStartupFilter, CorralStartupFilter>());
         var endpoints = new EndpointTakeover(options);

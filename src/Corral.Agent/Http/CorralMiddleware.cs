@@ -25,11 +25,13 @@ internal sealed class CorralMiddleware
     private readonly ProxyTrust _proxyTrust;
     private readonly IWorkerReports _reports;
     private readonly AffinityRouter? _affinity;
+    private readonly LongLivedConnections? _longLived;
     private int _recycleAsked;
 
-    public CorralMiddleware(AgentOptions options, AdmissionGate gate, RequestStats stats, IWorkerReports reports, AffinityRouter? affinity = null)
+    public CorralMiddleware(AgentOptions options, AdmissionGate gate, RequestStats stats, IWorkerReports reports, AffinityRouter? affinity = null, LongLivedConnections? longLived = null)
     {
         _affinity = affinity;
+        _longLived = longLived;
         _options = options;
         _gate = gate;
         _stats = stats;
@@ -52,9 +54,21 @@ internal sealed class CorralMiddleware
     public async Task InvokeAsync(HttpContext context, RequestDelegate next)
     {
         // Forwarded by another worker (SignalR across workers): that worker admits, counts and logs it.
-        if (_affinity?.TryServeHop(context, next) is { } hop)
+        if (_affinity?.IsHop(context) == true)
         {
-            await hop.ConfigureAwait(false);
+            // Its upgrade is this worker's to close gracefully when it drains, as if served directly.
+            var hopLongLived = _longLived?.Watch(context);
+            try
+            {
+                await _affinity.ServeHopAsync(context, next).ConfigureAwait(false);
+            }
+            finally
+            {
+                if (hopLongLived is not null)
+                {
+                    await hopLongLived.EndAsync().ConfigureAwait(false);
+                }
+            }
             return;
         }
         var started = Stopwatch.GetTimestamp();
@@ -70,6 +84,7 @@ internal sealed class CorralMiddleware
         }
         await AdmitAsync(context).ConfigureAwait(false);
         CountingBody? counter = null;
+        LongLivedRequest? longLived = null;
         var status = 0; // 500 once the app has thrown
         try
         {
@@ -88,6 +103,9 @@ internal sealed class CorralMiddleware
                     $"Request header field '{field}' is larger than --limit-request-field_size ({_options.Limits.RequestFieldSize} bytes)", close: true).ConfigureAwait(false);
                 return;
             }
+            // Upgrades served here: counted and closed gracefully when the worker stops. One relayed to
+            // another worker is that worker's to close; the relay ends with 1001 when this one drains.
+            longLived = _affinity?.Forwards(context.Request) == true ? null : _longLived?.Watch(context);
             await (_affinity is null ? next(context) : _affinity.InvokeAsync(context, next)).ConfigureAwait(false);
         }
         catch
@@ -99,6 +117,10 @@ internal sealed class CorralMiddleware
         }
         finally
         {
+            if (longLived is not null)
+            {
+                await longLived.EndAsync().ConfigureAwait(false);
+            }
             _gate.ExitRequest();
             var elapsed = Stopwatch.GetElapsedTime(started);
             var finalStatus = status != 0 && !context.Response.HasStarted ? status : context.Response.StatusCode;

@@ -33,19 +33,18 @@ internal sealed class AffinityRouter
         return new AffinityRouter(new WorkerForwarder(options.AffinityDir, stopping.Token));
     }
 
+    /// <summary>A request another worker forwarded here: it came in on the private socket, marked.</summary>
+    public bool IsHop(HttpContext context) =>
+        AffinityQuery.MayCarry(context.Request.QueryString.Value) && context.Features.Get<HopConnection>() is not null;
+
     /// <summary>
-    /// A request another worker forwarded here (it came in on the private socket): served at once,
-    /// as the client it carries, and not admitted, counted or logged again (the forwarding worker
-    /// did all that). Null for every other request.
+    /// A request another worker forwarded here (<see cref="IsHop"/>): served at once, as the client
+    /// it carries, and not admitted, counted or logged again (the forwarding worker did all that).
     /// </summary>
-    public Task? TryServeHop(HttpContext context, RequestDelegate next)
+    public Task ServeHopAsync(HttpContext context, RequestDelegate next)
     {
-        var query = context.Request.QueryString.Value;
-        if (!AffinityQuery.MayCarry(query) || context.Features.Get<HopConnection>() is null)
-        {
-            return null;
-        }
-        if (!AffinityQuery.TryFind(query!, out var pid, out var stripped) || pid != _pid)
+        var query = context.Request.QueryString.Value!;
+        if (!AffinityQuery.TryFind(query, out var pid, out var stripped) || pid != _pid)
         {
             context.Response.StatusCode = StatusCodes.Status404NotFound;
             return Task.CompletedTask;
@@ -53,6 +52,13 @@ internal sealed class AffinityRouter
         context.Request.QueryString = new QueryString(stripped);
         HopConnection.Apply(context);
         return next(context);
+    }
+
+    /// <summary>The request names another worker: <see cref="InvokeAsync"/> forwards it there.</summary>
+    public bool Forwards(HttpRequest request)
+    {
+        var query = request.QueryString.Value;
+        return AffinityQuery.MayCarry(query) && AffinityQuery.TryFind(query!, out var pid, out _) && pid != _pid;
     }
 
     /// <summary>An admitted request: a negotiate is marked, a marked request is served here or forwarded, the rest go on.</summary>
