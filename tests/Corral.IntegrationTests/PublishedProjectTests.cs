@@ -35,11 +35,11 @@ public sealed partial class PublishedProjectTests
         Assert.Equal(200, status);
         var assets = LinkedAssets(home);
         // The templates link fingerprinted names (site.b9sayid5wm.css) through the static assets manifest.
-        Assert.Contains(assets, a => Regex.IsMatch(a, @"^/(css/site|app)(\.\w+)?\.css$"));
-        Assert.Contains(assets, a => Regex.IsMatch(a, @"^/lib/bootstrap/dist/css/bootstrap\.min(\.\w+)?\.css$"));
+        Assert.Contains(assets, a => Regex.IsMatch(a, @"^/(css/site|app)(\.\w+)?\.css(\?.*)?$"));
+        Assert.Contains(assets, a => Regex.IsMatch(a, @"^/lib/bootstrap/dist/css/bootstrap\.min(\.\w+)?\.css(\?.*)?$"));
         if (template == "blazor")
         {
-            Assert.Contains(assets, a => Regex.IsMatch(a, @"^/_framework/blazor\.web(\.\w+)?\.js$"));
+            Assert.Contains(assets, a => Regex.IsMatch(a, @"^/_framework/blazor\.web(\.\w+)?\.js(\?.*)?$"));
         }
         await AssertServedAsPublishedAsync(port, snapshot, project, assets);
     }
