@@ -69,6 +69,8 @@ public sealed class Master
         }
         if (!TryBind(config, env, out var listeners))
         {
+            _reloader?.Dispose();
+            _publisher?.Dispose();
             return ExitCodes.Error;
         }
 
@@ -172,6 +174,9 @@ public sealed class Master
         }
         catch (AppTarget.AppException e)
         {
+            // The builds' folder goes (a failed build's is already gone).
+            _reloader?.Dispose();
+            _publisher?.Dispose();
             _log.Error(e.Message);
             app = null;
             exitCode = e.ExitCode;
