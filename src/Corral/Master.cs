@@ -32,6 +32,12 @@ public sealed class Master
     private PidFile _pidFile = null!;
     private string? _controlSocket;
     private Reloader? _reloader;
+
+    /// <summary>APP is a project (without --reload): published at start, and again at each HUP.</summary>
+    private ProjectBuilder? _publisher;
+
+    /// <summary>A HUP came while a build ran: its result is stale, build again.</summary>
+    private bool _publishAgain;
     private Upgrade _upgrade = null!;
     private ServingLog? _serving;
 
@@ -64,6 +70,8 @@ public sealed class Master
         }
         if (!TryBind(config, env, out var listeners))
         {
+            _reloader?.Dispose();
+            _publisher?.Dispose();
             return ExitCodes.Error;
         }
 
@@ -94,6 +102,7 @@ public sealed class Master
         finally
         {
             _reloader?.Dispose();
+            _publisher?.Dispose();
             foreach (var s in signals)
             {
                 s.Dispose();
@@ -125,8 +134,8 @@ public sealed class Master
     }
 
     /// <summary>
-    /// The app the workers run: APP resolved, or with --reload built from its project (the reloader kept
-    /// for the loop). False, said in the log, with the exit code when it cannot be.
+    /// The app the workers run: APP resolved; a project published (the builder kept for HUP), or with
+    /// --reload built (the reloader kept for the loop). False, said in the log, with the exit code when it cannot be.
     /// </summary>
     private bool TryBuildApp(CorralConfig config, [NotNullWhen(true)] out AppTarget? app, out int exitCode)
     {
@@ -149,14 +158,26 @@ public sealed class Master
                     Environment.SetEnvironmentVariable("ASPNETCORE_ENVIRONMENT", "Development");
                 }
             }
+            else if (AppTarget.Locate(config.App!) is var path && AppTarget.IsProject(path))
+            {
+                _publisher = new ProjectBuilder(path, publish: true, _log);
+                app = _publisher.BuildNow(maxErrors: 30);
+                if (AppTarget.RuntimeConfigProblem(config.App!, app.RuntimeConfigPath) is { } problem)
+                {
+                    throw new AppTarget.AppException(problem, ExitCodes.Usage);
+                }
+            }
             else
             {
-                app = AppTarget.Resolve(config.App!, _log.Info);
+                app = AppTarget.Resolve(config.App!);
             }
             return true;
         }
         catch (AppTarget.AppException e)
         {
+            // The builds' folder goes (a failed build's is already gone).
+            _reloader?.Dispose();
+            _publisher?.Dispose();
             _log.Error(e.Message);
             app = null;
             exitCode = e.ExitCode;
@@ -249,6 +270,13 @@ public sealed class Master
                 _log.Info("Handling signal: usr2");
                 _upgrade.Start();
                 break;
+            case MasterEvent.Signal { Number: Signals.HUP } when _publisher is not null:
+                _log.Info("Handling signal: hup");
+                Republish(arbiter);
+                break;
+            case MasterEvent.Rebuilt built when _publisher is not null:
+                OnRepublished(built.Result, arbiter, host);
+                break;
             case MasterEvent.UpgradeExited u:
                 _log.Warning($"The new master (pid:{u.Pid}) exited with code {u.ExitCode}; this master carries on");
                 break;
@@ -276,6 +304,7 @@ public sealed class Master
             case MasterEvent.Exited x:
                 arbiter.OnExit(x.Pid, x.ExitCode);
                 host.Forget(x.Pid);
+                (_publisher ?? _reloader?.Builder)?.Collect(host.AppsInUse);
                 break;
             case MasterEvent.Tick:
                 if (!_tookOver && _pidFile.TryTakeOver(_log))
@@ -297,6 +326,53 @@ public sealed class Master
                 }
                 break;
         }
+    }
+
+    /// <summary>
+    /// HUP with a project as APP: publish it again beside the loop (the workers keep serving, signals
+    /// and timeouts keep being handled); <see cref="OnRepublished"/> reloads once it is built.
+    /// </summary>
+    private void Republish(Arbiter arbiter)
+    {
+        if (arbiter.Stopping)
+        {
+            return;
+        }
+        if (_publisher!.Building)
+        {
+            _publishAgain = true;
+            _log.Info("Reload: a build already runs; publishing again once it ends");
+            return;
+        }
+        _log.Info("Reload: publishing the project again; the workers keep serving meanwhile");
+        _publisher.Start(Post);
+    }
+
+    /// <summary>A HUP's build ended: a good one reloads onto it (Gunicorn's HUP), a failed one keeps the old workers.</summary>
+    private void OnRepublished(AppTarget.BuildResult result, Arbiter arbiter, ProcessHost host)
+    {
+        if (_publishAgain || arbiter.Stopping)
+        {
+            _publisher!.Discard();
+            if (_publishAgain && !arbiter.Stopping)
+            {
+                _publishAgain = false;
+                _publisher.Start(Post);
+            }
+            return;
+        }
+        if (_publisher!.OnBuilt(result) is not { } app)
+        {
+            _publisher.Refuse(result);
+            return;
+        }
+        var previous = host.App;
+        host.App = app;
+        if (!arbiter.HangUp())
+        {
+            host.App = previous;
+        }
+        _publisher.Collect(host.AppsInUse);
     }
 
     /// <summary>

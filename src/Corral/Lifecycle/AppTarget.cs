@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Corral.Agent.Contract;
 
 namespace Corral.Lifecycle;
@@ -12,19 +11,16 @@ public sealed record AppTarget(string FileName, string[] Arguments, string Displ
     }
 
     /// <summary>
-    /// A .dll runs with the dotnet host, an executable runs as it is; a .csproj (or a folder holding
-    /// exactly one) is built in Release first and its output runs. Errors are one line: exit 2 for a bad
-    /// path or an app corral cannot run, 1 for a failed build.
+    /// A built app: a .dll runs with the dotnet host, an executable runs as it is (a project is built
+    /// first: <see cref="ProjectBuilder"/>). Errors are one line, exit 2: a bad path or an app corral cannot run.
     /// </summary>
-    public static AppTarget Resolve(string app, Action<string> log)
-    {
-        var path = Locate(app, Path.GetFullPath(app));
-        if (path.EndsWith(".csproj", StringComparison.OrdinalIgnoreCase))
-        {
-            path = Build(path, log);
-        }
-        return Inspect(app, path);
-    }
+    public static AppTarget Resolve(string app) => Inspect(app, Locate(app));
+
+    /// <summary>The file APP names (full path): a .dll, an executable, or a .csproj (a folder's only one); exit 2 if none.</summary>
+    public static string Locate(string app) => Locate(app, Path.GetFullPath(app));
+
+    /// <summary>A .csproj: a project to build before it runs.</summary>
+    public static bool IsProject(string path) => path.EndsWith(".csproj", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>
     /// --check-config: what <see cref="Resolve"/> would refuse (exit 2), without building a project:
@@ -185,49 +181,6 @@ public sealed record AppTarget(string FileName, string[] Arguments, string Displ
         return "dotnet";
     }
 
-    private static string Build(string project, Action<string> log)
-    {
-        log($"Building {project} (Release)");
-        return BuildOrThrow(project, "Release", error => Console.Error.WriteLine(error), maxErrors: 20);
-    }
-
-    /// <summary>Builds now and returns the output .dll; on failure writes the compiler errors and throws (exit 1).</summary>
-    public static string BuildOrThrow(string project, string configuration, Action<string> writeError, int maxErrors)
-    {
-        using var p = Process.Start(BuildStartInfo(project, configuration)) ?? throw new AppException($"cannot start dotnet to build {project}", ExitCodes.Error);
-        var stderr = p.StandardError.ReadToEndAsync();
-        var stdout = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        var result = ReadBuildResult(project, p.ExitCode, stdout + stderr.Result);
-        if (result.TargetPath is null)
-        {
-            foreach (var e in result.Errors.Take(maxErrors))
-            {
-                writeError(e);
-            }
-            throw new AppException(result.Summary, ExitCodes.Error);
-        }
-        return result.TargetPath;
-    }
-
-    /// <summary>`dotnet build` of a project that prints its output's path, with no build server left behind.</summary>
-    public static ProcessStartInfo BuildStartInfo(string project, string configuration)
-    {
-        var psi = new ProcessStartInfo(DotnetHost())
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var a in new[] { "build", project, "-c", configuration, "--nologo", "-v", "q", "-clp:NoSummary", "-p:UseSharedCompilation=false", "--disable-build-servers", "-t:Build", "-getProperty:TargetPath" })
-        {
-            psi.ArgumentList.Add(a);
-        }
-        psi.Environment["MSBUILDDISABLENODEREUSE"] = "1";
-        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        return psi;
-    }
-
     public sealed record BuildResult(string? TargetPath, IReadOnlyList<string> Errors, string Summary);
 
     public static BuildResult ReadBuildResult(string project, int exitCode, string output)
@@ -242,6 +195,23 @@ public sealed record AppTarget(string FileName, string[] Arguments, string Displ
         return target is not null && File.Exists(target)
             ? new BuildResult(target, [], "built " + target)
             : new BuildResult(null, lines, $"the build of {project} succeeded but did not name its output (.dll)");
+    }
+
+    /// <summary>
+    /// `dotnet publish -o <paramref name="dir"/>` ended: the app it published (the .dll beside the folder's
+    /// only runtimeconfig.json), or the error lines.
+    /// </summary>
+    public static BuildResult ReadPublishResult(string project, int exitCode, string output, string dir)
+    {
+        if (exitCode != 0)
+        {
+            return ReadBuildResult(project, exitCode, output);
+        }
+        var configs = Directory.Exists(dir) ? Directory.GetFiles(dir, "*.runtimeconfig.json") : [];
+        var dll = configs.Length == 1 ? configs[0][..^".runtimeconfig.json".Length] + ".dll" : null;
+        return dll is not null && File.Exists(dll)
+            ? new BuildResult(dll, [], "published " + dll)
+            : new BuildResult(null, [], $"the publish of {project} succeeded but {dir} holds no single app (.dll with its runtimeconfig.json)");
     }
 
     /// <summary>A project given as APP: the .csproj itself or a folder holding exactly one.</summary>

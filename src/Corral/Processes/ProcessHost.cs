@@ -27,12 +27,16 @@ public sealed class ProcessHost(
             Upgrade.FdsVariable, Upgrade.FromVariable, Upgrade.AcceptLeaderVariable];
 
     private readonly Dictionary<int, Process> _processes = [];
+    private readonly Dictionary<int, AppTarget> _apps = [];
 
     /// <summary>The master's <see cref="Os.AffinityDirectory"/>, told to every worker; null: none.</summary>
     public string? AffinityDir { get; init; }
 
     /// <summary>What the next spawn runs (the dev server swaps it after each good build).</summary>
     public AppTarget App { get; set; } = initialApp;
+
+    /// <summary>What the live workers run, and what the next spawn runs: the builds that must stay (see ProjectBuilder.Collect).</summary>
+    public IEnumerable<AppTarget> AppsInUse => _apps.Values.Append(App);
 
     public int Spawn(CorralConfig config)
     {
@@ -101,6 +105,7 @@ public sealed class ProcessHost(
 
         var pid = process.Id;
         _processes[pid] = process;
+        _apps[pid] = app;
         // Read now, while the pid is surely this worker's; removed once it is gone (see RuntimeFiles).
         var runtimeFiles = RuntimeFiles.Of(pid, psi.Environment.TryGetValue("TMPDIR", out var tmp) ? tmp : null);
         process.Exited += (_, _) =>
@@ -141,6 +146,7 @@ public sealed class ProcessHost(
 
     public void Forget(int pid)
     {
+        _apps.Remove(pid);
         if (_processes.Remove(pid, out var p))
         {
             p.Dispose();

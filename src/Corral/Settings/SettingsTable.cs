@@ -13,7 +13,7 @@ public static class SettingsTable
         Flags = [],
         Type = SettingType.String,
         Section = "Application",
-        Help = "The app to run: a built ASP.NET Core app's .dll (run with dotnet) or apphost executable, or a project (.csproj, or a folder holding exactly one) that corral builds in Release first. Given as the positional APP argument. An app whose runtimeconfig.json does not use the ASP.NET Core shared framework (a worker service, a console app) is refused before any worker starts (exit 2).",
+        Help = "The app to run: a built ASP.NET Core app's .dll (run with dotnet) or apphost executable, or a project (.csproj, or a folder holding exactly one) that corral publishes first (`dotnet publish -c Release`, into a folder of its own under TMPDIR, never into the project) and publishes again at each HUP (a failed build keeps the old workers). Given as the positional APP argument. An app whose runtimeconfig.json does not use the ASP.NET Core shared framework (a worker service, a console app) is refused before any worker starts (exit 2).",
         AcceptedOverride = "a path to an app .dll, an apphost executable, a .csproj or a project folder",
     };
 

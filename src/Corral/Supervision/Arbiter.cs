@@ -110,8 +110,7 @@ public sealed class Arbiter
                 Stop(graceful: false);
                 break;
             case Signals.HUP:
-                _parked = false;
-                Reload();
+                HangUp();
                 break;
             case Signals.WINCH:
                 // After USR2: this master's workers drain, the master stays (HUP brings them back).
@@ -513,13 +512,24 @@ public sealed class Arbiter
         _log.Warning($"Worker boot failed {_bootFailures} time(s) in a row: next attempt in {delay.TotalSeconds:0.#} s");
     }
 
-    private void Reload()
+    /// <summary>
+    /// HUP's reload: the configuration read again, a new generation of workers. The master calls it
+    /// itself once a project given as APP is rebuilt (it handles that HUP: the build runs first).
+    /// False if the new configuration is invalid: nothing changed.
+    /// </summary>
+    public bool HangUp()
+    {
+        _parked = false;
+        return Reload();
+    }
+
+    private bool Reload()
     {
         var config = _reloadConfig();
         if (config is null)
         {
             _log.Error("Reload aborted: the new configuration is invalid (see above); the workers keep running");
-            return;
+            return false;
         }
         _log.Info("Hang up: Master");
         _configBeforeReload = (Config, DesiredWorkers);
@@ -529,6 +539,7 @@ public sealed class Arbiter
         }
         Config = config;
         ReplaceAllWorkers();
+        return true;
     }
 
     /// <summary>
