@@ -60,6 +60,12 @@ internal static class AgentRuntime
 
         s_options = AgentOptions.FromJson(json);
         Log = new AgentLog(s_options.Logs.ErrorLogFile, s_options.Logs.Level);
+        // The app's own console lines carry the worker's pid, as the error log's do (before the app builds its logging).
+        PidLineWriter.Install(Environment.ProcessId);
+        if (s_options.ProcessTitle is { } title)
+        {
+            ProcessTitle.Set(title);
+        }
         if (s_options.Statsd is { Host.Length: > 0 } statsd)
         {
             Statsd = new StatsdClient(statsd.Host, statsd.Prefix, statsd.Tags, Log.Warning);

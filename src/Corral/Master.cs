@@ -62,7 +62,8 @@ public sealed class Master
             log.Error(running);
             return ExitCodes.Error;
         }
-        log.Info($"Starting corral {Version}");
+        log.Info(config.ProcName is { } name ? $"Starting corral {Version} ({name})" : $"Starting corral {Version}");
+        Agent.Os.ProcessTitle.Set(Agent.Os.ProcessTitle.For(config.ProcName, "master"));
         using var statsd = new Metrics.MasterStatsd(log, config);
         if (!TryBuildApp(config, out var app, out var appExitCode))
         {
@@ -190,7 +191,7 @@ public sealed class Master
     {
         try
         {
-            listeners = ListenerBinder.Bind(config.Bind, config.Backlog, env, _log.Error);
+            listeners = ListenerBinder.Bind(config.Bind, config.Backlog, env, _log.Error, unixUmask: config.Umask, reusePort: config.ReusePort);
         }
         catch (BindException e)
         {

@@ -16,7 +16,7 @@ public sealed class AgentOptions
     /// own copy of the agent, which may be older or newer than the corral that runs it: the two must
     /// speak the same version. Raise it with every change either side could misread.
     /// </summary>
-    public const int CurrentProtocol = 4; // 2: heartbeats carry their send time; 3: options grouped, the stats report's buckets as two arrays; 4: HttpProtocols, the "serving" line, AffinityDir
+    public const int CurrentProtocol = 4; // 2: heartbeats carry their send time; 3: options grouped, the stats report's buckets as two arrays; 4: HttpProtocols, the "serving" line, AffinityDir, ProcessTitle
 
     /// <summary>The master's <see cref="CurrentProtocol"/> (0: a master from before there was one).</summary>
     public int Protocol { get; set; }
@@ -71,6 +71,9 @@ public sealed class AgentOptions
     /// requests of SignalR connections that other workers forward to it (Http/Affinity). Null: none.
     /// </summary>
     public string? AffinityDir { get; set; }
+
+    /// <summary>The worker's process name (-n/--name: "NAME: worker", else "corral: worker"). Null: left as it is.</summary>
+    public string? ProcessTitle { get; set; }
 
     public string ToJson() => JsonSerializer.Serialize(this, AgentJsonContext.Default.AgentOptions);
 

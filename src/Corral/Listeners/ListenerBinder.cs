@@ -10,7 +10,7 @@ namespace Corral.Listeners;
 /// <summary>Binds corral's listeners once: from systemd (LISTEN_FDS), fd://N, or by address.</summary>
 public static class ListenerBinder
 {
-    private const int SOL_SOCKET = 1, SO_REUSEADDR = 2;
+    private const int SOL_SOCKET = 1, SO_REUSEADDR = 2, SO_REUSEPORT = 15;
 
     [DllImport("libc", SetLastError = true)]
     private static extern int setsockopt(IntPtr fd, int level, int name, ref int value, int len);
@@ -24,8 +24,10 @@ public static class ListenerBinder
     /// Binds every listener. An address in use is tried <see cref="BindAttempts"/> times, logging each
     /// failure on <paramref name="logError"/> as Gunicorn does, before it fails (no retry without a log).
     /// </summary>
+    /// <param name="unixUmask">--umask: the mask a unix socket is bound under (Gunicorn's sock.py); null: the process's own.</param>
+    /// <param name="reusePort">--reuse-port: SO_REUSEPORT on the TCP sockets bound here.</param>
     public static List<Listener> Bind(IReadOnlyList<string> binds, int backlog, IReadOnlyDictionary<string, string?> env,
-        Action<string>? logError = null, Action<TimeSpan>? sleep = null)
+        Action<string>? logError = null, Action<TimeSpan>? sleep = null, int? unixUmask = null, bool reusePort = false)
     {
         var result = new List<Listener>();
         try
@@ -54,9 +56,9 @@ public static class ListenerBinder
                 }
                 result.Add(Retrying(() => address!.Kind switch
                 {
-                    BindKind.Unix => BindUnix(address, backlog),
+                    BindKind.Unix => BindUnix(address, backlog, unixUmask),
                     BindKind.Fd => Adopt(address.Fd, $"fd://{address.Fd}"),
-                    _ => BindTcp(address, backlog),
+                    _ => BindTcp(address, backlog, reusePort),
                 }, logError, sleep ?? Thread.Sleep));
             }
             return result;
@@ -191,7 +193,7 @@ public static class ListenerBinder
         return new Listener(socket, name, unixPath);
     }
 
-    private static Listener BindTcp(BindAddress address, int backlog)
+    private static Listener BindTcp(BindAddress address, int backlog, bool reusePort)
     {
         IPAddress ip;
         if (!IPAddress.TryParse(address.Host, out ip!))
@@ -212,6 +214,11 @@ public static class ListenerBinder
             // and then a second corral could bind the same port and steal connections.
             var one = 1;
             setsockopt(socket.Handle, SOL_SOCKET, SO_REUSEADDR, ref one, sizeof(int));
+            // --reuse-port asks for exactly that (Gunicorn's reuse_port).
+            if (reusePort && setsockopt(socket.Handle, SOL_SOCKET, SO_REUSEPORT, ref one, sizeof(int)) != 0)
+            {
+                throw new SocketException(Marshal.GetLastPInvokeError());
+            }
             socket.Bind(new IPEndPoint(ip, address.Port));
             socket.Listen(backlog);
         }
@@ -232,7 +239,7 @@ public static class ListenerBinder
         return new Listener(socket, name, null);
     }
 
-    private static Listener BindUnix(BindAddress address, int backlog)
+    private static Listener BindUnix(BindAddress address, int backlog, int? umask)
     {
         var path = Path.GetFullPath(address.Path!);
         if (Directory.Exists(path))
@@ -252,6 +259,9 @@ public static class ListenerBinder
             File.Delete(path); // a stale socket from an earlier run, as Gunicorn does
         }
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        // The socket file's mode is 0777 less the umask at bind(2): Gunicorn binds under --umask (default 0,
+        // so a proxy running as another user can connect), then puts the process's mask back.
+        var before = umask is { } mask ? Native.SetUmask(mask) : (int?)null;
         try
         {
             socket.Bind(new UnixDomainSocketEndPoint(path));
@@ -263,6 +273,13 @@ public static class ListenerBinder
             throw new BindException(e.SocketErrorCode == SocketError.AccessDenied
                 ? $"Can't connect to unix:{path}: permission denied"
                 : $"Can't connect to unix:{path}: {e.Message}");
+        }
+        finally
+        {
+            if (before is { } restore)
+            {
+                Native.SetUmask(restore);
+            }
         }
         return new Listener(socket, "unix:" + path, path);
     }

@@ -74,7 +74,8 @@ internal static partial class Native
 
     public static void Close(int fd) => close(fd);
 
-    public static void SetUmask(int mask) => umask(mask);
+    /// <summary>umask(2): sets the mask and returns the one before.</summary>
+    public static int SetUmask(int mask) => umask(mask);
 
     public static int ParentPid() => getppid();
 

@@ -51,6 +51,7 @@ public static class AgentOptionsBuilder
                 RequestHeadersSize = config.LimitRequestHeadersSize,
             },
             Backlog = config.Backlog,
+            ProcessTitle = Agent.Os.ProcessTitle.For(config.ProcName, "worker"),
             Logs = new LogOptions
             {
                 AccessLogFile = config.AccessLog is null or "-" ? config.AccessLog : Path.GetFullPath(config.AccessLog),

@@ -247,6 +247,10 @@ public static class ConfigLoader
         {
             return $"Unrecognized command or argument '{unknown}'.";
         }
+        if (parsed.CommandResult.Command == cli.Ctl)
+        {
+            return "'ctl' goes first: " + Control.CtlCommand.Usage;
+        }
         return parsed.Errors.Count > 0 ? parsed.Errors[0].Message : null;
     }
 
@@ -256,6 +260,10 @@ public static class ConfigLoader
         if (line.StartsWith("Unrecognized command or argument", StringComparison.Ordinal))
         {
             var name = line[(line.IndexOf('\'') + 1)..line.LastIndexOf('\'')];
+            if (RefusedSettings.ForFlag(name) is { } refused)
+            {
+                return where == "the command line" ? refused : $"{refused} (from {where})";
+            }
             return name.StartsWith('-')
                 ? $"unknown option '{name}' in {where} (see corral --help)"
                 : $"unexpected argument '{name}' in {where}: corral takes one APP (see corral --help)";
@@ -293,6 +301,10 @@ public static class ConfigLoader
             foreach (var property in doc.RootElement.EnumerateObject())
             {
                 var key = property.Name.Replace('-', '_');
+                if (RefusedSettings.ForKey(key) is { } refused)
+                {
+                    throw new SourceException($"config file {path}: {refused}");
+                }
                 var s = SettingsTable.ByName(key);
                 if (s is null || s == SettingsTable.Config || s == SettingsTable.PrintConfig || s == SettingsTable.CheckConfig)
                 {
@@ -320,6 +332,9 @@ public static class ConfigLoader
         public required RootCommand Root { get; init; }
         public required Dictionary<Setting, Option> Options { get; init; }
         public required Argument<string?> AppArgument { get; init; }
+
+        /// <summary>`corral ctl ...`, listed in the help; Program runs it before any parse, so here it is only ever misplaced.</summary>
+        public required Command Ctl { get; init; }
 
         /// <param name="where">Where the words came from, as an error names it: the command line or CORRAL_CMD_ARGS.</param>
         public Dictionary<string, object?> Extract(ParseResult parsed, string where)
@@ -349,6 +364,8 @@ public static class ConfigLoader
         }
     }
 
+    private const int ExitCodesOk = 0;
+
     private static Cli BuildCommand()
     {
         var root = new RootCommand("corral: the production application server for ASP.NET Core on Linux (Gunicorn's flags and signals). Settings: docs/settings.md.");
@@ -362,13 +379,18 @@ public static class ConfigLoader
                 SettingType.Bool => new Option<bool>(name, aliases),
                 _ => new Option<string[]>(name, aliases) { AllowMultipleArgumentsPerToken = false, Arity = ArgumentArity.OneOrMore },
             };
-            option.Description = s.Help;
-            option.HelpName = s.Type == SettingType.Bool ? null : s.Name.ToUpperInvariant();
+            option.Description = SettingsHelp.Describe(s);
+            option.HelpName = SettingsHelp.ValueName(s);
             root.Options.Add(option);
             options[s] = option;
         }
         var app = new Argument<string?>("APP") { Description = SettingsTable.App.Help, Arity = ArgumentArity.ZeroOrOne };
         root.Arguments.Add(app);
-        return new Cli { Root = root, Options = options, AppArgument = app };
+        var ctl = new Command("ctl", SettingsHelp.CtlDescription) { TreatUnmatchedTokensAsErrors = false };
+        ctl.Arguments.Add(new Argument<string[]>("COMMAND") { Arity = ArgumentArity.ZeroOrMore });
+        root.Subcommands.Add(ctl);
+        // A root with a subcommand needs an action of its own, or a plain `corral APP` is "Required command was not provided".
+        root.SetAction(_ => ExitCodesOk);
+        return new Cli { Root = root, Options = options, AppArgument = app, Ctl = ctl };
     }
 }

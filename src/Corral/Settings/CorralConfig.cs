@@ -59,6 +59,8 @@ public sealed class CorralConfig
     public int LimitRequestHeadersSize => Int(SettingsTable.LimitRequestHeadersSize);
     public string? Chdir => Str(SettingsTable.Chdir);
     public int Umask => SettingsTable.ParseUmask(Str(SettingsTable.Umask) ?? "0") ?? 0;
+    public bool ReusePort => (bool)this[SettingsTable.ReusePort]!;
+    public string? ProcName => Str(SettingsTable.ProcName);
     public string? PidFile => Str(SettingsTable.PidFile);
     public IReadOnlyList<string> RawEnv => List(SettingsTable.RawEnv);
     public string? AccessLog => Str(SettingsTable.AccessLog);

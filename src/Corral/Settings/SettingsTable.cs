@@ -253,7 +253,7 @@ public static class SettingsTable
         Type = SettingType.String,
         Section = "Config file",
         CommandLineOnly = true,
-        Help = "A JSON file of settings, keyed by the names in this table ({\"workers\": 4, \"bind\": [\"unix:/run/app.sock\"]}). Re-read on HUP. Precedence: defaults < config file < CORRAL_CMD_ARGS < command line.",
+        Help = "A JSON file of settings, keyed by the settings' names, which docs/settings.md and --print-config list ({\"workers\": 4, \"bind\": [\"unix:/run/app.sock\"]}). Re-read on HUP. Precedence: defaults < config file < CORRAL_CMD_ARGS < command line.",
         AcceptedOverride = "a path to a JSON file",
     };
 
@@ -318,9 +318,19 @@ public static class SettingsTable
         Type = SettingType.String,
         Section = "Server mechanics",
         Default = "0",
-        Help = "The file mode creation mask of the master and the workers (octal, e.g. 0o22 or 022; 0 leaves it as it is, as Gunicorn).",
+        Help = "The mask a unix socket of --bind is created under, as Gunicorn: with the default 0 the socket is mode 0777 (srwxrwxrwx), so a proxy running as another user (nginx as www-data) can connect; the socket's folder decides who reaches it. 007 keeps it to the owner and the group (0770), 077 to the owner. A value other than 0 is also the file mode creation mask of the master and the workers from the start on (the files they and the app create); 0 leaves theirs as it was inherited.",
         AcceptedOverride = "an octal number such as 022 or 0o22",
         Validate = v => ParseUmask((string)v) is null ? "expected an octal number such as 022 or 0o22" : null,
+    };
+
+    public static readonly Setting ReusePort = new()
+    {
+        Name = "reuse_port",
+        Flags = ["--reuse-port"],
+        Type = SettingType.Bool,
+        Section = "Server mechanics",
+        Default = false,
+        Help = "Set SO_REUSEPORT on the TCP sockets corral binds, as Gunicorn: another process that sets it too (a second corral with --reuse-port, run by the same user) can then bind the same address and port, and the kernel spreads new connections over both, e.g. to run an old and a new deployment side by side. Without it, a second corral on the port fails with \"Connection in use\". Unix sockets and inherited sockets (systemd, fd://N) are left as they are.",
     };
 
     public static readonly Setting PidFile = new()
@@ -343,6 +353,17 @@ public static class SettingsTable
         Help = "KEY=VALUE set in every worker's environment; repeat for several (e.g. -e ASPNETCORE_ENVIRONMENT=Production).",
         AcceptedOverride = "KEY=VALUE",
         Validate = v => ((string)v).IndexOf('=') > 0 ? null : "expected KEY=VALUE",
+    };
+
+    public static readonly Setting ProcName = new()
+    {
+        Name = "proc_name",
+        Flags = ["-n", "--name"],
+        Type = SettingType.String,
+        Section = "Process naming",
+        Help = "A name for this corral in the process list and the log, as Gunicorn's proc_name (for telling several apart). Without it the master's process name is \"corral: master\" and each worker's \"corral: worker\"; with it, \"NAME: master\" and \"NAME: worker\", the name cut to 7 characters: the kernel keeps 15 (/proc/PID/comm, what ps -e, top, htop's tree and pgrep show). The master's first line names it too: \"Starting corral VERSION (NAME)\". The command line (ps -f, ps aux, pgrep -f) stays as it was: rewriting it needs CAP_SYS_RESOURCE, where Gunicorn's setproctitle rewrites its own argv. The app may rename its process itself.",
+        AcceptedOverride = "a name without control characters",
+        Validate = v => ((string)v).Any(char.IsControl) ? "it holds a control character" : null,
     };
 
     public static readonly Setting ControlSocket = new()
@@ -570,7 +591,7 @@ public static class SettingsTable
         Bind, Backlog,
         Workers, WorkerClass, Threads, WorkerConnections, AcceptPolicy, MaxRequests, MaxRequestsJitter, WarmupRequests, WarmupPath, Timeout, GracefulTimeout, KeepAlive, ReloadStrategy, Gc,
         LimitRequestLine, LimitRequestFields, LimitRequestFieldSize, LimitRequestHeadersSize,
-        Chdir, Umask, PidFile, RawEnv,
+        Chdir, Umask, ReusePort, PidFile, RawEnv, ProcName,
         AccessLog, AccessLogFormatSetting, AccessLogJson, ErrorLog, LogLevel,
         ForwardedAllowIps, SecureSchemeHeaders, ProxyProtocol, HttpProtocols,
         CertFile, KeyFile, CaCerts,

@@ -32,6 +32,8 @@ public class SettingsCliTests
         ["check_config"] = (null, true),
         ["chdir"] = ("(the temporary directory)", "(the temporary directory)"),
         ["umask"] = ("0o22", "0o22"),
+        ["reuse_port"] = (null, true),
+        ["proc_name"] = ("shop", "shop"),
         ["pidfile"] = ("/run/corral.pid", "/run/corral.pid"),
         ["raw_env"] = ("ASPNETCORE_ENVIRONMENT=Production", new List<string> { "ASPNETCORE_ENVIRONMENT=Production" }),
         ["accesslog"] = ("-", "-"),
@@ -79,7 +81,7 @@ public class SettingsCliTests
         var withFlags = SettingsTable.All.Where(s => s.Flags.Length > 0).Select(s => s.Name).ToHashSet();
         Assert.Equal(withFlags.Order(), Valid.Keys.Order());
         var shortForms = SettingsTable.All.SelectMany(s => s.Flags).Where(f => !f.StartsWith("--", StringComparison.Ordinal)).Order();
-        Assert.Equal(["-b", "-c", "-e", "-k", "-m", "-p", "-t", "-w"], shortForms);
+        Assert.Equal(["-b", "-c", "-e", "-k", "-m", "-n", "-p", "-t", "-w"], shortForms);
     }
 
     [Theory]

@@ -31,6 +31,7 @@ public class SettingsErrorTests
         ["config"] = ["(a file that does not exist)"],
         ["chdir"] = ["(a directory that does not exist)", ""],
         ["umask"] = ["0o8", "abc", "-1", ""],
+        ["proc_name"] = [""],
         ["pidfile"] = [""],
         ["raw_env"] = ["NOEQUALS", "=value", ""],
         ["accesslog"] = [""],
@@ -142,7 +143,7 @@ public class SettingsErrorTests
     [Theory]
     [InlineData("--wrokers")]
     [InlineData("-W")]
-    [InlineData("--daemon")]
+    [InlineData("--daemonize")]
     public void An_unknown_flag_is_an_error_naming_it(string flag)
     {
         var error = Settings.Error(flag, "2", "App.dll");
@@ -152,8 +153,8 @@ public class SettingsErrorTests
     }
 
     [Theory]
-    [InlineData("--daemon")]
-    [InlineData("-D")]
+    [InlineData("--daemonize")]
+    [InlineData("-X")]
     public void An_unknown_flag_alone_is_not_taken_for_the_app(string flag)
     {
         Assert.Contains($"unknown option '{flag}'", Settings.Error(flag));

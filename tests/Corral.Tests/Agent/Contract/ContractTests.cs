@@ -32,9 +32,10 @@ public class ContractTests
             Tls = new TlsFiles { CertFile = "/etc/c.pem" },
             Statsd = new StatsdOptions { Host = "127.0.0.1:8125", Prefix = "app." },
             AffinityDir = "/run/user/1000/corral-1-x",
+            ProcessTitle = "shop: worker",
         };
         const string Expected = """
-            {"Protocol":4,"ListenFds":[3,4],"ListenNames":["http://127.0.0.1:8000","unix:/run/app.sock"],"ControlFd":5,"WorkerClass":"gthread","Threads":4,"WorkerConnections":1000,"KeepAlive":2,"GracefulTimeout":30,"MaxRequests":1000,"Warmup":{"Requests":2,"Paths":["/","/health"],"Timeout":15},"AcceptLeader":"corral-accept-1","Limits":{"RequestLine":4094,"RequestFields":100,"RequestFieldSize":8190,"RequestHeadersSize":65536},"Backlog":2048,"Logs":{"ErrorLogFile":"/var/log/e.log","Level":"info","AccessLogFile":"-","AccessLogFormat":"%(h)s","AccessLogJson":false},"Proxy":{"ForwardedAllowIps":"127.0.0.1","ProxyProtocol":false,"SecureSchemeHeaders":{"X-FORWARDED-PROTO":"https"}},"Tls":{"CertFile":"/etc/c.pem","KeyFile":null,"CaCerts":null},"HttpProtocols":"h2","Statsd":{"Host":"127.0.0.1:8125","Prefix":"app.","Tags":null},"AffinityDir":"/run/user/1000/corral-1-x"}
+            {"Protocol":4,"ListenFds":[3,4],"ListenNames":["http://127.0.0.1:8000","unix:/run/app.sock"],"ControlFd":5,"WorkerClass":"gthread","Threads":4,"WorkerConnections":1000,"KeepAlive":2,"GracefulTimeout":30,"MaxRequests":1000,"Warmup":{"Requests":2,"Paths":["/","/health"],"Timeout":15},"AcceptLeader":"corral-accept-1","Limits":{"RequestLine":4094,"RequestFields":100,"RequestFieldSize":8190,"RequestHeadersSize":65536},"Backlog":2048,"Logs":{"ErrorLogFile":"/var/log/e.log","Level":"info","AccessLogFile":"-","AccessLogFormat":"%(h)s","AccessLogJson":false},"Proxy":{"ForwardedAllowIps":"127.0.0.1","ProxyProtocol":false,"SecureSchemeHeaders":{"X-FORWARDED-PROTO":"https"}},"Tls":{"CertFile":"/etc/c.pem","KeyFile":null,"CaCerts":null},"HttpProtocols":"h2","Statsd":{"Host":"127.0.0.1:8125","Prefix":"app.","Tags":null},"AffinityDir":"/run/user/1000/corral-1-x","ProcessTitle":"shop: worker"}
             """;
         Assert.True(Expected == options.ToJson(), $"{RaiseTheProtocol}\nexpected {Expected}\nactual   {options.ToJson()}");
         Assert.Equal(Expected, AgentOptions.FromJson(Expected).ToJson());
