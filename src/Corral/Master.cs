@@ -65,6 +65,8 @@ public sealed class Master
         {
             return ExitCodes.Error;
         }
+        // -u/-g: what the workers write (logs, unix sockets) is handed over to their user; again after USR1 reopens the logs.
+        FileOwnership.HandOver(config, listeners, log);
 
         // --accept-policy pack: the name only this master's workers (and, after USR2, the new master's) know (the agent's AcceptPacking).
         var acceptLeader = Upgrade.AcceptLeaderFor(env);
@@ -208,6 +210,7 @@ public sealed class Master
         var agentPath = Path.Combine(AppContext.BaseDirectory, "Corral.Agent.dll");
         var host = new ProcessHost(app, listeners, agentPath, acceptLeader, config.ErrorLog == "-" ? null : Path.GetFullPath(config.ErrorLog), Post);
         var arbiter = new Arbiter(config, host, TimeProvider.System, _log, _reload);
+        _log.Reopened = () => FileOwnership.HandOverLogs(arbiter.Config, _log);
         using var systemd = new SystemdNotify(env.GetValueOrDefault("NOTIFY_SOCKET"));
         arbiter.Notify = systemd.Enabled ? systemd.Send : null;
         using var ticker = new Timer(_ => _events.Writer.TryWrite(new MasterEvent.Tick()), null, TickInterval, TickInterval);

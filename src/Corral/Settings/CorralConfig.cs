@@ -59,6 +59,8 @@ public sealed class CorralConfig
     public int LimitRequestHeadersSize => Int(SettingsTable.LimitRequestHeadersSize);
     public string? Chdir => Str(SettingsTable.Chdir);
     public int Umask => SettingsTable.ParseUmask(Str(SettingsTable.Umask) ?? "0") ?? 0;
+    public string? User => Str(SettingsTable.User);
+    public string? Group => Str(SettingsTable.Group);
     public string? PidFile => Str(SettingsTable.PidFile);
     public IReadOnlyList<string> RawEnv => List(SettingsTable.RawEnv);
     public string? AccessLog => Str(SettingsTable.AccessLog);
@@ -79,6 +81,9 @@ public sealed class CorralConfig
 
     /// <summary>--statsd-host resolved once when the settings were loaded (IP:PORT or unix:PATH); null without it.</summary>
     public string? StatsdTarget { get; init; }
+
+    /// <summary>-u/--user and -g/--group resolved when the settings were loaded; null: the workers stay who the master is.</summary>
+    public WorkerIdentity? WorkerUser { get; init; }
 
     /// <summary>--control-socket, or PIDFILE.ctl next to the pid file; null: no control socket.</summary>
     public string? ControlSocket => Str(SettingsTable.ControlSocket) ?? (PidFile is { } pid ? pid + ".ctl" : null);

@@ -32,6 +32,9 @@ public class SettingsCliTests
         ["check_config"] = (null, true),
         ["chdir"] = ("(the temporary directory)", "(the temporary directory)"),
         ["umask"] = ("0o22", "0o22"),
+        // Whoever runs the tests may name their own ids (root may name any; WorkerIdentityTests covers the rest).
+        ["user"] = (Os.Accounts.EffectiveUid().ToString(System.Globalization.CultureInfo.InvariantCulture), Os.Accounts.EffectiveUid().ToString(System.Globalization.CultureInfo.InvariantCulture)),
+        ["group"] = (Os.Accounts.EffectiveGid().ToString(System.Globalization.CultureInfo.InvariantCulture), Os.Accounts.EffectiveGid().ToString(System.Globalization.CultureInfo.InvariantCulture)),
         ["pidfile"] = ("/run/corral.pid", "/run/corral.pid"),
         ["raw_env"] = ("ASPNETCORE_ENVIRONMENT=Production", new List<string> { "ASPNETCORE_ENVIRONMENT=Production" }),
         ["accesslog"] = ("-", "-"),
@@ -78,7 +81,7 @@ public class SettingsCliTests
         var withFlags = SettingsTable.All.Where(s => s.Flags.Length > 0).Select(s => s.Name).ToHashSet();
         Assert.Equal(withFlags.Order(), Valid.Keys.Order());
         var shortForms = SettingsTable.All.SelectMany(s => s.Flags).Where(f => !f.StartsWith("--", StringComparison.Ordinal)).Order();
-        Assert.Equal(["-b", "-c", "-e", "-k", "-m", "-p", "-t", "-w"], shortForms);
+        Assert.Equal(["-b", "-c", "-e", "-g", "-k", "-m", "-p", "-t", "-u", "-w"], shortForms);
     }
 
     [Theory]
