@@ -97,6 +97,21 @@ public sealed class WorkerUserTests : IDisposable
         Assert.Equal(200, (await Http.GetAsync(19602, "/pid")).Status);
     }
 
+    [RootFact]
+    public async Task A_native_aot_app_switches_in_the_agent_it_links_in()
+    {
+        // No startup hook: the module initializer of the linked-in agent switches, before the app's Main.
+        var published = await TestApps.SeedAppNativeAotAsync();
+        var exe = Path.Combine(ReadableCopy(Path.GetDirectoryName(published)!, "corral-user-aot-"), Path.GetFileName(published));
+        using var redis = SeedApp.Tests.RedisServer.Start();
+        using var corral = CorralProcess.Start(["-u", "nobody", "-g", "nogroup", "-w", "1", "-b", "127.0.0.1:19606", "--log-level", "debug",
+            "-e", "Redis__Host=127.0.0.1", "-e", $"Redis__Port={redis.Port}", exe]);
+        var worker = (await corral.WaitForWorkersAsync(1, TimeSpan.FromSeconds(60))).Single();
+        Assert.Equal(exe, File.ResolveLinkTarget($"/proc/{worker}/exe", returnFinalTarget: false)?.FullName);
+        AssertEveryThreadIs(worker, Nobody, NoGroup, [NoGroup], minThreads: 2);
+        Assert.Equal("Hello from seed-app!", (await Http.GetAsync(19606, "/")).Body);
+    }
+
     [Fact]
     public async Task An_unknown_user_is_one_line_and_exit_2()
     {
@@ -130,10 +145,10 @@ public sealed class WorkerUserTests : IDisposable
         Assert.DoesNotContain(corral.Lines, l => l.Contains("Now listening", StringComparison.Ordinal) || l.Contains("Worker ready", StringComparison.Ordinal));
     }
 
-    private static void AssertEveryThreadIs(int pid, uint uid, uint gid, uint[]? groups)
+    private static void AssertEveryThreadIs(int pid, uint uid, uint gid, uint[]? groups, int minThreads = 6)
     {
         var tasks = Directory.GetDirectories($"/proc/{pid}/task");
-        Assert.True(tasks.Length > 5, $"pid {pid} has {tasks.Length} threads: is it a .NET process?");
+        Assert.True(tasks.Length >= minThreads, $"pid {pid} has {tasks.Length} threads: is it a .NET process?");
         foreach (var task in tasks)
         {
             string[] status;
@@ -209,17 +224,25 @@ public sealed class WorkerUserTests : IDisposable
 
     private static readonly Lazy<Task<string>> s_readableTestApp = new(async () =>
     {
-        // The user's job: the app's folder readable by the workers' user. The shared build's folder is root's 0700 temp folder.
-        var built = Path.GetDirectoryName((await TestApps.GetAsync()).TestApp)!;
-        var copy = ReadableDirectory("corral-user-app-");
-        foreach (var file in Directory.EnumerateFiles(built, "*", SearchOption.AllDirectories))
+        var built = (await TestApps.GetAsync()).TestApp;
+        return Path.Combine(ReadableCopy(Path.GetDirectoryName(built)!, "corral-user-app-"), Path.GetFileName(built));
+    });
+
+    /// <summary>
+    /// The user's job: the app's folder readable by the workers' user. The shared builds live in
+    /// root's 0700 temp folders, so the tests copy them into one that is not.
+    /// </summary>
+    private static string ReadableCopy(string folder, string prefix)
+    {
+        var copy = ReadableDirectory(prefix);
+        foreach (var file in Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories))
         {
-            var target = Path.Combine(copy, Path.GetRelativePath(built, file));
+            var target = Path.Combine(copy, Path.GetRelativePath(folder, file));
             Directory.CreateDirectory(Path.GetDirectoryName(target)!);
             File.Copy(file, target);
         }
-        return Path.Combine(copy, Path.GetFileName((await TestApps.GetAsync()).TestApp));
-    });
+        return copy;
+    }
 
     private static Task<string> ReadableTestAppAsync() => s_readableTestApp.Value;
 
