@@ -181,6 +181,7 @@ internal static class AgentRuntime
     /// <summary>The worker is about to die: say why (and wait, bounded, for the line to leave).</summary>
     public static void ReportError(string text)
     {
+        text = Credentials.Explain(text, s_options?.User);
         Log?.Error(text);
         s_control?.Send(Protocol.FormatError(text));
         FlushControl();

@@ -53,6 +53,15 @@ internal static partial class Credentials
         return Check(user, groups);
     }
 
+    /// <summary>
+    /// A worker that switched and then was refused a file (its TLS key, the app's appsettings.json):
+    /// the error says as whom, since the same path opens fine for root.
+    /// </summary>
+    public static string Explain(string error, WorkerUser? user) =>
+        user is not null && (error.Contains("is denied", StringComparison.Ordinal) || error.Contains("Permission denied", StringComparison.Ordinal))
+            ? $"{error} (the worker runs as user {user.Name}, uid {user.Uid}, gid {user.Gid}: -u/-g)"
+            : error;
+
     /// <summary>Every thread's real, effective, saved and filesystem ids and its groups are the user's: null, else which thread is not.</summary>
     private static string? Check(WorkerUser user, uint[] groups)
     {
