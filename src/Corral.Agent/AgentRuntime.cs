@@ -77,6 +77,11 @@ internal static class AgentRuntime
             // Only a Native AOT app's linked-in copy can differ from the corral that runs it.
             FailBoot($"the app links a Corral.Agent of protocol {AgentOptions.CurrentProtocol}, and this corral speaks protocol {s_options.Protocol}: publish the app again against this corral's Corral.Agent");
         }
+        // -u/-g: before any of the app runs; the error log is already open (a worker that cannot switch says why, and never serves).
+        if (s_options.User is { } user && Credentials.SwitchTo(user) is { } switchError)
+        {
+            FailBoot(switchError);
+        }
         s_control.WatchForClose(OnMasterGone);
         OutOfMemoryWatch.Install();
 
@@ -190,6 +195,7 @@ internal static class AgentRuntime
     /// <summary>The worker is about to die: say why (and wait, bounded, for the line to leave).</summary>
     public static void ReportError(string text)
     {
+        text = Credentials.Explain(text, s_options?.User);
         Log?.Error(text);
         s_control?.Send(Protocol.FormatError(text));
         FlushControl();

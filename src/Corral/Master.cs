@@ -75,6 +75,8 @@ public sealed class Master
             _publisher?.Dispose();
             return ExitCodes.Error;
         }
+        // -u/-g: what the workers write (logs, unix sockets) is handed over to their user; again after USR1 reopens the logs.
+        FileOwnership.HandOver(config, listeners, log);
 
         // --accept-policy pack: the name only this master's workers (and, after USR2, the new master's) know (the agent's AcceptPacking).
         var acceptLeader = Upgrade.AcceptLeaderFor(env);
@@ -237,6 +239,7 @@ public sealed class Master
         }
         var host = new ProcessHost(app, listeners, agentPath, acceptLeader, config.ErrorLog == "-" ? null : Path.GetFullPath(config.ErrorLog), Post) { AffinityDir = affinity?.Path };
         var arbiter = new Arbiter(config, host, TimeProvider.System, _log, _reload);
+        _log.Reopened = () => FileOwnership.HandOverLogs(arbiter.Config, _log);
         using var systemd = new SystemdNotify(env.GetValueOrDefault("NOTIFY_SOCKET"));
         arbiter.Notify = systemd.Enabled ? systemd.Send : null;
         _serving = new ServingLog([.. listeners.Select(l => l.Name)], _log);

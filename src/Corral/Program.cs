@@ -115,6 +115,10 @@ CorralConfig? Reload()
     {
         log.Warning("Reload: a changed --bind needs a restart (or a USR2 upgrade); keeping the current listeners");
     }
+    if (again.Config is not null)
+    {
+        FileOwnership.HandOverLogs(again.Config, log);
+    }
     return again.Config;
 }
 

@@ -16,7 +16,7 @@ public sealed class AgentOptions
     /// own copy of the agent, which may be older or newer than the corral that runs it: the two must
     /// speak the same version. Raise it with every change either side could misread.
     /// </summary>
-    public const int CurrentProtocol = 4; // 2: heartbeats carry their send time; 3: options grouped, the stats report's buckets as two arrays; 4: HttpProtocols, the "serving" line, AffinityDir, ProcessTitle
+    public const int CurrentProtocol = 4; // 2: heartbeats carry their send time; 3: options grouped, the stats report's buckets as two arrays; 4: HttpProtocols, the "serving" line, AffinityDir, ProcessTitle, User (-u/-g)
 
     /// <summary>The master's <see cref="CurrentProtocol"/> (0: a master from before there was one).</summary>
     public int Protocol { get; set; }
@@ -74,6 +74,9 @@ public sealed class AgentOptions
 
     /// <summary>The worker's process name (-n/--name: "NAME: worker", else "corral: worker"). Null: left as it is.</summary>
     public string? ProcessTitle { get; set; }
+
+    /// <summary>-u/--user and -g/--group, resolved by the master: who the worker becomes before the app runs. Null: it stays who the master is.</summary>
+    public WorkerUser? User { get; set; }
 
     public string ToJson() => JsonSerializer.Serialize(this, AgentJsonContext.Default.AgentOptions);
 
@@ -161,4 +164,20 @@ public sealed class StatsdOptions
     /// <summary>Normalised: empty, or ending in one '.'.</summary>
     public string Prefix { get; set; } = "";
     public string? Tags { get; set; }
+}
+
+/// <summary>
+/// -u/--user and -g/--group as numbers: the worker sets its supplementary groups, its group and its
+/// user to these (real, effective and saved) before anything of the app runs.
+/// </summary>
+public sealed class WorkerUser
+{
+    public uint Uid { get; set; }
+    public uint Gid { get; set; }
+
+    /// <summary>The supplementary groups: the user's groups in the user database (initgroups(3)), or just <see cref="Gid"/>.</summary>
+    public uint[] Groups { get; set; } = [];
+
+    /// <summary>The user as messages name it: "nobody", or the uid when it has no name.</summary>
+    public string Name { get; set; } = "";
 }

@@ -14,7 +14,14 @@ public sealed class MasterLog(string errorLog, string level) : IMasterLog
     public void Warning(string text) => _log.Warning(text);
     public void Error(string text) => _log.Error(text);
     public void Critical(string text) => _log.Critical(text);
-    public void Reopen() => _log.Reopen();
+    public void Reopen()
+    {
+        _log.Reopen();
+        Reopened?.Invoke();
+    }
+
+    /// <summary>After USR1's reopen, before the workers are told (-u/-g: the new files are handed over to their user).</summary>
+    public Action? Reopened { get; set; }
 
     /// <summary>--statsd-host: the master's warning, error and critical lines are counted (gunicorn.log.LEVEL).</summary>
     public StatsdClient? Statsd

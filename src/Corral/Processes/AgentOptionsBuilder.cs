@@ -79,6 +79,7 @@ public static class AgentOptionsBuilder
                 Prefix = config.StatsdPrefix,
                 Tags = config.DogstatsdTags,
             },
+            User = config.WorkerUser?.ToAgent(),
         };
     }
 }

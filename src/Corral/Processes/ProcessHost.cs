@@ -79,6 +79,7 @@ public sealed class ProcessHost(
                 psi.Environment["DOTNET_gcServer"] = "1";
                 break;
         }
+        config.WorkerUser?.SetEnvironment(psi.Environment);
         foreach (var kv in config.RawEnv)
         {
             var eq = kv.IndexOf('=');

@@ -94,7 +94,9 @@ public static class ConfigLoader
             }
             List<string> warnings = [];
             var statsdTarget = ResolveStatsd(values, sources, statsdFallback, warnings);
-            return new LoadResult(new CorralConfig(values, sources) { StatsdTarget = statsdTarget }, null) { Warnings = warnings };
+            var workerUser = WorkerIdentity.Resolve((string?)values[SettingsTable.User.Name], (string?)values[SettingsTable.Group.Name],
+                Os.Accounts.EffectiveUid(), Os.Accounts.EffectiveGid(), s => sources[s.Name] == "command line" ? "the command line" : sources[s.Name]);
+            return new LoadResult(new CorralConfig(values, sources) { StatsdTarget = statsdTarget, WorkerUser = workerUser }, null) { Warnings = warnings };
         }
         catch (SettingException e)
         {

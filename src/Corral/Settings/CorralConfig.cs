@@ -61,6 +61,8 @@ public sealed class CorralConfig
     public int Umask => SettingsTable.ParseUmask(Str(SettingsTable.Umask) ?? "0") ?? 0;
     public bool ReusePort => (bool)this[SettingsTable.ReusePort]!;
     public string? ProcName => Str(SettingsTable.ProcName);
+    public string? User => Str(SettingsTable.User);
+    public string? Group => Str(SettingsTable.Group);
     public string? PidFile => Str(SettingsTable.PidFile);
     public IReadOnlyList<string> RawEnv => List(SettingsTable.RawEnv);
     public string? AccessLog => Str(SettingsTable.AccessLog);
@@ -83,6 +85,9 @@ public sealed class CorralConfig
 
     /// <summary>--statsd-host resolved once when the settings were loaded (IP:PORT or unix:PATH); null without it.</summary>
     public string? StatsdTarget { get; init; }
+
+    /// <summary>-u/--user and -g/--group resolved when the settings were loaded; null: the workers stay who the master is.</summary>
+    public WorkerIdentity? WorkerUser { get; init; }
 
     /// <summary>--control-socket, or PIDFILE.ctl next to the pid file; null: no control socket.</summary>
     public string? ControlSocket => Str(SettingsTable.ControlSocket) ?? (PidFile is { } pid ? pid + ".ctl" : null);

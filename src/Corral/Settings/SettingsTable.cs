@@ -333,6 +333,28 @@ public static class SettingsTable
         Help = "Set SO_REUSEPORT on the TCP sockets corral binds, as Gunicorn: another process that sets it too (a second corral with --reuse-port, run by the same user) can then bind the same address and port, and the kernel spreads new connections over both, e.g. to run an old and a new deployment side by side. Without it, a second corral on the port fails with \"Connection in use\". Unix sockets and inherited sockets (systemd, fd://N) are left as they are.",
     };
 
+    public static readonly Setting User = new()
+    {
+        Name = "user",
+        Flags = ["-u", "--user"],
+        Type = SettingType.String,
+        Section = "Server mechanics",
+        Help = "Switch the worker processes to this user (a name, or a numeric uid), as Gunicorn's: the master stays who started it (root, to bind ports below 1024 and to re-bind on USR2) and never runs app code; each worker switches (supplementary groups, group, user) before the app's Main, or fails to boot. Its group is --group, else the user's own; its supplementary groups are the user's (Gunicorn's --initgroups, always). The master hands the log files and unix sockets over to it. An unknown user, or another user when corral is not root, stops corral before it starts (exit 2). See docs/deployment.md, \"Running as another user\".",
+        AcceptedOverride = "a user name or a numeric uid",
+        Validate = v => WorkerIdentity.CheckUser((string)v),
+    };
+
+    public static readonly Setting Group = new()
+    {
+        Name = "group",
+        Flags = ["-g", "--group"],
+        Type = SettingType.String,
+        Section = "Server mechanics",
+        Help = "Switch the worker processes to this group (a name, or a numeric gid). Default: the --user's own group (Gunicorn keeps the master's, root's). An unknown group, or another group when corral is not root, stops corral before it starts (exit 2).",
+        AcceptedOverride = "a group name or a numeric gid",
+        Validate = v => WorkerIdentity.CheckGroup((string)v),
+    };
+
     public static readonly Setting PidFile = new()
     {
         Name = "pidfile",
@@ -591,7 +613,7 @@ public static class SettingsTable
         Bind, Backlog,
         Workers, WorkerClass, Threads, WorkerConnections, AcceptPolicy, MaxRequests, MaxRequestsJitter, WarmupRequests, WarmupPath, Timeout, GracefulTimeout, KeepAlive, ReloadStrategy, Gc,
         LimitRequestLine, LimitRequestFields, LimitRequestFieldSize, LimitRequestHeadersSize,
-        Chdir, Umask, ReusePort, PidFile, RawEnv, ProcName,
+        Chdir, Umask, ReusePort, User, Group, PidFile, RawEnv, ProcName,
         AccessLog, AccessLogFormatSetting, AccessLogJson, ErrorLog, LogLevel,
         ForwardedAllowIps, SecureSchemeHeaders, ProxyProtocol, HttpProtocols,
         CertFile, KeyFile, CaCerts,

@@ -34,6 +34,9 @@ public class SettingsCliTests
         ["umask"] = ("0o22", "0o22"),
         ["reuse_port"] = (null, true),
         ["proc_name"] = ("shop", "shop"),
+        // Whoever runs the tests may name their own ids (root may name any; WorkerIdentityTests covers the rest).
+        ["user"] = (Os.Accounts.EffectiveUid().ToString(System.Globalization.CultureInfo.InvariantCulture), Os.Accounts.EffectiveUid().ToString(System.Globalization.CultureInfo.InvariantCulture)),
+        ["group"] = (Os.Accounts.EffectiveGid().ToString(System.Globalization.CultureInfo.InvariantCulture), Os.Accounts.EffectiveGid().ToString(System.Globalization.CultureInfo.InvariantCulture)),
         ["pidfile"] = ("/run/corral.pid", "/run/corral.pid"),
         ["raw_env"] = ("ASPNETCORE_ENVIRONMENT=Production", new List<string> { "ASPNETCORE_ENVIRONMENT=Production" }),
         ["accesslog"] = ("-", "-"),
@@ -81,7 +84,7 @@ public class SettingsCliTests
         var withFlags = SettingsTable.All.Where(s => s.Flags.Length > 0).Select(s => s.Name).ToHashSet();
         Assert.Equal(withFlags.Order(), Valid.Keys.Order());
         var shortForms = SettingsTable.All.SelectMany(s => s.Flags).Where(f => !f.StartsWith("--", StringComparison.Ordinal)).Order();
-        Assert.Equal(["-b", "-c", "-e", "-k", "-m", "-n", "-p", "-t", "-w"], shortForms);
+        Assert.Equal(["-b", "-c", "-e", "-g", "-k", "-m", "-n", "-p", "-t", "-u", "-w"], shortForms);
     }
 
     [Theory]

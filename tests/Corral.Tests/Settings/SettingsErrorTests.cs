@@ -32,6 +32,8 @@ public class SettingsErrorTests
         ["chdir"] = ["(a directory that does not exist)", ""],
         ["umask"] = ["0o8", "abc", "-1", ""],
         ["proc_name"] = [""],
+        ["user"] = ["no-such-user-of-corral", "4294967295", "99999999999", "-1", ""],
+        ["group"] = ["no-such-group-of-corral", "4294967295", "-1", ""],
         ["pidfile"] = [""],
         ["raw_env"] = ["NOEQUALS", "=value", ""],
         ["accesslog"] = [""],
