@@ -19,7 +19,7 @@ app.Map("/ws/echo", async (HttpContext context) =>
         return Results.BadRequest();
     }
     using var ws = await context.WebSockets.AcceptWebSocketAsync();
-    await EchoAsync(ws, CancellationToken.None);
+    await EchoAsync(ws, CancellationToken.None, static () => true);
     return Results.Empty;
 });
 
@@ -31,20 +31,23 @@ app.Map("/ws/polite", async (HttpContext context, IHostApplicationLifetime lifet
         return Results.BadRequest();
     }
     using var ws = await context.WebSockets.AcceptWebSocketAsync();
-    try
+    // On the stopping signal: our close frame (1001), then go on receiving until the client's close.
+    var closing = 0;
+    using var stopping = lifetime.ApplicationStopping.Register(() =>
     {
-        await EchoAsync(ws, lifetime.ApplicationStopping);
-    }
-    catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested)
-    {
-        await ws.CloseOutputAsync(WebSocketCloseStatus.EndpointUnavailable, "server stopping", CancellationToken.None);
-    }
+        if (Interlocked.Exchange(ref closing, 1) == 0)
+        {
+            _ = ws.CloseOutputAsync(WebSocketCloseStatus.EndpointUnavailable, "server stopping", CancellationToken.None);
+        }
+    });
+    await EchoAsync(ws, CancellationToken.None, () => Interlocked.Exchange(ref closing, 1) == 0);
     return Results.Empty;
 });
 
 app.Run();
 
-static async Task EchoAsync(WebSocket ws, CancellationToken token)
+// closeFirst: false once the handler has sent its own close frame (the close is not answered twice).
+static async Task EchoAsync(WebSocket ws, CancellationToken token, Func<bool> closeFirst)
 {
     var buffer = new byte[16 * 1024];
     while (true)
@@ -52,8 +55,15 @@ static async Task EchoAsync(WebSocket ws, CancellationToken token)
         var result = await ws.ReceiveAsync(buffer, token);
         if (result.MessageType == WebSocketMessageType.Close)
         {
-            await ws.CloseOutputAsync(result.CloseStatus ?? WebSocketCloseStatus.NormalClosure, result.CloseStatusDescription, CancellationToken.None);
+            if (closeFirst())
+            {
+                await ws.CloseOutputAsync(result.CloseStatus ?? WebSocketCloseStatus.NormalClosure, result.CloseStatusDescription, CancellationToken.None);
+            }
             return;
+        }
+        if (ws.State != WebSocketState.Open)
+        {
+            continue; // our close is sent: no more echoes
         }
         await ws.SendAsync(buffer.AsMemory(0, result.Count), result.MessageType, result.EndOfMessage, token);
     }
