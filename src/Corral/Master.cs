@@ -163,7 +163,7 @@ public sealed class Master
             }
             else if (AppTarget.Locate(config.App!) is var path && AppTarget.IsProject(path))
             {
-                _publisher = new ProjectBuilder(path, publish: true, _log);
+                _publisher = new ProjectBuilder(path, publish: true, _log) { WorkerUser = config.WorkerUser };
                 app = _publisher.BuildNow(maxErrors: 30);
                 if (AppTarget.RuntimeConfigProblem(config.App!, app.RuntimeConfigPath) is { } problem)
                 {
@@ -236,6 +236,10 @@ public sealed class Master
         if (affinity is null)
         {
             _log.Warning($"SignalR connections will not be routed between workers: {affinityError}");
+        }
+        else
+        {
+            FileOwnership.HandOverDirectory(affinity.Path, config.WorkerUser, "the workers' forwarding folder", _log);
         }
         var host = new ProcessHost(app, listeners, agentPath, acceptLeader, config.ErrorLog == "-" ? null : Path.GetFullPath(config.ErrorLog), Post) { AffinityDir = affinity?.Path };
         var arbiter = new Arbiter(config, host, TimeProvider.System, _log, _reload);

@@ -157,6 +157,96 @@ public sealed class LongLivedConnectionTests : IDisposable
         await hub.StopAsync();
     }
 
+    /// <summary>
+    /// The same under -w 2 and the kernel's accept policy, with 6 clients: a client's negotiate and its
+    /// websocket often reach different workers, so some websockets are relayed by one worker to the
+    /// other (their owner), and a HUP drains both ends of such a relay. Across 3 HUPs of each strategy,
+    /// every client reconnects without an abnormal closure, reaches a new worker, and its calls succeed.
+    /// </summary>
+    [Theory]
+    [InlineData("all")]
+    [InlineData("rolling")]
+    public async Task SignalRClientsRelayedBetweenTwoWorkersReconnectCleanlyAcrossThreeHups(string strategy)
+    {
+        const int Clients = 6;
+        var apps = await TestApps.GetAsync();
+        using var corral = CorralProcess.Start(["-w", "2", "-b", "127.0.0.1:0", "--accept-policy", "kernel", "--reload-strategy", strategy,
+            "--log-level", "debug", "--graceful-timeout", "30", apps.RealtimeApp]);
+        var port = await corral.PortAsync();
+        var workers = await corral.WaitForWorkersAsync(2, Boot);
+
+        var abnormal = new List<string>();
+        var hubs = new List<HubConnection>();
+        try
+        {
+            for (var i = 0; i < Clients; i++)
+            {
+                var hub = new HubConnectionBuilder()
+                    .WithUrl($"http://127.0.0.1:{port}/hub")
+                    .WithAutomaticReconnect([TimeSpan.Zero, TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(2)])
+                    .Build();
+                var name = $"client {i}";
+                hub.Reconnecting += e =>
+                {
+                    if (e is not null)
+                    {
+                        lock (abnormal)
+                        {
+                            abnormal.Add($"{name} reconnecting: {e}");
+                        }
+                    }
+                    return Task.CompletedTask;
+                };
+                hub.Closed += e =>
+                {
+                    lock (abnormal)
+                    {
+                        abnormal.Add($"{name} closed: " + (e?.ToString() ?? "(no exception)"));
+                    }
+                    return Task.CompletedTask;
+                };
+                hubs.Add(hub);
+                using var start = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+                await hub.StartAsync(start.Token);
+                Assert.Contains(await InvokeAsync<int>(hub, "Pid"), workers);
+            }
+
+            for (var round = 1; round <= 3; round++)
+            {
+                var old = workers;
+                corral.Signal(SIGHUP);
+                workers = await corral.WaitForWorkersAsync(2, Boot, gone: old);
+                foreach (var pid in old)
+                {
+                    await WaitUntilAsync(() => !IsAlive(pid), CloseWithin, $"HUP {round}: the old worker {pid} is still alive. Output:\n{corral.Output}");
+                }
+                await WaitUntilAsync(() => hubs.All(h => h.State == HubConnectionState.Connected), CloseWithin,
+                    $"HUP {round}: clients not connected again: {string.Join(", ", hubs.Select(h => h.State))} (abnormal: {string.Join("; ", abnormal)})");
+                foreach (var hub in hubs)
+                {
+                    Assert.Contains(await InvokeAsync<int>(hub, "Pid"), workers);
+                    for (var i = 0; i < 5; i++)
+                    {
+                        var text = $"round {round} call {i}";
+                        Assert.Equal(text, await InvokeAsync<string>(hub, "Echo", text));
+                    }
+                }
+            }
+            lock (abnormal)
+            {
+                Assert.True(abnormal.Count == 0, string.Join("\n", abnormal));
+            }
+            Assert.DoesNotContain("did not finish within --graceful-timeout", corral.Output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            foreach (var hub in hubs)
+            {
+                await hub.DisposeAsync();
+            }
+        }
+    }
+
     [Fact]
     public async Task AWebsocketOnTheOldMasterIsClosedGracefullyByUsr2ThenTerm()
     {

@@ -4,6 +4,7 @@ using Corral.Agent.Contract;
 using Corral.Agent.Http.Affinity;
 using Corral.Agent.Logging;
 using Corral.Agent.Metrics;
+using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 
@@ -173,13 +174,24 @@ internal sealed class CorralMiddleware
 
     /// <summary>
     /// The sync class: one request per connection, as Gunicorn's sync worker. A draining worker: this
-    /// request is the connection's last, and the client is told so. (HTTP/1.x only.)
+    /// request is the connection's last, and the client is told so. Over HTTP/2 (gRPC keeps one
+    /// connection and sends every call on it), a draining worker asks Kestrel to close the connection
+    /// gracefully: GOAWAY, the streams under way finish, and the client opens a new connection, which
+    /// a new worker accepts. Otherwise the connection would stay until --graceful-timeout, and its
+    /// close at the host's stop would race the client's next calls.
     /// </summary>
     private void CloseIfLastRequest(HttpContext context)
     {
-        if ((_closeEveryConnection || _gate.Draining) && IsHttp1(context))
+        if (IsHttp1(context))
         {
-            context.Response.Headers.Connection = "close";
+            if (_closeEveryConnection || _gate.Draining)
+            {
+                context.Response.Headers.Connection = "close";
+            }
+        }
+        else if (_gate.Draining)
+        {
+            context.Features.Get<IConnectionLifetimeNotificationFeature>()?.RequestClose();
         }
     }
 

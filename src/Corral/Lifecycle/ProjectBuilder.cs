@@ -33,6 +33,9 @@ public sealed class ProjectBuilder : IDisposable
 
     public string Project { get; }
 
+    /// <summary>-u/-g: the workers' user, who must be able to read the builds (their folder is handed over).</summary>
+    public Settings.WorkerIdentity? WorkerUser { get; init; }
+
     /// <summary>True: `dotnet publish -c Release`; false: `dotnet build -c Debug` (the dev server).</summary>
     public bool Publish { get; }
 
@@ -123,7 +126,11 @@ public sealed class ProjectBuilder : IDisposable
 
     private (Process Process, string Dir) StartBuild()
     {
-        Directory.CreateDirectory(_root, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        if (!Directory.Exists(_root))
+        {
+            Directory.CreateDirectory(_root, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            Os.FileOwnership.HandOverDirectory(_root, WorkerUser, "the builds folder", _log);
+        }
         var dir = Path.Combine(_root, Snapshots.BuildName(Publish, ++_builds));
         _buildingDir = dir;
         _log.Info(Publish

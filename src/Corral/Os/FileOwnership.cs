@@ -53,6 +53,19 @@ public static partial class FileOwnership
         }
     }
 
+    /// <summary>
+    /// A private folder of the master's (mode 0700) that the workers must reach: the SignalR
+    /// forwarding sockets' (they bind there), the published builds' (they run from there). Given to
+    /// the workers' user, not opened to everyone; the master, root, keeps its way in.
+    /// </summary>
+    public static void HandOverDirectory(string path, WorkerIdentity? user, string what, IMasterLog log)
+    {
+        if (user is not null && FChownAt(AT_FDCWD, path, user.Uid, user.Gid, AT_SYMLINK_NOFOLLOW) != 0)
+        {
+            log.Warning($"Cannot hand {what} {path} over to user {user.Name}: {LastError()}");
+        }
+    }
+
     /// <summary>The error log and the access log files, created if missing, given to the workers' user.</summary>
     public static void HandOverLogs(CorralConfig config, IMasterLog log)
     {

@@ -15,6 +15,9 @@ internal sealed class FrameBoundary
     /// <summary>True when everything seen so far makes whole frames.</summary>
     public bool AtBoundary => _headLength == 0 && _payloadLeft == 0;
 
+    /// <summary>A close frame has begun: the sender closes the websocket itself.</summary>
+    public bool CloseSeen { get; private set; }
+
     /// <summary>Takes the next bytes of the stream.</summary>
     public void Advance(ReadOnlySpan<byte> data)
     {
@@ -45,6 +48,7 @@ internal sealed class FrameBoundary
                     continue;
                 }
             }
+            CloseSeen |= (_head[0] & 0x0F) == 0x8;
             _payloadLeft = PayloadLength();
             _headLength = 0;
             _headNeeded = 2;

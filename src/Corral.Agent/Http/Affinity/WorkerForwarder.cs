@@ -202,10 +202,15 @@ internal sealed class WorkerForwarder : IDisposable
         }
     }
 
+    /// <summary>How long a relay whose worker drains lets the owner close the websocket itself (SignalR does, when the owner stops too).</summary>
+    internal static readonly TimeSpan OwnerGrace = TimeSpan.FromSeconds(1);
+
     /// <summary>
     /// Relays an upgraded connection until either end closes it, then closes the other. When this
-    /// worker drains or stops, the client gets a close frame 1001 (going away) at the next frame's
-    /// edge, and reconnects; the owner's end is dropped.
+    /// worker drains or stops, the owner has <see cref="OwnerGrace"/> to close the websocket itself;
+    /// if it does not (it goes on serving), the client gets a close frame 1000 at the next frame's
+    /// edge, what SignalR's own server sends when it stops, so the client reconnects (SignalR's
+    /// .NET client treats any other status as an error), and the owner's end is dropped.
     /// </summary>
     internal static async Task RelayAsync(Stream client, Stream owner, CancellationToken stopping)
     {
@@ -234,16 +239,17 @@ internal sealed class WorkerForwarder : IDisposable
         var buffer = new byte[16 * 1024];
         var frames = new FrameBoundary();
         var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        using var registration = stopping.Register(static s => ((TaskCompletionSource)s!).TrySetResult(), stop);
+        using var registration = stopping.Register(static s => _ = Task.Delay(OwnerGrace).ContinueWith(
+            static (_, s) => ((TaskCompletionSource)s!).TrySetResult(), s, TaskScheduler.Default), stop);
         var stopped = stop.Task;
         Task<int>? read = null;
         while (true)
         {
             read ??= owner.ReadAsync(buffer).AsTask();
             await Task.WhenAny(read, stopped).ConfigureAwait(false);
-            if (!read.IsCompleted && frames.AtBoundary)
+            if (!read.IsCompleted && frames.AtBoundary && !frames.CloseSeen)
             {
-                await client.WriteAsync(FrameBoundary.CloseFrame(1001)).ConfigureAwait(false);
+                await client.WriteAsync(FrameBoundary.CloseFrame(1000)).ConfigureAwait(false);
                 await client.FlushAsync().ConfigureAwait(false);
                 return;
             }

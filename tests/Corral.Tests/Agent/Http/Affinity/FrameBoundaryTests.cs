@@ -52,12 +52,27 @@ public sealed class FrameBoundaryTests
     }
 
     [Fact]
-    public async Task TheRelaysCloseFrameIsOneAClientReadsAs1001()
+    public async Task TheRelaysCloseFrameIsOneAClientReadsAsItsStatus()
     {
-        var wire = new MemoryStream(FrameBoundary.CloseFrame(1001));
+        var wire = new MemoryStream(FrameBoundary.CloseFrame(1000));
         using var ws = WebSocket.CreateFromStream(wire, new WebSocketCreationOptions { IsServer = false, KeepAliveInterval = TimeSpan.Zero });
         var result = await ws.ReceiveAsync(new byte[16], CancellationToken.None);
         Assert.Equal(WebSocketMessageType.Close, result.MessageType);
-        Assert.Equal(WebSocketCloseStatus.EndpointUnavailable, result.CloseStatus);
+        Assert.Equal(WebSocketCloseStatus.NormalClosure, result.CloseStatus);
+    }
+
+    [Fact]
+    public void ACloseFrameIsSeenOnceItsHeaderIsIn()
+    {
+        var frames = new FrameBoundary();
+        frames.Advance([0x81, 0x02, (byte)'h']); // text, 2 bytes, half of it
+        Assert.False(frames.CloseSeen);
+        frames.Advance([(byte)'i']);
+        Assert.False(frames.CloseSeen);
+        frames.Advance(FrameBoundary.CloseFrame(1000).AsSpan(0, 1));
+        Assert.False(frames.CloseSeen); // half a header
+        frames.Advance(FrameBoundary.CloseFrame(1000).AsSpan(1));
+        Assert.True(frames.CloseSeen);
+        Assert.True(frames.AtBoundary);
     }
 }
