@@ -131,8 +131,13 @@ machine_facts() {
 # the middle two when there is an even count).
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
 
+# stat_after_comm PID: /proc/PID/stat from field 3 (the state) on. The command name (field 2) may hold
+# spaces: a worker's is "corral: worker" (-n), so counting fields from the line's start is wrong.
+# Fields 14-17 (utime stime cutime cstime) are $12-$15 of this.
+stat_after_comm() { sed 's/^.*) //' "/proc/$1/stat"; }
+
 # cpu_ticks PID: user + system clock ticks one process has used (/proc/PID/stat fields 14 and 15).
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu_ticks() { stat_after_comm "$1" | awk '{print $12 + $13}'; }
 
 # measure_cost PORT FILE_PREFIX SECONDS CONNS RATE_PER_CONN: one round against a corral on PORT (after a
 # 3 s wrk warm-up): the workers' CPU µs per request during `hey -z SECONDS -c CONNS -q RATE_PER_CONN`
@@ -155,7 +160,7 @@ measure_cost() {
 # workers_cpu MASTER: user+system ticks of the master's children (the workers).
 workers_cpu() {
   local t=0 w
-  for w in $(pgrep -P "$1"); do t=$((t + $(awk '{print $14+$15}' "/proc/$w/stat" 2>/dev/null || echo 0))); done
+  for w in $(pgrep -P "$1"); do t=$((t + $(stat_after_comm "$w" 2>/dev/null | awk '{print $12+$13} END {if (NR == 0) print 0}'))); done
   echo "$t"
 }
 

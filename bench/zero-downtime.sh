@@ -118,8 +118,8 @@ stop_corral() {
 # tree_cpu MASTER: CPU ticks of the master, its exited (reaped) workers and its live workers.
 tree_cpu() {
   local t w
-  t=$(awk '{print $14+$15+$16+$17}' "/proc/$1/stat" 2>/dev/null || echo 0)
-  for w in $(pgrep -P "$1"); do t=$((t + $(awk '{print $14+$15}' "/proc/$w/stat" 2>/dev/null || echo 0))); done
+  t=$(stat_after_comm "$1" 2>/dev/null | awk '{print $12+$13+$14+$15} END {if (NR == 0) print 0}')
+  for w in $(pgrep -P "$1"); do t=$((t + $(stat_after_comm "$w" 2>/dev/null | awk '{print $12+$13} END {if (NR == 0) print 0}'))); done
   echo "$t"
 }
 

@@ -65,12 +65,22 @@ public sealed class Master
         log.Info(config.ProcName is { } name ? $"Starting corral {Version} ({name})" : $"Starting corral {Version}");
         Agent.Os.ProcessTitle.Set(Agent.Os.ProcessTitle.For(config.ProcName, "master"));
         using var statsd = new Metrics.MasterStatsd(log, config);
+        // A project's first publish takes a minute: a HUP meanwhile (the default action would end
+        // corral) is kept, and handled once corral serves: the sources are published again.
+        var earlyHup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, ctx =>
+        {
+            ctx.Cancel = true;
+            _log.Info("HUP while corral starts: handled once it serves");
+            _events.Writer.TryWrite(new MasterEvent.Signal(Signals.HUP));
+        });
         if (!TryBuildApp(config, out var app, out var appExitCode))
         {
+            earlyHup.Dispose();
             return appExitCode;
         }
         if (!TryBind(config, env, out var listeners))
         {
+            earlyHup.Dispose();
             _reloader?.Dispose();
             _publisher?.Dispose();
             return ExitCodes.Error;
@@ -82,7 +92,7 @@ public sealed class Master
         var acceptLeader = Upgrade.AcceptLeaderFor(env);
         _upgrade = new Upgrade(listeners, acceptLeader, log, _originalDirectory, Post);
         _tookOver = !Upgrade.IsUpgraded(env);
-        var signals = new List<PosixSignalRegistration>();
+        var signals = new List<PosixSignalRegistration> { earlyHup };
         try
         {
             if (!_pidFile.TryWrite(log))
@@ -100,6 +110,7 @@ public sealed class Master
                 log.Warning("--threads is ignored by the sync worker class (one request at a time); use -k gthread");
             }
             RegisterSignals(signals);
+            earlyHup.Dispose();
             return Serve(config, app, listeners, acceptLeader, env, statsd);
         }
         finally

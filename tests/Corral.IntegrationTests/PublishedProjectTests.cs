@@ -97,6 +97,25 @@ public sealed partial class PublishedProjectTests
         Assert.True(Directory.Exists(second));
     }
 
+    /// <summary>A HUP during the first publish does not end corral (the default action): it publishes again once it serves.</summary>
+    [Fact]
+    public async Task AHupDuringTheFirstPublishIsHandledOnceCorralServes()
+    {
+        const int port = 19411;
+        var project = await TemplateProjects.SharedAsync("razor");
+        using var corral = CorralProcess.Start(["-w", "1", "-b", $"127.0.0.1:{port}", "--log-level", "debug", project], Production);
+        await corral.WaitForLineAsync(@"Publishing .*PubRazor\.csproj \(Release\) to ", TimeSpan.FromSeconds(30));
+        corral.Signal(1);
+        await corral.WaitForLineAsync("HUP while corral starts: handled once it serves", TimeSpan.FromSeconds(10));
+        var first = await corral.WaitForWorkersAsync(1, TimeSpan.FromMinutes(5));
+        Assert.Equal(200, (await GetAsync(port, "/")).Status);
+        await corral.WaitForLineAsync(@"Published PubRazor\.csproj in", TimeSpan.FromMinutes(5), occurrence: 2);
+        var second = await corral.WaitForWorkersAsync(1, TimeSpan.FromMinutes(2), gone: first);
+        Assert.Equal(200, (await GetAsync(port, "/")).Status);
+        Assert.False(corral.HasExited);
+        Assert.Single(second);
+    }
+
     /// <summary>Each asset answers 200 with the bytes of the published file (its uncompressed variant).</summary>
     private static async Task AssertServedAsPublishedAsync(int port, string snapshot, string project, IReadOnlyList<string> assets)
     {

@@ -97,6 +97,30 @@ public sealed class WorkerUserTests : IDisposable
         Assert.Equal(200, (await Http.GetAsync(19602, "/pid")).Status);
     }
 
+    /// <summary>
+    /// A project under -u: the master (root) publishes it into its builds folder and hands that folder
+    /// over, and the workers, as nobody, run from it and bind their SignalR forwarding sockets in the
+    /// master's forwarding folder, handed over too (a worker that cannot bind there fails its boot).
+    /// </summary>
+    [RootFact]
+    public async Task A_project_is_published_where_the_users_workers_run_it()
+    {
+        var project = await TemplateProjects.SharedAsync("razor");
+        using var corral = CorralProcess.Start(["-u", "nobody", "-g", "nogroup", "-w", "2", "-b", "127.0.0.1:19607", "--log-level", "debug", project],
+            new Dictionary<string, string> { ["ASPNETCORE_ENVIRONMENT"] = "Production" });
+        var workers = await corral.WaitForWorkersAsync(2, TimeSpan.FromMinutes(5));
+        foreach (var worker in workers)
+        {
+            AssertEveryThreadIs(worker, Nobody, NoGroup, [NoGroup]);
+        }
+        for (var i = 0; i < 10; i++)
+        {
+            Assert.Equal(200, (await Http.GetAsync(19607, "/")).Status);
+        }
+        Assert.DoesNotContain("Cannot hand", corral.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("will not be routed between workers", corral.Output, StringComparison.Ordinal);
+    }
+
     [RootFact]
     public async Task A_native_aot_app_switches_in_the_agent_it_links_in()
     {
