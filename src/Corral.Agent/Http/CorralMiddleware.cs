@@ -58,7 +58,7 @@ internal sealed class CorralMiddleware
         if (_affinity?.IsHop(context) == true)
         {
             // Its upgrade is this worker's to close gracefully when it drains, as if served directly.
-            var hopLongLived = _longLived?.Watch(context);
+            var hopLongLived = _longLived?.Watch(context, admitted: false);
             try
             {
                 await _affinity.ServeHopAsync(context, next).ConfigureAwait(false);

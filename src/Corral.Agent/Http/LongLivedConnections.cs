@@ -49,23 +49,27 @@ internal sealed class LongLivedConnections(AgentOptions options)
     /// <summary>Upgraded connections open now.</summary>
     public int Count => _open.Count;
 
+    /// <summary>Those of <see cref="Count"/> on the worker's own connections (not forwarded to it by another worker).</summary>
+    private int AdmittedCount => _open.Keys.Count(r => r.Admitted);
+
     /// <summary>
     /// A request that may take its connection (an upgrade, an extended CONNECT) gets features that
-    /// count it once taken; null for any other request (nothing changes for them).
+    /// count it once taken; null for any other request (nothing changes for them). Not
+    /// <paramref name="admitted"/>: forwarded here by another worker, outside the gate's counts.
     /// </summary>
-    public LongLivedRequest? Watch(HttpContext context)
+    public LongLivedRequest? Watch(HttpContext context, bool admitted = true)
     {
         var features = context.Features;
         if (features.Get<IHttpUpgradeFeature>() is { IsUpgradableRequest: true } upgrade)
         {
             var webSocket = string.Equals(context.Request.Headers.Upgrade, "websocket", StringComparison.OrdinalIgnoreCase);
-            var request = new LongLivedRequest(this, context, webSocket);
+            var request = new LongLivedRequest(this, context, webSocket, admitted);
             features.Set<IHttpUpgradeFeature>(new LongLivedUpgradeFeature(upgrade, request));
             return request;
         }
         if (features.Get<IHttpExtendedConnectFeature>() is { IsExtendedConnect: true } connect)
         {
-            var request = new LongLivedRequest(this, context, string.Equals(connect.Protocol, "websocket", StringComparison.OrdinalIgnoreCase));
+            var request = new LongLivedRequest(this, context, string.Equals(connect.Protocol, "websocket", StringComparison.OrdinalIgnoreCase), admitted);
             features.Set<IHttpExtendedConnectFeature>(new LongLivedConnectFeature(connect, request));
             return request;
         }
@@ -92,7 +96,8 @@ internal sealed class LongLivedConnections(AgentOptions options)
     {
         while (true)
         {
-            var longLived = Count;
+            // The gate counts only the worker's own connections and requests: so do these.
+            var longLived = AdmittedCount;
             if (longLived > 0 && stats.InFlight <= longLived && gate.OpenConnections <= longLived)
             {
                 return;

@@ -9,8 +9,14 @@ namespace Corral.Agent.Http;
 /// as long-lived until the request ends; a websocket's stream is a <see cref="WebSocketFrameStream"/>,
 /// through which Corral can say "going away" when the worker stops.
 /// </summary>
-internal sealed class LongLivedRequest(LongLivedConnections owner, HttpContext context, bool webSocket)
+internal sealed class LongLivedRequest(LongLivedConnections owner, HttpContext context, bool webSocket, bool admitted)
 {
+    /// <summary>
+    /// It came in on one of the worker's own connections (admitted and counted by the gate), not
+    /// forwarded by another worker over its private socket (SignalR across workers).
+    /// </summary>
+    public bool Admitted => admitted;
+
     private readonly TaskCompletionSource _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _taken;
     private IHttpRequestLifetimeFeature? _lifetime;
