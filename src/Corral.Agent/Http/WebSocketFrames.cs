@@ -47,7 +47,7 @@ internal sealed class WebSocketFrames
             _payloadLeft = extended switch
             {
                 2 => BinaryPrimitives.ReadUInt16BigEndian(_header.AsSpan(2)),
-                8 => (long)BinaryPrimitives.ReadUInt64BigEndian(_header.AsSpan(2)),
+                8 => (long)(BinaryPrimitives.ReadUInt64BigEndian(_header.AsSpan(2)) & long.MaxValue), // the top bit is 0 (RFC 6455)
                 _ => length7,
             };
             if ((_header[0] & OpcodeMask) == CloseOpcode)

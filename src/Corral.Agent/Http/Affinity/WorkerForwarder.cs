@@ -205,6 +205,9 @@ internal sealed class WorkerForwarder : IDisposable
     /// <summary>How long a relay whose worker drains lets the owner close the websocket itself (SignalR does, when the owner stops too).</summary>
     internal static readonly TimeSpan OwnerGrace = TimeSpan.FromSeconds(1);
 
+    /// <summary>The relay's own close (1000, no reason), sent to the client at a frame's edge.</summary>
+    private static readonly byte[] RelayCloseFrame = WebSocketFrameStream.CloseFrame(1000, "");
+
     /// <summary>
     /// Relays an upgraded connection until either end closes it, then closes the other. When this
     /// worker drains or stops, the owner has <see cref="OwnerGrace"/> to close the websocket itself;
@@ -237,7 +240,7 @@ internal sealed class WorkerForwarder : IDisposable
     private static async Task PumpDownAsync(Stream owner, Stream client, CancellationToken stopping)
     {
         var buffer = new byte[16 * 1024];
-        var frames = new FrameBoundary();
+        var frames = new WebSocketFrames();
         var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         using var registration = stopping.Register(static s => _ = Task.Delay(OwnerGrace).ContinueWith(
             static (_, s) => ((TaskCompletionSource)s!).TrySetResult(), s, TaskScheduler.Default), stop);
@@ -249,7 +252,7 @@ internal sealed class WorkerForwarder : IDisposable
             await Task.WhenAny(read, stopped).ConfigureAwait(false);
             if (!read.IsCompleted && frames.AtBoundary && !frames.CloseSeen)
             {
-                await client.WriteAsync(FrameBoundary.CloseFrame(1000)).ConfigureAwait(false);
+                await client.WriteAsync(RelayCloseFrame).ConfigureAwait(false);
                 await client.FlushAsync().ConfigureAwait(false);
                 return;
             }
@@ -261,7 +264,7 @@ internal sealed class WorkerForwarder : IDisposable
             }
             await client.WriteAsync(buffer.AsMemory(0, n)).ConfigureAwait(false);
             await client.FlushAsync().ConfigureAwait(false);
-            frames.Advance(buffer.AsSpan(0, n));
+            frames.Follow(buffer.AsSpan(0, n));
         }
     }
 

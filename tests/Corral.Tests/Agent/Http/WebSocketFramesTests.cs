@@ -1,10 +1,13 @@
 using System.Net.WebSockets;
-using Corral.Agent.Http.Affinity;
+using Corral.Agent.Http;
 
 namespace Corral.Tests;
 
-/// <summary>Following websocket frames through a relay, on frames made by .NET's own websocket.</summary>
-public sealed class FrameBoundaryTests
+/// <summary>
+/// Following websocket frames (the app's writes under drain, the bytes through an affinity relay), on
+/// frames made by .NET's own websocket.
+/// </summary>
+public sealed class WebSocketFramesTests
 {
     /// <summary>The bytes a server-side (unmasked) or client-side (masked) WebSocket writes for <paramref name="messages"/>.</summary>
     private static async Task<byte[]> FramesAsync(bool client, params (int Size, bool EndOfMessage)[] messages)
@@ -27,10 +30,10 @@ public sealed class FrameBoundaryTests
         var bytes = await FramesAsync(masked, (5, true), (0, true), (300, true), (70_000, true), (10, false), (10, true));
         foreach (var chunk in new[] { 1, 3, 7, 1000, bytes.Length })
         {
-            var frames = new FrameBoundary();
+            var frames = new WebSocketFrames();
             for (var at = 0; at < bytes.Length; at += chunk)
             {
-                frames.Advance(bytes.AsSpan(at, Math.Min(chunk, bytes.Length - at)));
+                frames.Follow(bytes.AsSpan(at, Math.Min(chunk, bytes.Length - at)));
             }
             Assert.True(frames.AtBoundary, $"chunks of {chunk}");
         }
@@ -40,21 +43,21 @@ public sealed class FrameBoundaryTests
     public async Task InsideAFrameIsNotABoundary()
     {
         var bytes = await FramesAsync(false, (300, true), (5, true));
-        var frames = new FrameBoundary();
-        frames.Advance(bytes.AsSpan(0, 1)); // half a header
+        var frames = new WebSocketFrames();
+        frames.Follow(bytes.AsSpan(0, 1)); // half a header
         Assert.False(frames.AtBoundary);
-        frames.Advance(bytes.AsSpan(1, 10)); // header done, payload under way
+        frames.Follow(bytes.AsSpan(1, 10)); // header done, payload under way
         Assert.False(frames.AtBoundary);
-        frames.Advance(bytes.AsSpan(11, 4 + 300 - 11)); // the first frame's end (4-byte header)
+        frames.Follow(bytes.AsSpan(11, 4 + 300 - 11)); // the first frame's end (4-byte header)
         Assert.True(frames.AtBoundary);
-        frames.Advance(bytes.AsSpan(304, bytes.Length - 304 - 1));
+        frames.Follow(bytes.AsSpan(304, bytes.Length - 304 - 1));
         Assert.False(frames.AtBoundary);
     }
 
     [Fact]
     public async Task TheRelaysCloseFrameIsOneAClientReadsAsItsStatus()
     {
-        var wire = new MemoryStream(FrameBoundary.CloseFrame(1000));
+        var wire = new MemoryStream(WebSocketFrameStream.CloseFrame(1000, ""));
         using var ws = WebSocket.CreateFromStream(wire, new WebSocketCreationOptions { IsServer = false, KeepAliveInterval = TimeSpan.Zero });
         var result = await ws.ReceiveAsync(new byte[16], CancellationToken.None);
         Assert.Equal(WebSocketMessageType.Close, result.MessageType);
@@ -64,14 +67,14 @@ public sealed class FrameBoundaryTests
     [Fact]
     public void ACloseFrameIsSeenOnceItsHeaderIsIn()
     {
-        var frames = new FrameBoundary();
-        frames.Advance([0x81, 0x02, (byte)'h']); // text, 2 bytes, half of it
+        var frames = new WebSocketFrames();
+        frames.Follow([0x81, 0x02, (byte)'h']); // text, 2 bytes, half of it
         Assert.False(frames.CloseSeen);
-        frames.Advance([(byte)'i']);
+        frames.Follow([(byte)'i']);
         Assert.False(frames.CloseSeen);
-        frames.Advance(FrameBoundary.CloseFrame(1000).AsSpan(0, 1));
+        frames.Follow(WebSocketFrameStream.CloseFrame(1000, "").AsSpan(0, 1));
         Assert.False(frames.CloseSeen); // half a header
-        frames.Advance(FrameBoundary.CloseFrame(1000).AsSpan(1));
+        frames.Follow(WebSocketFrameStream.CloseFrame(1000, "").AsSpan(1));
         Assert.True(frames.CloseSeen);
         Assert.True(frames.AtBoundary);
     }
