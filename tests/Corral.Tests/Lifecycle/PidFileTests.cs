@@ -115,6 +115,14 @@ public sealed class PidFileTests
             using var running = System.Diagnostics.Process.Start(corral, "60");
             try
             {
+                // Process.Start returns once the child is forked, not once it has exec'd: until then its
+                // /proc/PID/cmdline is the test host's.
+                var execDeadline = DateTime.UtcNow.AddSeconds(10);
+                while (PidFile.Probe(running.Id) != PidFile.Holder.Corral && DateTime.UtcNow < execDeadline)
+                {
+                    Thread.Sleep(5);
+                }
+
                 PidFile.Write(path + ".2", running.Id);
                 Assert.Equal($"Already running on PID {running.Id} (pid file {path}.2): stop it first, or give this corral another --pid", fresh.AlreadyRunning());
                 Assert.Null(PidFile.ForMaster(Path.Combine(dir, "y.pid"), new Dictionary<string, string?>()).AlreadyRunning());
