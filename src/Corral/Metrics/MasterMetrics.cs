@@ -40,7 +40,7 @@ public sealed class MasterMetrics
             new HistogramConfiguration { Buckets = WorkerStats.Buckets });
         _inFlight = f.CreateGauge("corral_requests_in_flight", "Requests being served now, all workers.");
         _workers = f.CreateGauge("corral_workers", "Worker processes by state.", new GaugeConfiguration { LabelNames = ["state"] });
-        _restarts = f.CreateCounter("corral_worker_restarts_total", "Workers replaced, by reason: max-requests, timeout, crash, reload, kill (corral ctl kill).",
+        _restarts = f.CreateCounter("corral_worker_restarts_total", "Workers replaced, by reason: max-requests, memory (--max-worker-memory, its hard ceiling, or OutOfMemoryException), lifetime (--max-worker-lifetime), deadline (a request hung past --request-timeout), timeout, crash, reload, kill (corral ctl kill).",
             new CounterConfiguration { LabelNames = ["reason"] });
         _boot = f.CreateHistogram("corral_worker_boot_seconds", "Time from a worker's spawn to its ready message, in seconds.",
             new HistogramConfiguration { Buckets = BootBuckets });
@@ -58,7 +58,7 @@ public sealed class MasterMetrics
         }
     }
 
-    public static readonly string[] RestartReasons = ["max-requests", "timeout", "crash", "reload", "kill"];
+    public static readonly string[] RestartReasons = ["max-requests", "memory", "lifetime", "deadline", "timeout", "crash", "reload", "kill"];
 
     public void AddRequests(string method, string statusClass, long delta) => _requests.WithLabels(method, statusClass).Inc(delta);
 

@@ -121,7 +121,7 @@ public sealed class Observatory
     /// <summary>
     /// The corral_worker_restarts_total label for a worker that is gone, from why the arbiter stopped it;
     /// null when it is not replaced (scaled down, parked by WINCH, of a failed reload, the master stops).
-    /// One that had asked to retire counts as "max-requests" (an out-of-memory recycle too) whatever
+    /// One that retired counts by why it retired (an out-of-memory recycle as "memory") whatever
     /// stopped it, unless it timed out, was killed with `corral ctl kill`, or exited unasked.
     /// </summary>
     private static string? RestartReason(WorkerExit exit) => exit.Reason switch
@@ -129,9 +129,18 @@ public sealed class Observatory
         null => "crash",
         StopReason.Timeout => "timeout",
         StopReason.CtlKill => "kill",
-        _ when exit.RetireReason is not null => "max-requests",
+        StopReason.MemoryCeiling => "memory",
+        _ when exit.RetireReason is { } retired => RetireLabel(retired),
         StopReason.Reload or StopReason.SupersededBoot => "reload",
         _ => null, // scaled down, parked, of a failed reload, the master stops: not replaced
+    };
+
+    private static string RetireLabel(StopReason reason) => reason switch
+    {
+        StopReason.Memory or StopReason.OutOfMemory => "memory",
+        StopReason.Lifetime => "lifetime",
+        StopReason.Deadline => "deadline",
+        _ => "max-requests",
     };
 
     public MasterSnapshot Snapshot(Arbiter arbiter)

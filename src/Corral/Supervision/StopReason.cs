@@ -2,8 +2,9 @@ namespace Corral.Supervision;
 
 /// <summary>
 /// Why the arbiter stopped a worker, recorded when it decides (a worker that exits unasked has none).
-/// <see cref="MaxRequests"/> and <see cref="OutOfMemory"/> are also why a worker retires: it asked to be
-/// replaced, and is stopped once its successor is ready.
+/// <see cref="MaxRequests"/>, <see cref="OutOfMemory"/>, <see cref="Memory"/>, <see cref="Lifetime"/> and
+/// <see cref="Deadline"/> are also why a worker retires: it is to be replaced, and is stopped once its
+/// successor is ready.
 /// </summary>
 public enum StopReason
 {
@@ -17,6 +18,14 @@ public enum StopReason
     MaxRequests,
     /// <summary>Ran out of memory (an OutOfMemoryException in the app): recycled like --max-requests.</summary>
     OutOfMemory,
+    /// <summary>Above --max-worker-memory: recycled like --max-requests, but it stops accepting at once.</summary>
+    Memory,
+    /// <summary>Older than --max-worker-lifetime (plus its jitter): recycled like --max-requests.</summary>
+    Lifetime,
+    /// <summary>A request ran past --request-timeout and its grace: the worker is hung for it, recycled, then killed.</summary>
+    Deadline,
+    /// <summary>Above the hard memory ceiling: killed at once (SIGKILL), without a drain.</summary>
+    MemoryCeiling,
     /// <summary>Not ready, or silent, within --timeout (or a sync worker's request ran past it): SIGABRT, then SIGKILL.</summary>
     Timeout,
     /// <summary>`corral ctl kill PID`.</summary>

@@ -23,7 +23,7 @@ public sealed class Worker(int pid, int generation, int age, DateTimeOffset spaw
     /// <summary>Why the arbiter stopped it (its latest decision: a master stop overrides an earlier one); null while it serves.</summary>
     public StopReason? StopReason { get; private set; }
 
-    /// <summary>Why it asked to be replaced (<see cref="StopReason.MaxRequests"/> or <see cref="StopReason.OutOfMemory"/>), if it did.</summary>
+    /// <summary>Why it is to be replaced (see <see cref="IsRetireReason"/>), if it is.</summary>
     public StopReason? RetireReason { get; private set; }
 
     /// <summary>Asked to be replaced (--max-requests): a successor boots first, then this one drains.</summary>
@@ -79,14 +79,14 @@ public sealed class Worker(int pid, int generation, int age, DateTimeOffset spaw
     public void NoteError(string? text) => LastError = text;
 
     /// <summary>
-    /// It asked to be replaced, for <paramref name="reason"/> (<see cref="StopReason.MaxRequests"/>
-    /// or <see cref="StopReason.OutOfMemory"/>): false if it no longer serves or already asked.
+    /// It is to be replaced, for <paramref name="reason"/> (see <see cref="IsRetireReason"/>): false if it
+    /// no longer serves or already retires.
     /// </summary>
     public bool Retire(StopReason reason)
     {
-        if (reason is not (Supervision.StopReason.MaxRequests or Supervision.StopReason.OutOfMemory))
+        if (!IsRetireReason(reason))
         {
-            throw new ArgumentOutOfRangeException(nameof(reason), reason, "a worker retires for --max-requests or out of memory");
+            throw new ArgumentOutOfRangeException(nameof(reason), reason, "a worker retires for --max-requests, memory, age or a hung request");
         }
         if (!IsServing || Retiring)
         {
@@ -95,6 +95,10 @@ public sealed class Worker(int pid, int generation, int age, DateTimeOffset spaw
         RetireReason = reason;
         return true;
     }
+
+    /// <summary>Whether a worker is replaced for <paramref name="reason"/> by retiring: successor first, then a drain.</summary>
+    public static bool IsRetireReason(StopReason reason) => reason is Supervision.StopReason.MaxRequests or Supervision.StopReason.OutOfMemory
+        or Supervision.StopReason.Memory or Supervision.StopReason.Lifetime or Supervision.StopReason.Deadline;
 
     /// <summary>Sent TERM or QUIT at <paramref name="now"/>, for <paramref name="reason"/>: it drains and exits.</summary>
     public void Stop(DateTimeOffset now, StopReason reason)

@@ -114,15 +114,15 @@ public class RestartMetricsTests
     }
 
     [Theory]
-    [InlineData(null)]
-    [InlineData(Protocol.OutOfMemory)]
-    public void A_max_requests_or_out_of_memory_recycle_counts_as_max_requests(string? text)
+    [InlineData(null, "max-requests")]
+    [InlineData(Protocol.OutOfMemory, "memory")]
+    public void A_max_requests_recycle_counts_as_max_requests_and_an_out_of_memory_one_as_memory(string? text, string reason)
     {
         var loop = new Loop("-w", "2");
         loop.Do(() => loop.Rig.Arbiter.OnMessage(loop.Rig.Pids[0], new Message(MessageKind.Recycle, Text: text)));
         loop.ReadyAll();
         loop.ExitSignalled();
-        loop.AssertOnly("max-requests");
+        loop.AssertOnly(reason);
     }
 
     [Fact]
@@ -256,6 +256,6 @@ public class RestartMetricsTests
         loop.ReadyAll();
         loop.ExitSignalled();
 
-        Assert.Equal(new Dictionary<string, long> { ["max-requests"] = 1, ["timeout"] = 0, ["crash"] = 1, ["reload"] = 2, ["kill"] = 1 }, loop.Restarts());
+        Assert.Equal(new Dictionary<string, long> { ["max-requests"] = 1, ["memory"] = 0, ["lifetime"] = 0, ["deadline"] = 0, ["timeout"] = 0, ["crash"] = 1, ["reload"] = 2, ["kill"] = 1 }, loop.Restarts());
     }
 }
