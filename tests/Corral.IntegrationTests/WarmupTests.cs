@@ -120,6 +120,7 @@ public sealed class WarmupTests : IDisposable
             var port = await corral.PortAsync();
             var worker = (await corral.WaitForWorkersAsync(1, Boot)).Single();
             Assert.Equal(1, corral.CountLines(@"Warm-up stopped after 0 of 5 requests to /sleep\?ms=60000: it may take at most 3 s \(half of --timeout\)"));
+            Assert.Equal(0, corral.CountLines("Warmed up"));
             Assert.Equal(200, (await Http.GetAsync(port, "/")).Status);
             // Not killed as a worker that never booted.
             await Task.Delay(4000);

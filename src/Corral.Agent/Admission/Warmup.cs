@@ -74,10 +74,12 @@ internal sealed class Warmup(AgentOptions options, AdmissionGate gate, AgentLog 
                 return;
             }
             log.Warning($"Warm-up stopped after {done} of {count} requests to {what}: it may take at most {limit.TotalSeconds:0.#} s (half of --timeout)");
+            return; // not "Warmed up": it did not finish
         }
         catch (Exception e)
         {
             log.Warning($"Warm-up stopped after {done} of {count} requests to {what}: {e.GetType().Name}: {e.Message}");
+            return;
         }
         finally
         {

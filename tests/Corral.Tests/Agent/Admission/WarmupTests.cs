@@ -179,7 +179,8 @@ public sealed class WarmupTests : IDisposable
     [Fact]
     public async Task A_warm_up_longer_than_its_timeout_stops_there_and_releases_the_accepts()
     {
-        var (warmup, gate) = Build(new AgentOptions { WorkerClass = WorkerClass.Async, Warmup = new() { Requests = 3, Timeout = 1 } });
+        // 3 s: the first request, answered, must finish within it even on a loaded machine.
+        var (warmup, gate) = Build(new AgentOptions { WorkerClass = WorkerClass.Async, Warmup = new() { Requests = 3, Timeout = 3 } });
         var kestrel = new FakeKestrel();
         var hung = new TaskCompletionSource();
         // The first request is answered, the second never is.
@@ -191,12 +192,12 @@ public sealed class WarmupTests : IDisposable
         hung.SetResult();
         await served.WaitAsync(Patience);
 
-        Assert.InRange(took.TotalSeconds, 0.9, 8);
+        Assert.InRange(took.TotalSeconds, 2.9, 10);
         Assert.Equal(2, kestrel.Requests.Count);
         Assert.Null(gate.AcceptsHeld);
         var lines = ErrorLines();
-        Assert.Contains(lines, l => l.EndsWith("[WARNING] Warm-up stopped after 1 of 3 requests to /: it may take at most 1 s (half of --timeout)", StringComparison.Ordinal));
-        Assert.Contains(lines, l => l.Contains("[DEBUG] Warmed up: 1 requests to / in ", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.EndsWith("[WARNING] Warm-up stopped after 1 of 3 requests to /: it may take at most 3 s (half of --timeout)", StringComparison.Ordinal));
+        Assert.DoesNotContain(lines, l => l.Contains("Warmed up", StringComparison.Ordinal));
     }
 
     [Fact]
