@@ -304,6 +304,24 @@ public class LifetimeRecyclingTests
         Assert.Matches($@"^{crashed} +0 +crash ", text.Single(l => l.StartsWith($"{crashed} ", StringComparison.Ordinal)));
     }
 
+    [Fact]
+    public async Task The_metrics_show_each_workers_age_and_when_it_is_due()
+    {
+        var rig = Rig(0, 64, "-w", "1", "--max-worker-lifetime", "10");
+        var o = new Observatory(new ListenQueue([]), new MasterMetrics());
+        var snapshot = o.Snapshot(rig.Arbiter);
+        o.Metrics.SetGauges(snapshot);
+        var text = await o.Metrics.ExportAsync(CancellationToken.None);
+        var pid = rig.Pids[0];
+        Assert.Contains($"corral_worker_age_seconds{{pid=\"{pid}\"}} ", text);
+        Assert.Contains($"corral_worker_lifetime_due_seconds{{pid=\"{pid}\"}} ", text);
+
+        o.Metrics.SetGauges(snapshot with { Workers = [] });
+        text = await o.Metrics.ExportAsync(CancellationToken.None);
+        Assert.DoesNotContain($"corral_worker_age_seconds{{pid=\"{pid}\"}}", text);
+        Assert.DoesNotContain($"corral_worker_lifetime_due_seconds{{pid=\"{pid}\"}}", text);
+    }
+
     [Theory]
     [InlineData(null, WorkerState.Booting, null, "boot-failed")]
     [InlineData(null, WorkerState.Ready, null, "crash")]
