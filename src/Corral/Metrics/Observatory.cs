@@ -141,6 +141,8 @@ public sealed class Observatory
         StopReason.Timeout => "timeout",
         StopReason.CtlKill => "kill",
         StopReason.MemoryCeiling => "memory",
+        // Scaled down while it waited for its turn to be recycled: it went, nobody replaced it.
+        StopReason.ScaledDown => null,
         _ when exit.RetireReason is { } retired => RetireLabel(retired),
         StopReason.Reload or StopReason.SupersededBoot => "reload",
         _ => null, // scaled down, parked, of a failed reload, the master stops: not replaced
@@ -162,11 +164,11 @@ public sealed class Observatory
         StopReason.CtlKill => "kill",
         StopReason.MemoryCeiling => "memory-ceiling",
         StopReason.MasterStopping => "stopping",
+        StopReason.ScaledDown => "scaled-down",
         _ when exit.RetireReason is { } retired => RetireLabel(retired),
         StopReason.Reload => "reload",
         StopReason.SupersededBoot => "superseded-boot",
         StopReason.FailedReload => "failed-reload",
-        StopReason.ScaledDown => "scaled-down",
         StopReason.Parked => "parked",
         { } other => other.ToString().ToLowerInvariant(),
     };

@@ -446,6 +446,17 @@ public sealed class Arbiter
             StopWorker(w, Signals.TERM, StopReason.SupersededBoot);
         }
 
+        if (current.Count > DesiredWorkers)
+        {
+            // TTOU or a smaller config: the oldest go first, booting ones before ready ones; one waiting
+            // for its turn to be recycled goes before any (it was to go anyway). Before the readiness
+            // check below: the workers that stay are the ones that must be ready before others drain.
+            foreach (var w in current.OrderBy(w => !w.Retiring).ThenBy(w => w.State == WorkerState.Ready).ThenBy(w => w.Age).Take(current.Count - DesiredWorkers).ToList())
+            {
+                StopWorker(w, Signals.TERM, StopReason.ScaledDown);
+                current.Remove(w);
+            }
+        }
         var readyCurrent = current.Count(w => w.State == WorkerState.Ready);
         if (rolling)
         {
@@ -472,14 +483,6 @@ public sealed class Arbiter
             foreach (var w in _workers.Values.Where(w => w.IsServing && (w.Generation != _generation || w.Replacing)).ToList())
             {
                 StopWorker(w, Signals.TERM, w.RetireReason ?? StopReason.Reload);
-            }
-        }
-        if (current.Count > DesiredWorkers)
-        {
-            // TTOU or a smaller config: the oldest go first, booting ones before ready ones.
-            foreach (var w in current.OrderBy(w => w.State == WorkerState.Ready).ThenBy(w => w.Age).Take(current.Count - DesiredWorkers))
-            {
-                StopWorker(w, Signals.TERM, StopReason.ScaledDown);
             }
         }
     }

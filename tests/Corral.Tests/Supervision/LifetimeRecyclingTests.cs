@@ -165,6 +165,25 @@ public class LifetimeRecyclingTests
     }
 
     [Fact]
+    public void Ttou_takes_a_worker_waiting_for_its_turn_first_and_does_not_replace_it()
+    {
+        var rig = Rig(0, 2, "-w", "3", "--max-requests", "10");
+        var (first, waiting) = (rig.Pids[0], rig.Pids[2]);
+        rig.Recycle(first);
+        rig.Recycle(waiting);
+        Assert.False(rig.Worker(waiting).Replacing);
+        rig.Signal(Signals.TTOU);
+        Assert.Equal(StopReason.ScaledDown, rig.Worker(waiting).StopReason);
+        rig.ExitSignalled();
+        var exit = rig.Arbiter.Exits.Single(e => e.Pid == waiting);
+        Assert.Equal("scaled-down", Observatory.WhyGone(exit));
+        var o = new Observatory(new ListenQueue([]), new MasterMetrics());
+        o.AfterEvent(rig.Arbiter);
+        Assert.Equal(0, o.Snapshot(rig.Arbiter).Restarts["max-requests"]);
+        Assert.Equal(WorkerState.Ready, rig.Worker(first).State); // its successor is not ready yet
+    }
+
+    [Fact]
     public void A_crash_is_replaced_at_once_even_while_a_recycle_boots()
     {
         var rig = Rig(0, 64, "-w", "3", "--max-worker-lifetime", "10");
@@ -334,6 +353,7 @@ public class LifetimeRecyclingTests
     [InlineData(StopReason.MemoryCeiling, WorkerState.Killing, StopReason.Memory, "memory-ceiling")]
     [InlineData(StopReason.Reload, WorkerState.Stopping, null, "reload")]
     [InlineData(StopReason.ScaledDown, WorkerState.Stopping, null, "scaled-down")]
+    [InlineData(StopReason.ScaledDown, WorkerState.Stopping, StopReason.MaxRequests, "scaled-down")]
     [InlineData(StopReason.MasterStopping, WorkerState.Stopping, StopReason.Lifetime, "stopping")]
     public void Why_a_worker_went_in_one_word(StopReason? reason, WorkerState state, StopReason? retire, string word) =>
         Assert.Equal(word, Observatory.WhyGone(new WorkerExit(1, 0, state, reason, retire, 0)));
