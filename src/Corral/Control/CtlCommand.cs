@@ -119,11 +119,22 @@ public static class CtlCommand
         {
             sb.Append(inv, $"listener {l.Name}  accept queue {l.Queued}\n");
         }
-        sb.Append(inv, $"{"PID",-8} {"STATE",-18} {"AGE",8} {"SERVED",8} {"INFLIGHT",8} {"RSS",10} {"PSS",10} {"GC HEAP",10}\n");
+        sb.Append(inv, $"{"PID",-8} {"STATE",-18} {"AGE",8} {"DUE IN",8} {"SERVED",8} {"INFLIGHT",8} {"RSS",10} {"PSS",10} {"GC HEAP",10}\n");
         foreach (var w in s.Workers)
         {
-            var state = w.State + (w.Retiring ? " (retiring)" : "");
-            sb.Append(inv, $"{w.Pid,-8} {state,-18} {Duration(w.AgeSeconds),8} {w.Served,8} {w.InFlight,8} {Mib(w.Rss),10} {Mib(w.Pss),10} {Mib(w.GcHeap),10}\n");
+            var state = w.State + (w.Retiring ? $" ({w.RetireReason ?? "retiring"})" : "");
+            var due = w.LifetimeDueInSeconds is { } d ? (d <= 0 ? "now" : Duration(d)) : "-";
+            sb.Append(inv, $"{w.Pid,-8} {state,-18} {Duration(w.AgeSeconds),8} {due,8} {w.Served,8} {w.InFlight,8} {Mib(w.Rss),10} {Mib(w.Pss),10} {Mib(w.GcHeap),10}\n");
+        }
+        if (s.RecentExits.Count > 0)
+        {
+            sb.Append(inv, $"recent exits (newest first)\n{"PID",-8} {"GEN",4} {"REASON",-16} {"LIVED",8} {"EXIT",5} {"AGO",8}\n");
+            foreach (var e in s.RecentExits)
+            {
+                var lived = e.LivedSeconds is { } l ? Duration(l) : "-";
+                var ago = e.AgoSeconds is { } a ? Duration(a) : "-";
+                sb.Append(inv, $"{e.Pid,-8} {e.Generation,4} {e.Reason,-16} {lived,8} {e.ExitCode,5} {ago,8}\n");
+            }
         }
         return sb.ToString();
     }

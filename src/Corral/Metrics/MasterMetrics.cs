@@ -29,6 +29,8 @@ public sealed class MasterMetrics
     private readonly Gauge _pss;
     private readonly Gauge _gcHeap;
     private readonly Gauge _listenQueue;
+    private readonly Gauge _age;
+    private readonly Gauge _lifetimeDue;
     private readonly HashSet<string> _workerPids = [];
 
     public MasterMetrics()
@@ -52,6 +54,9 @@ public sealed class MasterMetrics
         _gcHeap = f.CreateGauge("corral_worker_gc_heap_bytes", "Managed (GC) heap of each worker, as it last reported it.", new GaugeConfiguration { LabelNames = ["pid"] });
         _listenQueue = f.CreateGauge("corral_listen_queue", "Connections waiting in the kernel's accept queue of each TCP listener (/proc/net/tcp rx_queue).",
             new GaugeConfiguration { LabelNames = ["listener"] });
+        _age = f.CreateGauge("corral_worker_age_seconds", "Seconds since each worker was started.", new GaugeConfiguration { LabelNames = ["pid"] });
+        _lifetimeDue = f.CreateGauge("corral_worker_lifetime_due_seconds", "Seconds until each worker reaches --max-worker-lifetime (its jitter included; 0 or below: due, waiting for its turn); no series without --max-worker-lifetime.",
+            new GaugeConfiguration { LabelNames = ["pid"] });
         foreach (var reason in RestartReasons)
         {
             _restarts.WithLabels(reason).IncTo(0); // every reason shows from the start, at 0
@@ -108,11 +113,19 @@ public sealed class MasterMetrics
             _rss.RemoveLabelled(gone);
             _pss.RemoveLabelled(gone);
             _gcHeap.RemoveLabelled(gone);
+            _age.RemoveLabelled(gone);
+            _lifetimeDue.RemoveLabelled(gone);
             _workerPids.Remove(gone);
         }
         foreach (var w in s.Workers)
         {
             var pid = w.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            _age.WithLabels(pid).Set(w.AgeSeconds);
+            _workerPids.Add(pid);
+            if (w.LifetimeDueInSeconds is { } due)
+            {
+                _lifetimeDue.WithLabels(pid).Set(due);
+            }
             if (w.Rss > 0)
             {
                 _rss.WithLabels(pid).Set(w.Rss);

@@ -19,6 +19,9 @@ public sealed record MasterSnapshot
     [JsonPropertyName("requests_by_class")] public required IReadOnlyDictionary<string, long> RequestsByClass { get; init; }
     [JsonPropertyName("restarts")] public required IReadOnlyDictionary<string, long> Restarts { get; init; }
 
+    /// <summary>The latest workers that are gone, newest first: why each went.</summary>
+    [JsonPropertyName("recent_exits")] public IReadOnlyList<ExitView> RecentExits { get; init; } = [];
+
     public string ToJson() => JsonSerializer.Serialize(this, SnapshotJson.Default.MasterSnapshot);
 
     public static MasterSnapshot? FromJson(string json) => JsonSerializer.Deserialize(json, SnapshotJson.Default.MasterSnapshot);
@@ -40,7 +43,19 @@ public sealed record WorkerView(
     [property: JsonPropertyName("in_flight")] int InFlight,
     [property: JsonPropertyName("rss_bytes")] long Rss,
     [property: JsonPropertyName("pss_bytes")] long Pss,
-    [property: JsonPropertyName("gc_heap_bytes")] long GcHeap);
+    [property: JsonPropertyName("gc_heap_bytes")] long GcHeap,
+    [property: JsonPropertyName("retire_reason")] string? RetireReason = null,
+    [property: JsonPropertyName("lifetime_seconds")] double? LifetimeSeconds = null,
+    [property: JsonPropertyName("lifetime_due_in_seconds")] double? LifetimeDueInSeconds = null);
+
+/// <summary>A worker that is gone: why (<see cref="Observatory.WhyGone"/>), how long it ran, how it exited.</summary>
+public sealed record ExitView(
+    [property: JsonPropertyName("pid")] int Pid,
+    [property: JsonPropertyName("generation")] int Generation,
+    [property: JsonPropertyName("reason")] string Reason,
+    [property: JsonPropertyName("exit_code")] int ExitCode,
+    [property: JsonPropertyName("lived_seconds")] double? LivedSeconds,
+    [property: JsonPropertyName("ago_seconds")] double? AgoSeconds);
 
 [JsonSourceGenerationOptions(WriteIndented = false)]
 [JsonSerializable(typeof(MasterSnapshot))]

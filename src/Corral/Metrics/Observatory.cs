@@ -19,6 +19,8 @@ public sealed class Observatory
     private readonly ListenQueue _queue;
     private readonly DateTimeOffset _started = DateTimeOffset.UtcNow;
     private long _exitsSeen;
+    private readonly Dictionary<int, DateTimeOffset> _spawnedAt = [];
+    private readonly Queue<(WorkerExit Exit, DateTimeOffset At, TimeSpan? Lived)> _recentExits = [];
 
     public Observatory(ListenQueue queue, MasterMetrics metrics)
     {
@@ -87,8 +89,10 @@ public sealed class Observatory
     /// <summary>After every event of the loop: boot times of workers that became ready, and why workers that are gone went.</summary>
     public void AfterEvent(Arbiter arbiter)
     {
+        var now = DateTimeOffset.UtcNow;
         foreach (var w in arbiter.Workers)
         {
+            _spawnedAt.TryAdd(w.Pid, w.SpawnedAt);
             if (w.ReadyAt is { } ready && _bootObserved.Add(w.Pid))
             {
                 Metrics.ObserveBoot((ready - w.SpawnedAt).TotalSeconds);
@@ -98,6 +102,7 @@ public sealed class Observatory
                 {
                     _bootCpu[w.Pid] = cpu;
                     Metrics.ObserveBootCpu(cpu);
+                    arbiter.OnBootCost(w.Pid, cpu);
                 }
             }
         }
@@ -105,6 +110,12 @@ public sealed class Observatory
         {
             _bootObserved.Remove(exit.Pid);
             _bootCpu.Remove(exit.Pid);
+            // Seen right after the event that ended it: now is when it exited, to within one event.
+            _recentExits.Enqueue((exit, now, _spawnedAt.Remove(exit.Pid, out var spawned) ? now - spawned : null));
+            if (_recentExits.Count > RecentExitsShown)
+            {
+                _recentExits.Dequeue();
+            }
             if (arbiter.Stopping)
             {
                 continue; // the master stops: nobody is replaced
@@ -130,9 +141,36 @@ public sealed class Observatory
         StopReason.Timeout => "timeout",
         StopReason.CtlKill => "kill",
         StopReason.MemoryCeiling => "memory",
+        // Scaled down while it waited for its turn to be recycled: it went, nobody replaced it.
+        StopReason.ScaledDown => null,
         _ when exit.RetireReason is { } retired => RetireLabel(retired),
         StopReason.Reload or StopReason.SupersededBoot => "reload",
         _ => null, // scaled down, parked, of a failed reload, the master stops: not replaced
+    };
+
+    /// <summary>How many of the latest exits a snapshot shows.</summary>
+    public const int RecentExitsShown = 10;
+
+    /// <summary>
+    /// Why a worker that is gone went, one word for `ctl status`: why it retired (memory, lifetime,
+    /// max-requests, deadline) when it did and was stopped for that, else why the arbiter stopped it
+    /// (timeout, kill, memory-ceiling, reload, scaled-down, ...), crash if it exited unasked, or
+    /// boot-failed if it did so before it was ready.
+    /// </summary>
+    public static string WhyGone(WorkerExit exit) => exit.Reason switch
+    {
+        null => exit.LastState == WorkerState.Booting ? "boot-failed" : "crash",
+        StopReason.Timeout => "timeout",
+        StopReason.CtlKill => "kill",
+        StopReason.MemoryCeiling => "memory-ceiling",
+        StopReason.MasterStopping => "stopping",
+        StopReason.ScaledDown => "scaled-down",
+        _ when exit.RetireReason is { } retired => RetireLabel(retired),
+        StopReason.Reload => "reload",
+        StopReason.SupersededBoot => "superseded-boot",
+        StopReason.FailedReload => "failed-reload",
+        StopReason.Parked => "parked",
+        { } other => other.ToString().ToLowerInvariant(),
     };
 
     private static string RetireLabel(StopReason reason) => reason switch
@@ -162,8 +200,13 @@ public sealed class Observatory
                     Math.Round((now - w.SpawnedAt).TotalSeconds, 3),
                     w.ReadyAt is { } r ? Math.Round((r - w.SpawnedAt).TotalSeconds, 3) : null,
                     _bootCpu.TryGetValue(w.Pid, out var cpu) ? Math.Round(cpu, 3) : null,
-                    w.Served, w.InFlight, last?.Rss ?? 0, last?.Pss ?? 0, last?.GcHeap ?? 0);
+                    w.Served, w.InFlight, last?.Rss ?? 0, last?.Pss ?? 0, last?.GcHeap ?? 0,
+                    w.RetireReason is { } rr ? RetireLabel(rr) : null,
+                    w.Lifetime is { } l ? Math.Round(l.TotalSeconds, 3) : null,
+                    w.LifetimeDueAt is { } due ? Math.Round((due - now).TotalSeconds, 3) : null);
             })],
+            RecentExits = [.. _recentExits.Reverse().Select(e => new ExitView(e.Exit.Pid, e.Exit.Generation, WhyGone(e.Exit), e.Exit.ExitCode,
+                e.Lived is { } lived ? Math.Round(lived.TotalSeconds, 3) : null, Math.Round((now - e.At).TotalSeconds, 3)))],
             RequestsTotal = _requests.Values.Sum(),
             RequestsByClass = byClass,
             Restarts = new Dictionary<string, long>(_restarts),

@@ -46,6 +46,9 @@ public sealed class CorralConfig
     public AcceptPolicy AcceptPolicy => Enum.Parse<AcceptPolicy>(Str(SettingsTable.AcceptPolicy)!, ignoreCase: true);
     public long MaxRequests => (long)this[SettingsTable.MaxRequests]!;
     public long MaxRequestsJitter => (long)this[SettingsTable.MaxRequestsJitter]!;
+    public TimeSpan MaxWorkerLifetime => TimeSpan.FromSeconds(Sec(SettingsTable.MaxWorkerLifetime));
+    public TimeSpan MaxWorkerLifetimeJitter => TimeSpan.FromSeconds(Sec(SettingsTable.MaxWorkerLifetimeJitter));
+    public int MaxRecycleCpu => Int(SettingsTable.MaxRecycleCpu);
     public int WarmupRequests => Int(SettingsTable.WarmupRequests);
     public IReadOnlyList<string> WarmupPaths => List(SettingsTable.WarmupPath);
     public TimeSpan Timeout => TimeSpan.FromSeconds(Sec(SettingsTable.Timeout));

@@ -122,6 +122,38 @@ public static class SettingsTable
         Help = "A random 0..N added to --max-requests per worker, so that workers do not all recycle at once.",
     };
 
+    public static readonly Setting MaxWorkerLifetime = new()
+    {
+        Name = "max_worker_lifetime",
+        Flags = ["--max-worker-lifetime"],
+        Type = SettingType.Seconds,
+        Section = "Worker processes",
+        Default = 0.0,
+        Help = "Recycle a worker once it is this many seconds old (0: never; uWSGI's max-worker-lifetime, IIS's periodicRestart time). Its successor boots first, then it drains. One worker is recycled at a time, and when the recycling boots would cost more CPU than --max-recycle-cpu, the recycles are spaced out further (logged once). See docs/deployment.md, \"Keeping workers healthy\".",
+    };
+
+    public static readonly Setting MaxWorkerLifetimeJitter = new()
+    {
+        Name = "max_worker_lifetime_jitter",
+        Flags = ["--max-worker-lifetime-jitter"],
+        Type = SettingType.Seconds,
+        Section = "Worker processes",
+        Default = 0.0,
+        Help = "A random 0..N seconds added to --max-worker-lifetime per worker, so that workers started together do not come due together: each lives between the lifetime and the lifetime plus N (any N >= 0 works; a third of the lifetime spreads 3-4 workers well). Ignored without --max-worker-lifetime.",
+    };
+
+    public static readonly Setting MaxRecycleCpu = new()
+    {
+        Name = "max_recycle_cpu",
+        Flags = ["--max-recycle-cpu"],
+        Type = SettingType.Int,
+        Section = "Worker processes",
+        Default = 10L,
+        Min = 0,
+        Max = 100,
+        Help = "The largest share (percent of all the host's cores) of CPU that --max-worker-lifetime recycling may spend on booting successors, judged from what the latest boots cost (boot and warm-up, read from /proc at ready). Above it, the next lifetime recycle is postponed so that boots come no more often than this share allows, and corral logs why once (\"Recycling stretched\"). 0: no cap.",
+    };
+
     public static readonly Setting WarmupRequests = new()
     {
         Name = "warmup_requests",
@@ -611,7 +643,7 @@ public static class SettingsTable
     [
         App, Config, PrintConfig, CheckConfig, Reload, ReloadExtraFiles,
         Bind, Backlog,
-        Workers, WorkerClass, Threads, WorkerConnections, AcceptPolicy, MaxRequests, MaxRequestsJitter, WarmupRequests, WarmupPath, Timeout, GracefulTimeout, KeepAlive, ReloadStrategy, Gc,
+        Workers, WorkerClass, Threads, WorkerConnections, AcceptPolicy, MaxRequests, MaxRequestsJitter, MaxWorkerLifetime, MaxWorkerLifetimeJitter, MaxRecycleCpu, WarmupRequests, WarmupPath, Timeout, GracefulTimeout, KeepAlive, ReloadStrategy, Gc,
         LimitRequestLine, LimitRequestFields, LimitRequestFieldSize, LimitRequestHeadersSize,
         Chdir, Umask, ReusePort, User, Group, PidFile, RawEnv, ProcName,
         AccessLog, AccessLogFormatSetting, AccessLogJson, ErrorLog, LogLevel,

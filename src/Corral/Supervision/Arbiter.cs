@@ -57,6 +57,77 @@ public sealed class Arbiter
         _reloadConfig = reloadConfig;
     }
 
+    /// <summary>A number in [0, 1) for each worker's --max-worker-lifetime-jitter (tests make it fixed).</summary>
+    public Func<double> Random { get; set; } = System.Random.Shared.NextDouble;
+
+    /// <summary>The host's cores, for --max-recycle-cpu (a share of all of them).</summary>
+    public int Cores { get; set; } = Environment.ProcessorCount;
+
+    /// <summary>How many of the latest boots' CPU costs the estimate of the next one is made from.</summary>
+    public const int BootCostsKept = 8;
+
+    private readonly Queue<double> _bootCosts = [];
+    private DateTimeOffset? _lastLifetimeRecycleAt;
+    private bool _stretchLogged;
+
+    /// <summary>
+    /// What booting a worker cost, in CPU seconds (its boot and warm-up, read when it said ready): the
+    /// estimate of what the next recycle costs is the median of the latest <see cref="BootCostsKept"/>.
+    /// </summary>
+    public void OnBootCost(int pid, double cpuSeconds)
+    {
+        if (!double.IsFinite(cpuSeconds) || cpuSeconds < 0)
+        {
+            return;
+        }
+        _bootCosts.Enqueue(cpuSeconds);
+        if (_bootCosts.Count > BootCostsKept)
+        {
+            _bootCosts.Dequeue();
+        }
+    }
+
+    /// <summary>The CPU seconds a boot costs, from the latest boots (median); null before any was measured.</summary>
+    public double? BootCost
+    {
+        get
+        {
+            if (_bootCosts.Count == 0)
+            {
+                return null;
+            }
+            var sorted = _bootCosts.Order().ToArray();
+            return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+        }
+    }
+
+    /// <summary>
+    /// The share of all cores (percent) that --max-worker-lifetime would spend on boots, on average:
+    /// each of the wanted workers boots once per lifetime (plus half its jitter), at <see cref="BootCost"/>
+    /// each. Null when there is no age limit or no cost measured yet.
+    /// </summary>
+    public double? LifetimeBootShare
+    {
+        get
+        {
+            var lifetime = Config.MaxWorkerLifetime + Config.MaxWorkerLifetimeJitter / 2;
+            if (Config.MaxWorkerLifetime <= TimeSpan.Zero || BootCost is not { } cost)
+            {
+                return null;
+            }
+            return 100 * DesiredWorkers * cost / lifetime.TotalSeconds / Math.Max(1, Cores);
+        }
+    }
+
+    /// <summary>
+    /// The least time between two lifetime recycles while they would cost more than --max-recycle-cpu:
+    /// one boot's cost spread at that share of all cores. Zero when under the cap (or no cap).
+    /// </summary>
+    public TimeSpan LifetimeRecycleGap =>
+        Config.MaxRecycleCpu > 0 && LifetimeBootShare is { } share && share > Config.MaxRecycleCpu && BootCost is { } cost
+            ? TimeSpan.FromSeconds(cost / (Config.MaxRecycleCpu / 100.0 * Math.Max(1, Cores)))
+            : TimeSpan.Zero;
+
     /// <summary>Where state changes go for systemd (READY=1, RELOADING=1, STOPPING=1); may be null.</summary>
     public Action<string>? Notify { get; set; }
 
@@ -164,16 +235,13 @@ public sealed class Arbiter
                 break;
             case MessageKind.Recycle:
                 var outOfMemory = message.Text == Protocol.OutOfMemory;
-                if (w.Retire(outOfMemory ? StopReason.OutOfMemory : StopReason.MaxRequests))
+                if (outOfMemory)
                 {
-                    if (outOfMemory)
-                    {
-                        _log.Warning($"Worker (pid:{pid}) ran out of memory (OutOfMemoryException): starting its successor, then it drains");
-                    }
-                    else
-                    {
-                        _log.Info($"Worker (pid:{pid}) reached --max-requests: starting its successor, then it drains");
-                    }
+                    RetireWorker(w, StopReason.OutOfMemory, "ran out of memory (OutOfMemoryException)", _log.Warning);
+                }
+                else
+                {
+                    RetireWorker(w, StopReason.MaxRequests, "reached --max-requests", _log.Info);
                 }
                 break;
         }
@@ -186,6 +254,7 @@ public sealed class Arbiter
         {
             return;
         }
+        _waitingRetirees.Remove(pid);
         RecordExit(new WorkerExit(pid, w.Generation, w.State, w.StopReason, w.RetireReason, exitCode));
         var expected = w.State is WorkerState.Stopping or WorkerState.Killing || Stopping;
         if (!expected)
@@ -283,6 +352,8 @@ public sealed class Arbiter
             }
         }
 
+        CheckLifetimes(now);
+
         if (_stopDeadline is { } deadline && !_stopKillSent && now >= deadline)
         {
             _stopKillSent = true;
@@ -348,7 +419,9 @@ public sealed class Arbiter
         {
             return;
         }
-        var current = _workers.Values.Where(w => w.Generation == _generation && w.IsServing && !w.Retiring).ToList();
+        AdmitRetiree();
+        // A retiring worker whose turn has not come serves on and counts as one of the current workers.
+        var current = _workers.Values.Where(w => w.Generation == _generation && w.IsServing && !w.Replacing).ToList();
         var old = _workers.Values.Where(w => w.Generation != _generation && w.IsServing).OrderBy(w => w.Age).ToList();
         // --reload-strategy rolling: one new worker at a time, each replacing one old worker once ready.
         var rolling = Config.ReloadStrategy == "rolling" && old.Count > 0;
@@ -373,6 +446,17 @@ public sealed class Arbiter
             StopWorker(w, Signals.TERM, StopReason.SupersededBoot);
         }
 
+        if (current.Count > DesiredWorkers)
+        {
+            // TTOU or a smaller config: the oldest go first, booting ones before ready ones; one waiting
+            // for its turn to be recycled goes before any (it was to go anyway). Before the readiness
+            // check below: the workers that stay are the ones that must be ready before others drain.
+            foreach (var w in current.OrderBy(w => !w.Retiring).ThenBy(w => w.State == WorkerState.Ready).ThenBy(w => w.Age).Take(current.Count - DesiredWorkers).ToList())
+            {
+                StopWorker(w, Signals.TERM, StopReason.ScaledDown);
+                current.Remove(w);
+            }
+        }
         var readyCurrent = current.Count(w => w.State == WorkerState.Ready);
         if (rolling)
         {
@@ -396,19 +480,106 @@ public sealed class Arbiter
                 Notify?.Invoke($"READY=1\nSTATUS=Reloaded: serving with {readyCurrent} workers");
             }
             // Old generations and retiring workers go once their successors are ready.
-            foreach (var w in _workers.Values.Where(w => w.IsServing && (w.Generation != _generation || w.Retiring)).ToList())
+            foreach (var w in _workers.Values.Where(w => w.IsServing && (w.Generation != _generation || w.Replacing)).ToList())
             {
                 StopWorker(w, Signals.TERM, w.RetireReason ?? StopReason.Reload);
             }
         }
-        if (current.Count > DesiredWorkers)
+    }
+
+    /// <summary>
+    /// <paramref name="w"/> is to be replaced for <paramref name="reason"/>: its successor boots now if no
+    /// other recycle is under way, or once its turn comes (it serves meanwhile). Logged once, with
+    /// <paramref name="why"/> ("reached --max-requests"). False if it no longer serves or already retires.
+    /// The one way a worker starts to retire: other health checks (memory, deadlines) call it too.
+    /// </summary>
+    public bool RetireWorker(Worker w, StopReason reason, string why, Action<string> log)
+    {
+        if (!w.Retire(reason))
         {
-            // TTOU or a smaller config: the oldest go first, booting ones before ready ones.
-            foreach (var w in current.OrderBy(w => w.State == WorkerState.Ready).ThenBy(w => w.Age).Take(current.Count - DesiredWorkers))
-            {
-                StopWorker(w, Signals.TERM, StopReason.ScaledDown);
-            }
+            return false;
         }
+        AdmitRetiree();
+        if (!w.Replacing)
+        {
+            _waitingRetirees.Add(w.Pid);
+        }
+        log(w.Replacing
+            ? $"Worker (pid:{w.Pid}) {why}: starting its successor, then it drains"
+            : $"Worker (pid:{w.Pid}) {why}: it serves on until its turn to be recycled (one worker is recycled at a time)");
+        return true;
+    }
+
+    /// <summary>
+    /// No storms: a recycle (a retiring worker's successor) may start only when no other is under way (a
+    /// retiring worker whose successor boots, or which has not been stopped yet), no worker of the current
+    /// generation boots (a crash's replacement, a successor) and no reload is replacing the workers.
+    /// Crashes, timeouts and reloads are not held back by it; recycles wait for them.
+    /// </summary>
+    private bool RecycleUnderWay =>
+        _workers.Values.Any(w => w.IsServing && (w.Replacing || w.Generation != _generation || (w.Generation == _generation && w.State == WorkerState.Booting)));
+
+    /// <summary>The retiring worker whose turn it is (the oldest that asked) starts its replacement, if none is under way.</summary>
+    private void AdmitRetiree()
+    {
+        if (Stopping || _parked || RecycleUnderWay)
+        {
+            return;
+        }
+        var next = _workers.Values.Where(w => w.Retiring && w.IsServing && !w.Replacing).OrderBy(w => w.Age).FirstOrDefault();
+        if (next is not null && next.StartReplacement() && _waitingRetirees.Remove(next.Pid))
+        {
+            _log.Info($"Worker (pid:{next.Pid}): its turn to be recycled ({Label(next.RetireReason)}): starting its successor, then it drains");
+        }
+    }
+
+    private readonly HashSet<int> _waitingRetirees = [];
+
+    private static string Label(StopReason? reason) => reason switch
+    {
+        StopReason.MaxRequests => "--max-requests",
+        StopReason.Lifetime => "--max-worker-lifetime",
+        StopReason.Memory => "--max-worker-memory",
+        StopReason.OutOfMemory => "out of memory",
+        StopReason.Deadline => "--request-timeout",
+        _ => reason?.ToString() ?? "",
+    };
+
+    /// <summary>
+    /// --max-worker-lifetime: a ready worker past its lifetime retires, when no other recycle is under
+    /// way (it simply waits for its turn: it is not marked) and, while boots would cost more than
+    /// --max-recycle-cpu, no sooner than <see cref="LifetimeRecycleGap"/> after the previous lifetime recycle.
+    /// </summary>
+    private void CheckLifetimes(DateTimeOffset now)
+    {
+        if (Config.MaxWorkerLifetime <= TimeSpan.Zero || Stopping || _parked || Finished)
+        {
+            return;
+        }
+        var gap = LifetimeRecycleGap;
+        if (gap == TimeSpan.Zero)
+        {
+            _stretchLogged = false; // the episode, if any, is over
+        }
+        var due = _workers.Values.Where(w => w.State == WorkerState.Ready && !w.Retiring && w.LifetimeDueAt <= now)
+            .OrderBy(w => w.LifetimeDueAt).FirstOrDefault();
+        if (due is null || RecycleUnderWay || _workers.Values.Any(w => w.Retiring && w.IsServing && !w.Replacing))
+        {
+            return;
+        }
+        if (_lastLifetimeRecycleAt is { } last && now - last < gap)
+        {
+            if (!_stretchLogged)
+            {
+                _stretchLogged = true;
+                _log.Warning($"Recycling stretched: each boot costs ~{BootCost:0.##} CPU-s; --max-worker-lifetime {Config.MaxWorkerLifetime.TotalSeconds:0.#} s "
+                    + $"with {DesiredWorkers} workers would spend {LifetimeBootShare:0.#}% of CPU on boots, above {Config.MaxRecycleCpu}% (--max-recycle-cpu, of {Cores} cores): "
+                    + $"one lifetime recycle every {gap.TotalSeconds:0.#} s at most, so workers live longer");
+            }
+            return;
+        }
+        _lastLifetimeRecycleAt = now;
+        RetireWorker(due, StopReason.Lifetime, $"reached --max-worker-lifetime ({due.Lifetime!.Value.TotalSeconds:0.#} s)", _log.Info);
     }
 
     private bool SpawnWorker()
@@ -436,7 +607,10 @@ public sealed class Arbiter
             return false;
         }
         var now = Now;
-        _workers[pid] = new Worker(pid, _generation, _nextAge++, now);
+        _workers[pid] = new Worker(pid, _generation, _nextAge++, now)
+        {
+            Lifetime = Config.MaxWorkerLifetime > TimeSpan.Zero ? Config.MaxWorkerLifetime + Config.MaxWorkerLifetimeJitter * Math.Clamp(Random(), 0, 1) : null,
+        };
         _log.Info($"Booting worker with pid: {pid}");
         return true;
     }

@@ -28,6 +28,18 @@ public sealed class Worker(int pid, int generation, int age, DateTimeOffset spaw
 
     /// <summary>Asked to be replaced (--max-requests): a successor boots first, then this one drains.</summary>
     public bool Retiring => RetireReason is not null;
+
+    /// <summary>
+    /// Its turn to be replaced came: its successor boots (or is ready), then it drains. A retiring worker
+    /// that waits for its turn (one worker is recycled at a time) still serves and counts as one of the workers.
+    /// </summary>
+    public bool Replacing { get; private set; }
+
+    /// <summary>How long it lives under --max-worker-lifetime (its jitter included); null: no age limit.</summary>
+    public TimeSpan? Lifetime { get; init; }
+
+    /// <summary>When it reaches --max-worker-lifetime; null: no age limit.</summary>
+    public DateTimeOffset? LifetimeDueAt => Lifetime is { } l ? SpawnedAt + l : null;
     public bool KillSent { get; private set; }
 
     /// <summary>Killed for not becoming ready within --timeout: its exit counts as a failed boot.</summary>
@@ -93,6 +105,17 @@ public sealed class Worker(int pid, int generation, int age, DateTimeOffset spaw
             return false;
         }
         RetireReason = reason;
+        return true;
+    }
+
+    /// <summary>Its turn to be replaced: its successor boots now. False if it does not retire, no longer serves, or already is.</summary>
+    public bool StartReplacement()
+    {
+        if (!Retiring || !IsServing || Replacing)
+        {
+            return false;
+        }
+        Replacing = true;
         return true;
     }
 
