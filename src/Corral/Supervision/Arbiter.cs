@@ -163,16 +163,26 @@ public sealed class Arbiter
                 w.NoteError(message.Text);
                 break;
             case MessageKind.Recycle:
-                var outOfMemory = message.Text == Protocol.OutOfMemory;
-                if (w.Retire(outOfMemory ? StopReason.OutOfMemory : StopReason.MaxRequests))
+                var reason = message.Text switch
                 {
-                    if (outOfMemory)
+                    Protocol.OutOfMemory => StopReason.OutOfMemory,
+                    Protocol.Memory => StopReason.Memory,
+                    _ => StopReason.MaxRequests,
+                };
+                if (w.Retire(reason))
+                {
+                    switch (reason)
                     {
-                        _log.Warning($"Worker (pid:{pid}) ran out of memory (OutOfMemoryException): starting its successor, then it drains");
-                    }
-                    else
-                    {
-                        _log.Info($"Worker (pid:{pid}) reached --max-requests: starting its successor, then it drains");
+                        case StopReason.OutOfMemory:
+                            _log.Warning($"Worker (pid:{pid}) ran out of memory (OutOfMemoryException): starting its successor, then it drains");
+                            break;
+                        case StopReason.Memory:
+                            var pss = w.Memory > 0 ? $"PSS {ByteSize.Mib(w.Memory)} > " : "";
+                            _log.Warning($"Worker (pid:{pid}) is above --max-worker-memory ({pss}{ByteSize.Mib(Config.MaxWorkerMemory)} after a full GC; it takes no new connections): starting its successor, then it drains");
+                            break;
+                        default:
+                            _log.Info($"Worker (pid:{pid}) reached --max-requests: starting its successor, then it drains");
+                            break;
                     }
                 }
                 break;
@@ -240,6 +250,30 @@ public sealed class Arbiter
         StopWorker(w, Signals.TERM, StopReason.CtlKill);
         ManageWorkers();
         return true;
+    }
+
+    /// <summary>
+    /// The master read <paramref name="bytes"/> of PSS for worker <paramref name="pid"/> (/proc/PID/smaps_rollup,
+    /// about once a second while --max-worker-memory is set). Above the hard ceiling
+    /// (--max-worker-memory-ceiling) the worker is killed at once, SIGKILL, even while it drains: a leak
+    /// can outrun a drain, and the worker's own thread may be starved. ManageWorkers replaces it.
+    /// </summary>
+    public void OnMemory(int pid, long bytes)
+    {
+        if (!_workers.TryGetValue(pid, out var w))
+        {
+            return;
+        }
+        w.NoteMemory(bytes);
+        var ceiling = Config.MaxWorkerMemoryCeiling;
+        if (ceiling <= 0 || bytes <= ceiling || w.KillSent)
+        {
+            return;
+        }
+        _log.Error($"Worker (pid:{pid}) is above the memory ceiling ({ByteSize.Mib(bytes)} > {ByteSize.Mib(ceiling)}): killing it");
+        w.Kill(Now, StopReason.MemoryCeiling);
+        _host.Signal(pid, Signals.KILL);
+        ManageWorkers();
     }
 
     /// <summary>Timers: boot and heartbeat timeouts, the sync class's request timeout, kill escalation, stop deadlines.</summary>

@@ -18,6 +18,8 @@ public class SettingsErrorTests
         ["worker_connections"] = ["0", "lots"],
         ["max_requests"] = ["-1", "1e3"],
         ["max_requests_jitter"] = ["-1", "x"],
+        ["max_worker_memory"] = ["512XB", "-1", "1.5", "10MB", "lots", "1.5.2G", ""],
+        ["max_worker_memory_ceiling"] = ["1 PB", "-5M", "big", ""],
         ["warmup_requests"] = ["-1", "1000001", "some"],
         ["warmup_path"] = ["healthz", "/a b", "", "http://x/"],
         ["timeout"] = ["-1", "soon", "NaN", "Infinity", ""],
