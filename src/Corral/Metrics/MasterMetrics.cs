@@ -29,6 +29,8 @@ public sealed class MasterMetrics
     private readonly Gauge _pss;
     private readonly Gauge _gcHeap;
     private readonly Gauge _listenQueue;
+    private readonly Gauge _memoryLimit;
+    private readonly Gauge _memoryCeiling;
     private readonly HashSet<string> _workerPids = [];
 
     public MasterMetrics()
@@ -52,6 +54,8 @@ public sealed class MasterMetrics
         _gcHeap = f.CreateGauge("corral_worker_gc_heap_bytes", "Managed (GC) heap of each worker, as it last reported it.", new GaugeConfiguration { LabelNames = ["pid"] });
         _listenQueue = f.CreateGauge("corral_listen_queue", "Connections waiting in the kernel's accept queue of each TCP listener (/proc/net/tcp rx_queue).",
             new GaugeConfiguration { LabelNames = ["listener"] });
+        _memoryLimit = f.CreateGauge("corral_worker_memory_limit_bytes", "--max-worker-memory: the PSS above which a worker (after a full GC) is recycled; absent without a limit.");
+        _memoryCeiling = f.CreateGauge("corral_worker_memory_ceiling_bytes", "--max-worker-memory-ceiling: the PSS above which the master kills a worker at once; absent without a limit.");
         foreach (var reason in RestartReasons)
         {
             _restarts.WithLabels(reason).IncTo(0); // every reason shows from the start, at 0
@@ -125,6 +129,16 @@ public sealed class MasterMetrics
                 _pss.WithLabels(pid).Set(w.Pss);
                 _workerPids.Add(pid);
             }
+        }
+        if (s.WorkerMemoryLimit > 0)
+        {
+            _memoryLimit.Set(s.WorkerMemoryLimit);
+            _memoryCeiling.Set(s.WorkerMemoryCeiling);
+        }
+        else
+        {
+            _memoryLimit.Unpublish();
+            _memoryCeiling.Unpublish();
         }
         foreach (var l in s.Listeners.Where(l => l.Queued >= 0))
         {

@@ -19,6 +19,12 @@ public sealed record MasterSnapshot
     [JsonPropertyName("requests_by_class")] public required IReadOnlyDictionary<string, long> RequestsByClass { get; init; }
     [JsonPropertyName("restarts")] public required IReadOnlyDictionary<string, long> Restarts { get; init; }
 
+    /// <summary>--max-worker-memory in bytes (each worker's PSS is judged against it); 0: none.</summary>
+    [JsonPropertyName("worker_memory_limit_bytes")] public long WorkerMemoryLimit { get; init; }
+
+    /// <summary>The hard ceiling above which the master kills a worker; 0: none.</summary>
+    [JsonPropertyName("worker_memory_ceiling_bytes")] public long WorkerMemoryCeiling { get; init; }
+
     public string ToJson() => JsonSerializer.Serialize(this, SnapshotJson.Default.MasterSnapshot);
 
     public static MasterSnapshot? FromJson(string json) => JsonSerializer.Deserialize(json, SnapshotJson.Default.MasterSnapshot);

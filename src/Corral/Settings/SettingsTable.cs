@@ -145,7 +145,7 @@ public static class SettingsTable
         Flags = ["--max-worker-memory-ceiling"],
         Type = SettingType.String,
         Section = "Worker processes",
-        Help = "The hard memory ceiling of a worker (default: 1.5 x --max-worker-memory; must be above it): the master reads each worker's PSS about once a second, and kills one above this at once (SIGKILL, no drain: a leak can outrun a drain); only that worker's requests in flight fail, and a new worker takes its place. It is also the workers' GC heap hard limit. Needs --max-worker-memory.",
+        Help = "The hard memory ceiling of a worker (unset or 0: 1.5 x --max-worker-memory; else it must be above it): the master reads each worker's PSS about once a second, and kills one above this at once (SIGKILL, no drain: a leak can outrun a drain); only that worker's requests in flight fail, and a new worker takes its place. It is also the workers' GC heap hard limit. Needs --max-worker-memory.",
         AcceptedOverride = ByteSize.Accepted,
         JsonNumberAllowed = true,
         Validate = v => ByteSize.Parse((string)v) is null ? "not a size" : null,

@@ -17,6 +17,8 @@ public class SettingsCliTests
         ["worker_connections"] = ("50", 50L),
         ["max_requests"] = ("1000", 1000L),
         ["max_requests_jitter"] = ("50", 50L),
+        ["max_worker_memory"] = ("512MB", "512MB"),
+        ["max_worker_memory_ceiling"] = ("0", "0"), // alone, only 0 (its default) is valid: MemorySettingsTests has the rest
         ["warmup_requests"] = ("200", 200L),
         ["warmup_path"] = ("/healthz?full=1", new List<string> { "/healthz?full=1" }),
         ["timeout"] = ("2.5", 2.5),
