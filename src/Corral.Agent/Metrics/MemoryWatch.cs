@@ -50,10 +50,16 @@ internal static class MemoryWatch
             }
         }
         var heap = GC.GetTotalMemory(false);
+        s_timer?.Dispose();
+        if (AgentRuntime.Stats.Snapshot().Served == 0 && AgentRuntime.Stats.InFlight == 0)
+        {
+            // Over before serving anything: its successor would be too, and recycling would never end.
+            AgentRuntime.Log.Error($"Worker is above --max-worker-memory before serving a request: PSS {Mib(pss)} > limit {Mib(policy.Limit)} (GC heap {Mib(heap)}): the limit is too low for this app, so it is not recycled for it; raise --max-worker-memory (pid: {Environment.ProcessId})");
+            return;
+        }
         gate.StopAccepting();
         AgentRuntime.Log.Warning($"Worker is above --max-worker-memory after a full garbage collection: PSS {Mib(pss)} > limit {Mib(policy.Limit)} (GC heap {Mib(heap)}): it takes no new connections, and is recycled (pid: {Environment.ProcessId})");
         AgentRuntime.ReportRecycle(Protocol.Memory);
-        s_timer?.Dispose();
     }
 
     private static string Mib(long bytes) => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{bytes / 1048576.0:0.#} MiB");
