@@ -1,5 +1,6 @@
 using System.Globalization;
 using Corral.IntegrationTests.Infrastructure;
+using Xunit.Abstractions;
 
 namespace Corral.IntegrationTests;
 
@@ -8,7 +9,7 @@ namespace Corral.IntegrationTests;
 /// PSS of about 25 MiB here (measured: two workers and the master share the runtime's pages), so a limit
 /// of 100 MiB leaves about 75 MiB to leak.
 /// </summary>
-public sealed class MemoryRecyclingTests
+public sealed class MemoryRecyclingTests(ITestOutputHelper output)
 {
     private const long Mi = 1L << 20;
     private static readonly TimeSpan Boot = TimeSpan.FromSeconds(30);
@@ -62,8 +63,10 @@ public sealed class MemoryRecyclingTests
         await Task.WhenAll(clients);
         var maxPss = await sampler;
 
+        output.WriteLine($"{ok} requests, {failures.Count} failed; largest worker PSS sampled: {maxPss / (double)Mi:0.0} MiB");
         Assert.True(failures.Count == 0, $"{failures.Count} failed of {ok + failures.Count}: {string.Join("; ", failures.Take(5))}\n{corral.Output}");
         var recycled = corral.CountLines(@"\[WARNING\] Worker \(pid:\d+\) is above --max-worker-memory \(PSS [\d.]+ MiB > 100 MiB after a full GC; it takes no new connections\): starting its successor, then it drains");
+        output.WriteLine($"{recycled} workers recycled for memory in 25 s");
         Assert.True(recycled >= 2, $"expected workers recycled for memory, {recycled} were ({ok} requests)\n{corral.Output}");
         // Each said so once, in its own words, with its PSS, limit and GC heap.
         Assert.Equal(recycled, corral.CountLines(@"\[WARNING\] Worker is above --max-worker-memory after a full garbage collection: PSS [\d.]+ MiB > limit 100 MiB \(GC heap [\d.]+ MiB\)"));
