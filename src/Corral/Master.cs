@@ -252,7 +252,7 @@ public sealed class Master
         {
             FileOwnership.HandOverDirectory(affinity.Path, config.WorkerUser, "the workers' forwarding folder", _log);
         }
-        var host = new ProcessHost(app, listeners, agentPath, acceptLeader, config.ErrorLog == "-" ? null : Path.GetFullPath(config.ErrorLog), Post) { AffinityDir = affinity?.Path };
+        var host = new ProcessHost(app, listeners, agentPath, acceptLeader, config.ErrorLog == "-" ? null : Path.GetFullPath(config.ErrorLog), Post) { AffinityDir = affinity?.Path, LogInfo = _log.Info };
         var arbiter = new Arbiter(config, host, TimeProvider.System, _log, _reload);
         _log.Reopened = () => FileOwnership.HandOverLogs(arbiter.Config, _log);
         using var systemd = new SystemdNotify(env.GetValueOrDefault("NOTIFY_SOCKET"));
@@ -277,6 +277,28 @@ public sealed class Master
         }
         _log.Info("Shutting down: Master");
         return arbiter.ExitCode;
+    }
+
+    /// <summary>How often the master reads its workers' PSS while --max-worker-memory is set.</summary>
+    private static readonly TimeSpan MemoryReadInterval = TimeSpan.FromSeconds(1);
+
+    private long _lastMemoryRead;
+
+    /// <summary>--max-worker-memory: about once a second, each worker's PSS for the arbiter's hard ceiling.</summary>
+    private void ReadWorkerMemory(Arbiter arbiter)
+    {
+        if (arbiter.Config.MaxWorkerMemoryCeiling <= 0 || System.Diagnostics.Stopwatch.GetElapsedTime(_lastMemoryRead) < MemoryReadInterval)
+        {
+            return;
+        }
+        _lastMemoryRead = System.Diagnostics.Stopwatch.GetTimestamp();
+        foreach (var pid in arbiter.Workers.Where(w => !w.KillSent).Select(w => w.Pid).ToList())
+        {
+            if (ProcMemory.Pss(pid) is { } pss)
+            {
+                arbiter.OnMemory(pid, pss);
+            }
+        }
     }
 
     /// <summary>One event of the loop, to whom it concerns: the arbiter, the upgrade, the observers, the reloader.</summary>
@@ -331,6 +353,7 @@ public sealed class Master
                     TakeOver(arbiter, observability);
                 }
                 arbiter.Tick();
+                ReadWorkerMemory(arbiter);
                 _reloader?.Tick(DateTimeOffset.UtcNow);
                 break;
             case MasterEvent.SourceChanged changed:

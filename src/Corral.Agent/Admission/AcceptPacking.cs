@@ -44,13 +44,13 @@ internal sealed class AcceptPacking
         {
             return true;
         }
-        if (!AcceptPackingPolicy.MayLead(AgentRuntime.IsReady, _gate.Draining))
+        if (!AcceptPackingPolicy.MayLead(AgentRuntime.IsReady, _gate.TakesNoConnections))
         {
             return false;
         }
         lock (_sync)
         {
-            if (_lead is not null || _gate.Draining)
+            if (_lead is not null || _gate.TakesNoConnections)
             {
                 return _lead is not null;
             }

@@ -42,6 +42,7 @@ public sealed class AdmissionGate
     private TaskCompletionSource _turnFree = NewSignal();
     private CancellationTokenSource _turnTaken = new();
     private readonly CancellationTokenSource _drain = new();
+    private readonly CancellationTokenSource _acceptsStopped = new();
     private readonly TaskCompletionSource _noConnections = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly List<Func<ValueTask>> _unbinders = [];
     private int _openConnections;
@@ -98,14 +99,9 @@ public sealed class AdmissionGate
         if (!Draining)
         {
             _drain.Cancel();
-            List<Func<ValueTask>> unbinders;
-            lock (_unbinders)
+            if (!AcceptsStopped)
             {
-                unbinders = [.. _unbinders];
-            }
-            foreach (var unbind in unbinders)
-            {
-                _ = unbind().AsTask();
+                Unbind();
             }
             if (OpenConnections == 0)
             {
@@ -113,6 +109,44 @@ public sealed class AdmissionGate
             }
         }
         return _noConnections.Task;
+    }
+
+    /// <summary>Set once the worker takes no new connection (<see cref="StopAccepting"/>), though it still serves the ones it has.</summary>
+    public bool AcceptsStopped => _acceptsStopped.IsCancellationRequested;
+
+    /// <summary>Draining, or no longer accepting: this worker takes no new connection.</summary>
+    public bool TakesNoConnections => Draining || AcceptsStopped;
+
+    internal CancellationToken AcceptsStoppedToken => _acceptsStopped.Token;
+
+    /// <summary>
+    /// Takes no new connection from now on, as a drain does (pending accepts end, this worker's copies of
+    /// the listening sockets close, the kernel queue stays for the other workers), but goes on serving
+    /// the connections it has, keep-alive included, until it drains: a worker above --max-worker-memory
+    /// while its successor boots. False if it had already stopped.
+    /// </summary>
+    public bool StopAccepting()
+    {
+        if (TakesNoConnections)
+        {
+            return false;
+        }
+        _acceptsStopped.Cancel();
+        Unbind();
+        return true;
+    }
+
+    private void Unbind()
+    {
+        List<Func<ValueTask>> unbinders;
+        lock (_unbinders)
+        {
+            unbinders = [.. _unbinders];
+        }
+        foreach (var unbind in unbinders)
+        {
+            _ = unbind().AsTask();
+        }
     }
 
     internal void OnUnbind(Func<ValueTask> unbind)

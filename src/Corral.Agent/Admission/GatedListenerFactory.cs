@@ -42,7 +42,7 @@ internal sealed class GatedListenerFactory(SocketTransportFactory inner, Admissi
         public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
         {
             // Unbound (Kestrel stops): an accept still waiting for the gate ends at once.
-            using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, gate.DrainToken, _unbound.Token);
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, gate.DrainToken, gate.AcceptsStoppedToken, _unbound.Token);
             try
             {
                 await gate.AcquireConnectionAsync(linked.Token).ConfigureAwait(false);

@@ -52,6 +52,8 @@ internal static class HostTakeover
         // The master names a leader for async workers under --accept-policy pack only.
         var packing = options.AcceptLeader is { Length: > 0 } leader ? new AcceptPacking(leader, gate) : null;
         SizeThreadPool(options);
+        // --max-worker-memory: judged in the worker, which knows both its PSS and its GC.
+        MemoryWatch.Start(options, gate);
 
         services.AddSingleton(options);
         services.AddSingleton(gate);

@@ -16,7 +16,7 @@ public sealed class AgentOptions
     /// own copy of the agent, which may be older or newer than the corral that runs it: the two must
     /// speak the same version. Raise it with every change either side could misread.
     /// </summary>
-    public const int CurrentProtocol = 4; // 2: heartbeats carry their send time; 3: options grouped, the stats report's buckets as two arrays; 4: HttpProtocols, the "serving" line, AffinityDir, ProcessTitle, User (-u/-g)
+    public const int CurrentProtocol = 5; // 5: MaxWorkerMemory, "recycle memory"; 2: heartbeats carry their send time; 3: options grouped, the stats report's buckets as two arrays; 4: HttpProtocols, the "serving" line, AffinityDir, ProcessTitle, User (-u/-g)
 
     /// <summary>The master's <see cref="CurrentProtocol"/> (0: a master from before there was one).</summary>
     public int Protocol { get; set; }
@@ -38,6 +38,9 @@ public sealed class AgentOptions
 
     /// <summary>Requests after which the worker asks to be recycled (jitter already applied); 0 = never.</summary>
     public long MaxRequests { get; set; }
+
+    /// <summary>--max-worker-memory in bytes: above it after a full collection, the worker stops accepting and asks to be recycled; 0 = never.</summary>
+    public long MaxWorkerMemory { get; set; }
 
     /// <summary>--warmup-requests and --warmup-path: what a new worker serves before it reports ready.</summary>
     public WarmupOptions Warmup { get; set; } = new();

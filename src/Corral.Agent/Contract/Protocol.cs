@@ -23,12 +23,15 @@ public static class Protocol
 
     /// <summary>
     /// "recycle" or "recycle REASON": start my successor, then stop me. Alone: the worker has served
-    /// --max-requests; with <see cref="OutOfMemory"/>: its app threw OutOfMemoryException.
+    /// --max-requests; with <see cref="OutOfMemory"/>: its app threw OutOfMemoryException; with <see cref="Memory"/>: it is above --max-worker-memory.
     /// </summary>
     public const string Recycle = "recycle";
 
     /// <summary>The reason of a "recycle" line whose app ran out of memory.</summary>
     public const string OutOfMemory = "oom";
+
+    /// <summary>The reason of a "recycle" line whose worker is above --max-worker-memory after a full collection (it already takes no new connection).</summary>
+    public const string Memory = "memory";
 
     /// <summary>"stats {JSON}": the worker's cumulative request counts and memory (<see cref="WorkerStats.Format"/>), every second and once more at exit.</summary>
     public const string Stats = "stats";

@@ -119,6 +119,12 @@ public static class CtlCommand
         {
             sb.Append(inv, $"listener {l.Name}  accept queue {l.Queued}\n");
         }
+        if (s.WorkerMemoryLimit > 0)
+        {
+            // Each worker's PSS against --max-worker-memory, on a line of its own.
+            var each = string.Join(", ", s.Workers.Where(w => w.Pss > 0).Select(w => string.Create(inv, $"{w.Pid} {100.0 * w.Pss / s.WorkerMemoryLimit:0}%")));
+            sb.Append(inv, $"memory limit {Mib(s.WorkerMemoryLimit)} PSS per worker, ceiling {Mib(s.WorkerMemoryCeiling)}{(each.Length > 0 ? ": " + each : "")}\n");
+        }
         sb.Append(inv, $"{"PID",-8} {"STATE",-18} {"AGE",8} {"DUE IN",8} {"SERVED",8} {"INFLIGHT",8} {"RSS",10} {"PSS",10} {"GC HEAP",10}\n");
         foreach (var w in s.Workers)
         {

@@ -31,6 +31,8 @@ public sealed class MasterMetrics
     private readonly Gauge _listenQueue;
     private readonly Gauge _age;
     private readonly Gauge _lifetimeDue;
+    private readonly Gauge _memoryLimit;
+    private readonly Gauge _memoryCeiling;
     private readonly HashSet<string> _workerPids = [];
 
     public MasterMetrics()
@@ -57,6 +59,8 @@ public sealed class MasterMetrics
         _age = f.CreateGauge("corral_worker_age_seconds", "Seconds since each worker was started.", new GaugeConfiguration { LabelNames = ["pid"] });
         _lifetimeDue = f.CreateGauge("corral_worker_lifetime_due_seconds", "Seconds until each worker reaches --max-worker-lifetime (its jitter included; 0 or below: due, waiting for its turn); no series without --max-worker-lifetime.",
             new GaugeConfiguration { LabelNames = ["pid"] });
+        _memoryLimit = f.CreateGauge("corral_worker_memory_limit_bytes", "--max-worker-memory: the PSS above which a worker (after a full GC) is recycled; absent without a limit.");
+        _memoryCeiling = f.CreateGauge("corral_worker_memory_ceiling_bytes", "--max-worker-memory-ceiling: the PSS above which the master kills a worker at once; absent without a limit.");
         foreach (var reason in RestartReasons)
         {
             _restarts.WithLabels(reason).IncTo(0); // every reason shows from the start, at 0
@@ -138,6 +142,16 @@ public sealed class MasterMetrics
                 _pss.WithLabels(pid).Set(w.Pss);
                 _workerPids.Add(pid);
             }
+        }
+        if (s.WorkerMemoryLimit > 0)
+        {
+            _memoryLimit.Set(s.WorkerMemoryLimit);
+            _memoryCeiling.Set(s.WorkerMemoryCeiling);
+        }
+        else
+        {
+            _memoryLimit.Unpublish();
+            _memoryCeiling.Unpublish();
         }
         foreach (var l in s.Listeners.Where(l => l.Queued >= 0))
         {

@@ -22,6 +22,12 @@ public sealed record MasterSnapshot
     /// <summary>The latest workers that are gone, newest first: why each went.</summary>
     [JsonPropertyName("recent_exits")] public IReadOnlyList<ExitView> RecentExits { get; init; } = [];
 
+    /// <summary>--max-worker-memory in bytes (each worker's PSS is judged against it); 0: none.</summary>
+    [JsonPropertyName("worker_memory_limit_bytes")] public long WorkerMemoryLimit { get; init; }
+
+    /// <summary>The hard ceiling above which the master kills a worker; 0: none.</summary>
+    [JsonPropertyName("worker_memory_ceiling_bytes")] public long WorkerMemoryCeiling { get; init; }
+
     public string ToJson() => JsonSerializer.Serialize(this, SnapshotJson.Default.MasterSnapshot);
 
     public static MasterSnapshot? FromJson(string json) => JsonSerializer.Deserialize(json, SnapshotJson.Default.MasterSnapshot);

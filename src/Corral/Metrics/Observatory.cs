@@ -200,7 +200,8 @@ public sealed class Observatory
                     Math.Round((now - w.SpawnedAt).TotalSeconds, 3),
                     w.ReadyAt is { } r ? Math.Round((r - w.SpawnedAt).TotalSeconds, 3) : null,
                     _bootCpu.TryGetValue(w.Pid, out var cpu) ? Math.Round(cpu, 3) : null,
-                    w.Served, w.InFlight, last?.Rss ?? 0, last?.Pss ?? 0, last?.GcHeap ?? 0,
+                    // PSS: the master's own reading (every second under --max-worker-memory) when it has one, fresher than the worker's (every 5 s).
+                    w.Served, w.InFlight, last?.Rss ?? 0, w.Memory > 0 ? w.Memory : last?.Pss ?? 0, last?.GcHeap ?? 0,
                     w.RetireReason is { } rr ? RetireLabel(rr) : null,
                     w.Lifetime is { } l ? Math.Round(l.TotalSeconds, 3) : null,
                     w.LifetimeDueAt is { } due ? Math.Round((due - now).TotalSeconds, 3) : null);
@@ -210,6 +211,8 @@ public sealed class Observatory
             RequestsTotal = _requests.Values.Sum(),
             RequestsByClass = byClass,
             Restarts = new Dictionary<string, long>(_restarts),
+            WorkerMemoryLimit = arbiter.Config.MaxWorkerMemory,
+            WorkerMemoryCeiling = arbiter.Config.MaxWorkerMemoryCeiling,
         };
     }
 }

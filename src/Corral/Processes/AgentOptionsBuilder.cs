@@ -36,6 +36,7 @@ public static class AgentOptionsBuilder
             KeepAlive = config.KeepAlive,
             GracefulTimeout = config.GracefulTimeout.TotalSeconds,
             MaxRequests = maxRequests,
+            MaxWorkerMemory = config.MaxWorkerMemory,
             Warmup = new WarmupOptions
             {
                 Requests = config.WarmupRequests,

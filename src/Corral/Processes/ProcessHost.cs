@@ -29,6 +29,11 @@ public sealed class ProcessHost(
     private readonly Dictionary<int, Process> _processes = [];
     private readonly Dictionary<int, AppTarget> _apps = [];
 
+    private string? _gcSummaryLogged;
+
+    /// <summary>Where the GC budget given to the workers is said, once (and again when a reload changes it); null: nowhere.</summary>
+    public Action<string>? LogInfo { get; init; }
+
     /// <summary>The master's <see cref="Os.AffinityDirectory"/>, told to every worker; null: none.</summary>
     public string? AffinityDir { get; init; }
 
@@ -84,6 +89,17 @@ public sealed class ProcessHost(
         {
             var eq = kv.IndexOf('=');
             psi.Environment[kv[..eq]] = kv[(eq + 1)..];
+        }
+        // --max-worker-memory: a GC budget the runtime knows, unless the app chose its own.
+        var (gcVariables, gcSummary) = GcBudget.For(config, psi.Environment, GcBudget.ReadConfigProperties(app.RuntimeConfigPath), Environment.ProcessorCount);
+        foreach (var (name, value) in gcVariables)
+        {
+            psi.Environment[name] = value;
+        }
+        if (gcSummary is not null && gcSummary != _gcSummaryLogged)
+        {
+            _gcSummaryLogged = gcSummary;
+            LogInfo?.Invoke(gcSummary);
         }
         var agentOptions = AgentOptionsBuilder.Build(config, listeners, childFd, acceptLeader, errorLogPath);
         agentOptions.AffinityDir = AffinityDir;

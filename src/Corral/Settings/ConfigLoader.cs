@@ -87,6 +87,10 @@ public static class ConfigLoader
 
             var (values, sources) = Merge(env, file, cmdArgs, commandLine);
             Derive(values, sources);
+            if (SettingsTable.CheckMemoryLimits((string?)values[SettingsTable.MaxWorkerMemory.Name], (string?)values[SettingsTable.MaxWorkerMemoryCeiling.Name]) is { } memoryError)
+            {
+                return LoadResult.Fail(memoryError);
+            }
             // TLS files: loaded here as the workers will load them, so a bad one stops corral before it starts.
             if (SettingsTable.CheckTls((string?)values[SettingsTable.CertFile.Name], (string?)values[SettingsTable.KeyFile.Name], (string?)values[SettingsTable.CaCerts.Name]) is { } tlsError)
             {

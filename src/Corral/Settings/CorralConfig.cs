@@ -49,6 +49,16 @@ public sealed class CorralConfig
     public TimeSpan MaxWorkerLifetime => TimeSpan.FromSeconds(Sec(SettingsTable.MaxWorkerLifetime));
     public TimeSpan MaxWorkerLifetimeJitter => TimeSpan.FromSeconds(Sec(SettingsTable.MaxWorkerLifetimeJitter));
     public int MaxRecycleCpu => Int(SettingsTable.MaxRecycleCpu);
+    /// <summary>--max-worker-memory in bytes; 0: off.</summary>
+    public long MaxWorkerMemory => Str(SettingsTable.MaxWorkerMemory) is { } limit ? ByteSize.Parse(limit) ?? 0 : 0;
+
+    /// <summary>
+    /// --max-worker-memory-ceiling in bytes: as set, else 1.5 x --max-worker-memory; 0 when there is no limit.
+    /// </summary>
+    public long MaxWorkerMemoryCeiling => MaxWorkerMemory is > 0 and var limit
+        ? (Str(SettingsTable.MaxWorkerMemoryCeiling) is { } ceiling && ByteSize.Parse(ceiling) is > 0 and var c ? c : limit + limit / 2)
+        : 0;
+
     public int WarmupRequests => Int(SettingsTable.WarmupRequests);
     public IReadOnlyList<string> WarmupPaths => List(SettingsTable.WarmupPath);
     public TimeSpan Timeout => TimeSpan.FromSeconds(Sec(SettingsTable.Timeout));

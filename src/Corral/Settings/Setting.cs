@@ -63,6 +63,9 @@ public sealed class Setting
 
     public string? AcceptedOverride { get; init; }
 
+    /// <summary>A text setting a config file may also give as a JSON number (a size in bytes).</summary>
+    public bool JsonNumberAllowed { get; init; }
+
     public string LongFlag => Flags.First(f => f.StartsWith("--", StringComparison.Ordinal));
 
     /// <summary>Parses one textual value (from the CLI, CORRAL_CMD_ARGS or an env var).</summary>
@@ -132,6 +135,10 @@ public sealed class Setting
                 if (element.ValueKind == System.Text.Json.JsonValueKind.String)
                 {
                     return ParseText(element.GetString()!);
+                }
+                if (element.ValueKind == System.Text.Json.JsonValueKind.Number && JsonNumberAllowed)
+                {
+                    return ParseText(raw);
                 }
                 if (element.ValueKind == System.Text.Json.JsonValueKind.Null && Default is null)
                 {

@@ -122,6 +122,55 @@ public static class SettingsTable
         Help = "A random 0..N added to --max-requests per worker, so that workers do not all recycle at once.",
     };
 
+    /// <summary>The smallest --max-worker-memory: an ASP.NET Core worker idles at 40-80 MiB of PSS, so less would recycle for ever.</summary>
+    public const long MinWorkerMemory = 32L << 20;
+
+    public static readonly Setting MaxWorkerMemory = new()
+    {
+        Name = "max_worker_memory",
+        Flags = ["--max-worker-memory"],
+        Type = SettingType.String,
+        Section = "Worker processes",
+        Help = "Recycle a worker whose memory (PSS: its private pages plus its share of those it shares) stays above this size after a full garbage collection (unset or 0: never). The worker judges it about once a second: above the limit it collects once, and if it is still above, it stops taking new connections at once (the other workers and the listening queue take them), its successor boots, then it drains as at --max-requests. Each worker also gets a GC heap hard limit at --max-worker-memory-ceiling, unless the app sets one (DOTNET_GCHeapHardLimit*, or the runtimeconfig's System.GC.HeapHardLimit*). Units count in 1024s (512MB = 512 MiB). See docs/health-memory.md.",
+        AcceptedOverride = ByteSize.Accepted,
+        JsonNumberAllowed = true,
+        Validate = v => ByteSize.Parse((string)v) is not { } b ? "not a size"
+            : b != 0 && b < MinWorkerMemory ? $"below {MinWorkerMemory >> 20} MiB: an ASP.NET Core worker idles above that, and would be recycled for ever"
+            : null,
+    };
+
+    public static readonly Setting MaxWorkerMemoryCeiling = new()
+    {
+        Name = "max_worker_memory_ceiling",
+        Flags = ["--max-worker-memory-ceiling"],
+        Type = SettingType.String,
+        Section = "Worker processes",
+        Help = "The hard memory ceiling of a worker (unset or 0: 1.5 x --max-worker-memory; else it must be above it): the master reads each worker's PSS about once a second, and kills one above this at once (SIGKILL, no drain: a leak can outrun a drain); only that worker's requests in flight fail, and a new worker takes its place. It is also the workers' GC heap hard limit. Needs --max-worker-memory.",
+        AcceptedOverride = ByteSize.Accepted,
+        JsonNumberAllowed = true,
+        Validate = v => ByteSize.Parse((string)v) is null ? "not a size" : null,
+    };
+
+    /// <summary>
+    /// --max-worker-memory-ceiling against --max-worker-memory (both as given, null: unset): the error, or null.
+    /// </summary>
+    public static string? CheckMemoryLimits(string? limit, string? ceiling)
+    {
+        var limitBytes = limit is null ? 0 : ByteSize.Parse(limit) ?? 0;
+        var ceilingBytes = ceiling is null ? 0 : ByteSize.Parse(ceiling) ?? 0;
+        if (ceilingBytes == 0)
+        {
+            return null;
+        }
+        if (limitBytes == 0)
+        {
+            return $"--max-worker-memory-ceiling ({MaxWorkerMemoryCeiling.Name}): '{ceiling}' needs --max-worker-memory (the limit it is a ceiling above)";
+        }
+        return ceilingBytes <= limitBytes
+            ? $"--max-worker-memory-ceiling ({MaxWorkerMemoryCeiling.Name}): '{ceiling}' is not valid: it must be above --max-worker-memory ('{limit}'), or be left unset (1.5 x the limit)"
+            : null;
+    }
+
     public static readonly Setting MaxWorkerLifetime = new()
     {
         Name = "max_worker_lifetime",
@@ -643,7 +692,7 @@ public static class SettingsTable
     [
         App, Config, PrintConfig, CheckConfig, Reload, ReloadExtraFiles,
         Bind, Backlog,
-        Workers, WorkerClass, Threads, WorkerConnections, AcceptPolicy, MaxRequests, MaxRequestsJitter, MaxWorkerLifetime, MaxWorkerLifetimeJitter, MaxRecycleCpu, WarmupRequests, WarmupPath, Timeout, GracefulTimeout, KeepAlive, ReloadStrategy, Gc,
+        Workers, WorkerClass, Threads, WorkerConnections, AcceptPolicy, MaxRequests, MaxRequestsJitter, MaxWorkerMemory, MaxWorkerMemoryCeiling, MaxWorkerLifetime, MaxWorkerLifetimeJitter, MaxRecycleCpu, WarmupRequests, WarmupPath, Timeout, GracefulTimeout, KeepAlive, ReloadStrategy, Gc,
         LimitRequestLine, LimitRequestFields, LimitRequestFieldSize, LimitRequestHeadersSize,
         Chdir, Umask, ReusePort, User, Group, PidFile, RawEnv, ProcName,
         AccessLog, AccessLogFormatSetting, AccessLogJson, ErrorLog, LogLevel,

@@ -234,14 +234,18 @@ public sealed class Arbiter
                 w.NoteError(message.Text);
                 break;
             case MessageKind.Recycle:
-                var outOfMemory = message.Text == Protocol.OutOfMemory;
-                if (outOfMemory)
+                switch (message.Text)
                 {
-                    RetireWorker(w, StopReason.OutOfMemory, "ran out of memory (OutOfMemoryException)", _log.Warning);
-                }
-                else
-                {
-                    RetireWorker(w, StopReason.MaxRequests, "reached --max-requests", _log.Info);
+                    case Protocol.OutOfMemory:
+                        RetireWorker(w, StopReason.OutOfMemory, "ran out of memory (OutOfMemoryException)", _log.Warning);
+                        break;
+                    case Protocol.Memory:
+                        var pss = w.Memory > 0 ? $"PSS {ByteSize.Mib(w.Memory)} > " : "";
+                        RetireWorker(w, StopReason.Memory, $"is above --max-worker-memory ({pss}{ByteSize.Mib(Config.MaxWorkerMemory)} after a full GC; it takes no new connections)", _log.Warning);
+                        break;
+                    default:
+                        RetireWorker(w, StopReason.MaxRequests, "reached --max-requests", _log.Info);
+                        break;
                 }
                 break;
         }
@@ -309,6 +313,30 @@ public sealed class Arbiter
         StopWorker(w, Signals.TERM, StopReason.CtlKill);
         ManageWorkers();
         return true;
+    }
+
+    /// <summary>
+    /// The master read <paramref name="bytes"/> of PSS for worker <paramref name="pid"/> (/proc/PID/smaps_rollup,
+    /// about once a second while --max-worker-memory is set). Above the hard ceiling
+    /// (--max-worker-memory-ceiling) the worker is killed at once, SIGKILL, even while it drains: a leak
+    /// can outrun a drain, and the worker's own thread may be starved. ManageWorkers replaces it.
+    /// </summary>
+    public void OnMemory(int pid, long bytes)
+    {
+        if (!_workers.TryGetValue(pid, out var w))
+        {
+            return;
+        }
+        w.NoteMemory(bytes);
+        var ceiling = Config.MaxWorkerMemoryCeiling;
+        if (ceiling <= 0 || bytes <= ceiling || w.KillSent)
+        {
+            return;
+        }
+        _log.Error($"Worker (pid:{pid}) is above the memory ceiling ({ByteSize.Mib(bytes)} > {ByteSize.Mib(ceiling)}): killing it");
+        w.Kill(Now, StopReason.MemoryCeiling);
+        _host.Signal(pid, Signals.KILL);
+        ManageWorkers();
     }
 
     /// <summary>Timers: boot and heartbeat timeouts, the sync class's request timeout, kill escalation, stop deadlines.</summary>
@@ -526,7 +554,9 @@ public sealed class Arbiter
         {
             return;
         }
-        var next = _workers.Values.Where(w => w.Retiring && w.IsServing && !w.Replacing).OrderBy(w => w.Age).FirstOrDefault();
+        // Urgent ones first: a worker over its memory limit takes no new connections, a hung one holds a thread.
+        var next = _workers.Values.Where(w => w.Retiring && w.IsServing && !w.Replacing)
+            .OrderBy(w => w.RetireReason is StopReason.Memory or StopReason.OutOfMemory or StopReason.Deadline ? 0 : 1).ThenBy(w => w.Age).FirstOrDefault();
         if (next is not null && next.StartReplacement() && _waitingRetirees.Remove(next.Pid))
         {
             _log.Info($"Worker (pid:{next.Pid}): its turn to be recycled ({Label(next.RetireReason)}): starting its successor, then it drains");

@@ -148,6 +148,21 @@ public sealed class Worker(int pid, int generation, int age, DateTimeOffset spaw
         StopReason = Supervision.StopReason.Timeout;
     }
 
+    /// <summary>Sent SIGKILL at <paramref name="now"/>, for <paramref name="reason"/> (above the memory ceiling): no drain, no second signal.</summary>
+    public void Kill(DateTimeOffset now, StopReason reason)
+    {
+        State = WorkerState.Killing;
+        SignalledAt = now;
+        StopReason = reason;
+        KillSent = true;
+    }
+
+    /// <summary>Its PSS in bytes, as the master last read it (0: not read).</summary>
+    public long Memory { get; private set; }
+
+    /// <summary>The master read its PSS: <paramref name="bytes"/>.</summary>
+    public void NoteMemory(long bytes) => Memory = bytes;
+
     /// <summary>Sent SIGKILL: it is not sent again.</summary>
     public void NoteKillSent() => KillSent = true;
 }

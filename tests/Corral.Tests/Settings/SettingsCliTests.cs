@@ -20,6 +20,8 @@ public class SettingsCliTests
         ["max_worker_lifetime"] = ("3600", 3600.0),
         ["max_worker_lifetime_jitter"] = ("2.5", 2.5),
         ["max_recycle_cpu"] = ("25", 25L),
+        ["max_worker_memory"] = ("512MB", "512MB"),
+        ["max_worker_memory_ceiling"] = ("0", "0"), // alone, only 0 (its default) is valid: MemorySettingsTests has the rest
         ["warmup_requests"] = ("200", 200L),
         ["warmup_path"] = ("/healthz?full=1", new List<string> { "/healthz?full=1" }),
         ["timeout"] = ("2.5", 2.5),
