@@ -27,10 +27,22 @@ internal sealed class CorralMiddleware
     private readonly IWorkerReports _reports;
     private readonly AffinityRouter? _affinity;
     private readonly LongLivedConnections? _longLived;
+    private readonly RunningRequests? _running;
+    private readonly RequestDeadlines? _deadlines;
     private int _recycleAsked;
 
-    public CorralMiddleware(AgentOptions options, AdmissionGate gate, RequestStats stats, IWorkerReports reports, AffinityRouter? affinity = null, LongLivedConnections? longLived = null)
+    /// <param name="running">
+    /// Where the requests running now are kept (see <see cref="Running"/>). Null: one of its own if
+    /// --request-timeout is set, else none (nothing is kept, nothing allocated per request).
+    /// </param>
+    public CorralMiddleware(AgentOptions options, AdmissionGate gate, RequestStats stats, IWorkerReports reports, AffinityRouter? affinity = null, LongLivedConnections? longLived = null, RunningRequests? running = null)
     {
+        _running = running ?? (options.RequestTimeout > 0 ? new RunningRequests() : null);
+        if (options.RequestTimeout > 0)
+        {
+            _deadlines = new RequestDeadlines(options.RequestTimeout, options.RequestTimeoutGrace, _running!,
+                r => reports.ReportHung(new HungRequest(r.OsThreadId, r.Method, r.EscapedPath, r.RequestId)));
+        }
         _affinity = affinity;
         _longLived = longLived;
         _options = options;
@@ -46,6 +58,12 @@ internal sealed class CorralMiddleware
             _accessWriter = new AccessLogWriter(options.Logs.AccessLogFile);
         }
     }
+
+    /// <summary>The requests the app runs now (method, path, request id, since when, on which thread); null when none are kept.</summary>
+    internal RunningRequests? Running => _running;
+
+    /// <summary>--request-timeout's deadlines; null without one.</summary>
+    internal RequestDeadlines? Deadlines => _deadlines;
 
     /// <summary>
     /// One request, in order: a warm-up request only passes through; any other is counted and
@@ -86,6 +104,7 @@ internal sealed class CorralMiddleware
         await AdmitAsync(context).ConfigureAwait(false);
         CountingBody? counter = null;
         LongLivedRequest? longLived = null;
+        RunningRequest? running = null;
         var status = 0; // 500 once the app has thrown
         try
         {
@@ -106,8 +125,20 @@ internal sealed class CorralMiddleware
             }
             // Upgrades served here: counted and closed gracefully when the worker stops. One relayed to
             // another worker is that worker's to close; the relay ends with 1001 when this one drains.
+            if (_running is not null)
+            {
+                // Before Watch replaces the upgrade feature: an upgrade gets no deadline.
+                running = _running.Add(context);
+                _deadlines?.Arm(running);
+            }
             longLived = _affinity?.Forwards(context.Request) == true ? null : _longLived?.Watch(context);
             await (_affinity is null ? next(context) : _affinity.InvokeAsync(context, next)).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (running is { DeadlinePassed: true } && !running.OriginalAborted.IsCancellationRequested)
+        {
+            // The app stopped because its deadline fired (not because the client went): 504, not 500.
+            status = StatusCodes.Status504GatewayTimeout;
+            await _deadlines!.AnswerDeadlineAsync(running).ConfigureAwait(false);
         }
         catch
         {
@@ -118,6 +149,14 @@ internal sealed class CorralMiddleware
         }
         finally
         {
+            if (running is not null)
+            {
+                _running!.Remove(running);
+                if (_deadlines is not null)
+                {
+                    await _deadlines.LeaveAsync(running).ConfigureAwait(false);
+                }
+            }
             if (longLived is not null)
             {
                 await longLived.EndAsync().ConfigureAwait(false);
