@@ -194,6 +194,49 @@ public sealed class RequestDeadlinesTests : IDisposable
         Assert.Empty(running.List());
     }
 
+    private sealed class Upgradable : Microsoft.AspNetCore.Http.Features.IHttpUpgradeFeature
+    {
+        public bool IsUpgradableRequest => true;
+        public Task<Stream> UpgradeAsync() => Task.FromResult<Stream>(new MemoryStream());
+    }
+
+    [Fact]
+    public async Task An_upgrade_gets_no_deadline()
+    {
+        var (middleware, reports) = Build(timeout: 0.1, grace: 0.1);
+        var context = Request("/ws");
+        context.Features.Set<Microsoft.AspNetCore.Http.Features.IHttpUpgradeFeature>(new Upgradable());
+        var original = context.RequestAborted;
+        var seen = default(CancellationToken);
+
+        await middleware.InvokeAsync(context, async c =>
+        {
+            seen = c.RequestAborted;
+            await Task.Delay(500);
+        });
+
+        Assert.Equal(original, seen);
+        Assert.Equal(200, context.Response.StatusCode);
+        Assert.Empty(reports.Hung);
+    }
+
+    [Fact]
+    public async Task A_client_that_goes_is_not_a_deadline()
+    {
+        var (middleware, reports) = Build(timeout: 5);
+        var context = Request("/slow");
+        using var client = new CancellationTokenSource();
+        context.RequestAborted = client.Token;
+
+        var served = middleware.InvokeAsync(context, c => Task.Delay(Timeout.Infinite, c.RequestAborted));
+        await client.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => served);
+        Assert.NotEqual(504, context.Response.StatusCode);
+        Assert.Empty(reports.Hung);
+        Assert.Equal(0, middleware.Running!.Count);
+    }
+
     [Fact]
     public void The_hung_line_is_one_word_per_field_and_parses_back()
     {
