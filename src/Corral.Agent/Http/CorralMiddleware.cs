@@ -12,8 +12,9 @@ namespace Corral.Agent.Http;
 
 /// <summary>
 /// The outermost middleware: counts requests (served, in flight), applies the worker class's
-/// per-request rules, enforces --limit-request-field_size, writes the access log, and asks for a
-/// recycle at --max-requests or once the app has thrown OutOfMemoryException.
+/// per-request rules, enforces --limit-request-field_size, bounds each request by --request-timeout
+/// (<see cref="RequestDeadlines"/>), writes the access log, and asks for a recycle at --max-requests or
+/// once the app has thrown OutOfMemoryException.
 /// </summary>
 internal sealed class CorralMiddleware
 {
@@ -123,14 +124,15 @@ internal sealed class CorralMiddleware
                     $"Request header field '{field}' is larger than --limit-request-field_size ({_options.Limits.RequestFieldSize} bytes)", close: true).ConfigureAwait(false);
                 return;
             }
-            // Upgrades served here: counted and closed gracefully when the worker stops. One relayed to
-            // another worker is that worker's to close; the relay ends with 1001 when this one drains.
             if (_running is not null)
             {
-                // Before Watch replaces the upgrade feature: an upgrade gets no deadline.
+                // Kept while the app runs it; --request-timeout's deadline (not for an upgrade: armed
+                // before Watch replaces the upgrade feature).
                 running = _running.Add(context);
                 _deadlines?.Arm(running);
             }
+            // Upgrades served here: counted and closed gracefully when the worker stops. One relayed to
+            // another worker is that worker's to close; the relay ends with 1001 when this one drains.
             longLived = _affinity?.Forwards(context.Request) == true ? null : _longLived?.Watch(context);
             await (_affinity is null ? next(context) : _affinity.InvokeAsync(context, next)).ConfigureAwait(false);
         }
