@@ -120,6 +120,10 @@ public sealed partial class RequestTimeoutTests(ITestOutputHelper output)
         Assert.True(goneAt is not null, $"worker {hungPid} still runs. Output:\n{corral.Output}");
         Assert.True(readyAt is not null && readyAt <= goneAt, $"the hung worker went before its successor was ready. Output:\n{corral.Output}");
         Assert.InRange(goneAt!.Value - readyAt!.Value, 0, GracefulTimeout + 1.5);
+        foreach (var line in corral.Lines.Where(l => l.Contains(hungPid.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal)))
+        {
+            output.WriteLine(line);
+        }
         var now = await corral.WaitForWorkersAsync(2, Boot, gone: [hungPid]);
         Assert.DoesNotContain(hungPid, now);
 
