@@ -48,6 +48,7 @@ public sealed partial class RequestTimeoutTests(ITestOutputHelper output)
         Assert.Contains("\"status\":504", body, StringComparison.Ordinal);
         Assert.Contains("--request-timeout (2 s) and was cancelled", body, StringComparison.Ordinal);
         Assert.InRange(elapsed, Deadline - 0.1, Deadline + 1);
+        await corral.WaitForLineAsync(@"Request GET /hang/cooperative \(request id [^ )]+\) ran past --request-timeout 2 s: cancelled, answered 504", TimeSpan.FromSeconds(5));
 
         // Past the grace too: the worker is not hung and is not replaced.
         await Task.Delay(TimeSpan.FromSeconds(Grace + 1));

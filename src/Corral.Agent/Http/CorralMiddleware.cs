@@ -140,7 +140,10 @@ internal sealed class CorralMiddleware
         {
             // The app stopped because its deadline fired (not because the client went): 504, not 500.
             status = StatusCodes.Status504GatewayTimeout;
-            await _deadlines!.AnswerDeadlineAsync(running).ConfigureAwait(false);
+            if (await _deadlines!.AnswerDeadlineAsync(running).ConfigureAwait(false) is { } outcome)
+            {
+                _reports.Log.Warning(_deadlines.Describe(running, outcome));
+            }
         }
         catch
         {

@@ -76,21 +76,27 @@ internal sealed class RequestDeadlines
     /// <summary>
     /// The app threw OperationCanceledException after the deadline: a response not started is answered
     /// 504 (problem+json), a started one is cut off. Nothing if a hung request's answer was already sent.
+    /// Returns what was done, for the log line; null: nothing.
     /// </summary>
-    public async Task AnswerDeadlineAsync(RunningRequest request)
+    public async Task<string?> AnswerDeadlineAsync(RunningRequest request)
     {
         if (Interlocked.CompareExchange(ref request.Answer, Answerer.App, Answerer.None) != Answerer.None)
         {
-            return;
+            return null;
         }
         var context = request.Context;
         if (context.Response.HasStarted)
         {
             context.Abort();
-            return;
+            return "its response had started: connection closed";
         }
         await WriteProblemAsync(context, _deadlineBody, close: false).ConfigureAwait(false);
+        return "answered 504";
     }
+
+    /// <summary>The log line of a request cancelled at its deadline, once <paramref name="outcome"/> is known.</summary>
+    public string Describe(RunningRequest request, string outcome) =>
+        $"Request {request.Method} {request.EscapedPath} (request id {request.RequestId}) ran past --request-timeout {Seconds(Timeout.TotalSeconds)} s: cancelled, {outcome}";
 
     /// <summary>
     /// The request left the app (it is already out of the registry): if a hung request's answer is being

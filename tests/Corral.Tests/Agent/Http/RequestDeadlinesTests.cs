@@ -80,6 +80,8 @@ public sealed class RequestDeadlinesTests : IDisposable
         Assert.Equal(0, middleware.Running!.Count);
         Assert.Equal(original, context.RequestAborted); // the connection's own token again
         Assert.Contains("\"GET 5xx\":1", reports.Metrics.Format(0), StringComparison.Ordinal);
+        Assert.Contains("Request GET /slow (request id 0HN1:00000007) ran past --request-timeout 0.3 s: cancelled, answered 504",
+            File.ReadAllText(Path.Combine(_dir, "error.log")), StringComparison.Ordinal);
     }
 
     [Fact]
