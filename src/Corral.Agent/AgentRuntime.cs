@@ -192,6 +192,10 @@ internal static class AgentRuntime
     public static void ReportRecycle(string? reason = null) =>
         s_control?.Send(reason is null ? Protocol.Recycle : Protocol.Recycle + " " + reason);
 
+    /// <summary>A request still runs past --request-timeout and its grace: the master replaces this worker.</summary>
+    public static void ReportHung(HungRequest request) =>
+        s_control?.Send(Protocol.FormatHung(request.OsThreadId, request.Method, request.Path, request.RequestId));
+
     /// <summary>The worker is about to die: say why (and wait, bounded, for the line to leave).</summary>
     public static void ReportError(string text)
     {

@@ -1,3 +1,4 @@
+using Corral.Agent.Contract;
 using Corral.Agent.Http;
 using Corral.Agent.Logging;
 using Corral.Agent.Metrics;
@@ -18,4 +19,5 @@ internal sealed class AgentRuntimeReports : IWorkerReports
     public StatsdClient? Statsd => AgentRuntime.Statsd;
     public bool OutOfMemorySeen => OutOfMemoryWatch.Seen;
     public void AskRecycle(string? reason) => AgentRuntime.ReportRecycle(reason);
+    public void ReportHung(HungRequest request) => AgentRuntime.ReportHung(request);
 }

@@ -16,7 +16,7 @@ public sealed class AgentOptions
     /// own copy of the agent, which may be older or newer than the corral that runs it: the two must
     /// speak the same version. Raise it with every change either side could misread.
     /// </summary>
-    public const int CurrentProtocol = 5; // 5: MaxWorkerMemory, "recycle memory"; 2: heartbeats carry their send time; 3: options grouped, the stats report's buckets as two arrays; 4: HttpProtocols, the "serving" line, AffinityDir, ProcessTitle, User (-u/-g)
+    public const int CurrentProtocol = 5; // 2: heartbeats carry their send time; 3: options grouped, the stats report's buckets as two arrays; 4: HttpProtocols, the "serving" line, AffinityDir, ProcessTitle, User (-u/-g); 5: MaxWorkerMemory, "recycle memory", RequestTimeout, RequestTimeoutGrace, the "hung" line
 
     /// <summary>The master's <see cref="CurrentProtocol"/> (0: a master from before there was one).</summary>
     public int Protocol { get; set; }
@@ -35,6 +35,12 @@ public sealed class AgentOptions
     public int WorkerConnections { get; set; } = 1000;
     public double KeepAlive { get; set; } = 2;
     public double GracefulTimeout { get; set; } = 30;
+
+    /// <summary>--request-timeout in seconds: a request's RequestAborted fires after this long, and it is answered 504 (0: no deadline).</summary>
+    public double RequestTimeout { get; set; }
+
+    /// <summary>--request-timeout-grace in seconds: a request still running this long after its deadline is hung (reported to the master).</summary>
+    public double RequestTimeoutGrace { get; set; } = 3;
 
     /// <summary>Requests after which the worker asks to be recycled (jitter already applied); 0 = never.</summary>
     public long MaxRequests { get; set; }

@@ -39,6 +39,13 @@ public static class Protocol
     /// <summary>"serving {JSON}": once, just before "ready": the listeners' protocols and the app's URLs they replaced (<see cref="ServingReport"/>).</summary>
     public const string Serving = "serving";
 
+    /// <summary>
+    /// "hung TID METHOD PATH REQUEST_ID": a request still runs past --request-timeout and its grace. TID is
+    /// the OS thread id (gettid) of the thread that entered the handler; PATH is escaped as in a URL (no
+    /// spaces); REQUEST_ID is HttpContext.TraceIdentifier, whitespace replaced by '_'. Once per request.
+    /// </summary>
+    public const string Hung = "hung";
+
     public static readonly TimeSpan StatsInterval = TimeSpan.FromSeconds(1);
 
     public static readonly TimeSpan HeartbeatInterval = TimeSpan.FromMilliseconds(500);
@@ -48,6 +55,29 @@ public static class Protocol
 
     /// <summary>A monotonic timestamp (<see cref="System.Diagnostics.Stopwatch.GetTimestamp"/>: CLOCK_MONOTONIC on Linux) in milliseconds.</summary>
     public static long MonotonicMs(long timestamp, long frequency) => (long)((Int128)timestamp * 1000 / frequency);
+
+    /// <summary>The <see cref="Hung"/> line; <paramref name="path"/> and <paramref name="requestId"/> are made single tokens.</summary>
+    public static string FormatHung(int osThreadId, string method, string path, string requestId) =>
+        string.Create(CultureInfo.InvariantCulture, $"{Hung} {osThreadId} {Token(method)} {Token(path.Length == 0 ? "/" : path)} {Token(requestId.Length == 0 ? "-" : requestId)}");
+
+    /// <summary>One word of a control line: whitespace and control characters become '_'.</summary>
+    private static string Token(string text)
+    {
+        foreach (var c in text)
+        {
+            if (char.IsWhiteSpace(c) || char.IsControl(c))
+            {
+                return string.Create(text.Length, text, static (span, t) =>
+                {
+                    for (var i = 0; i < t.Length; i++)
+                    {
+                        span[i] = char.IsWhiteSpace(t[i]) || char.IsControl(t[i]) ? '_' : t[i];
+                    }
+                });
+            }
+        }
+        return text;
+    }
 
     public static string FormatError(string text) =>
         Error + " " + text.ReplaceLineEndings(" | ").Trim();
@@ -79,6 +109,16 @@ public static class Protocol
         {
             return new Message(MessageKind.Serving, Text: line[(Serving.Length + 1)..]);
         }
+        if (line.StartsWith(Hung + " ", StringComparison.Ordinal))
+        {
+            var parts = line.Split(' ');
+            if (parts.Length == 5 && parts[2].Length > 0 && parts[3].Length > 0 && parts[4].Length > 0
+                && int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var tid))
+            {
+                return new Message(MessageKind.Hung, Hung: new HungRequest(tid, parts[2], parts[3], parts[4]));
+            }
+            return null;
+        }
         if (line.StartsWith(Heartbeat + " ", StringComparison.Ordinal))
         {
             var parts = line.Split(' ');
@@ -95,7 +135,13 @@ public static class Protocol
     }
 }
 
-public enum MessageKind { Ready, Heartbeat, Error, Recycle, Stats, Serving }
+public enum MessageKind { Ready, Heartbeat, Error, Recycle, Stats, Serving, Hung }
 
-/// <summary>One parsed line; <paramref name="SentMs"/> is the heartbeat's send time (<see cref="Protocol.MonotonicMs"/>), 0 when unknown.</summary>
-public sealed record Message(MessageKind Kind, long Served = 0, int InFlight = 0, long BusyMs = 0, string? Text = null, long SentMs = 0);
+/// <summary>
+/// One parsed line; <paramref name="SentMs"/> is the heartbeat's send time (<see cref="Protocol.MonotonicMs"/>), 0 when unknown;
+/// <paramref name="Hung"/> is a <see cref="MessageKind.Hung"/> line's request.
+/// </summary>
+public sealed record Message(MessageKind Kind, long Served = 0, int InFlight = 0, long BusyMs = 0, string? Text = null, long SentMs = 0, HungRequest? Hung = null);
+
+/// <summary>A request that ran past --request-timeout and its grace: the thread that entered its handler (OS thread id), and what it was.</summary>
+public sealed record HungRequest(int OsThreadId, string Method, string Path, string RequestId);

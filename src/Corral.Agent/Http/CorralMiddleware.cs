@@ -12,8 +12,9 @@ namespace Corral.Agent.Http;
 
 /// <summary>
 /// The outermost middleware: counts requests (served, in flight), applies the worker class's
-/// per-request rules, enforces --limit-request-field_size, writes the access log, and asks for a
-/// recycle at --max-requests or once the app has thrown OutOfMemoryException.
+/// per-request rules, enforces --limit-request-field_size, bounds each request by --request-timeout
+/// (<see cref="RequestDeadlines"/>), writes the access log, and asks for a recycle at --max-requests or
+/// once the app has thrown OutOfMemoryException.
 /// </summary>
 internal sealed class CorralMiddleware
 {
@@ -27,10 +28,22 @@ internal sealed class CorralMiddleware
     private readonly IWorkerReports _reports;
     private readonly AffinityRouter? _affinity;
     private readonly LongLivedConnections? _longLived;
+    private readonly RunningRequests? _running;
+    private readonly RequestDeadlines? _deadlines;
     private int _recycleAsked;
 
-    public CorralMiddleware(AgentOptions options, AdmissionGate gate, RequestStats stats, IWorkerReports reports, AffinityRouter? affinity = null, LongLivedConnections? longLived = null)
+    /// <param name="running">
+    /// Where the requests running now are kept (see <see cref="Running"/>). Null: one of its own if
+    /// --request-timeout is set, else none (nothing is kept, nothing allocated per request).
+    /// </param>
+    public CorralMiddleware(AgentOptions options, AdmissionGate gate, RequestStats stats, IWorkerReports reports, AffinityRouter? affinity = null, LongLivedConnections? longLived = null, RunningRequests? running = null)
     {
+        _running = running ?? (options.RequestTimeout > 0 ? new RunningRequests() : null);
+        if (options.RequestTimeout > 0)
+        {
+            _deadlines = new RequestDeadlines(options.RequestTimeout, options.RequestTimeoutGrace, _running!,
+                r => reports.ReportHung(new HungRequest(r.OsThreadId, r.Method, r.EscapedPath, r.RequestId)));
+        }
         _affinity = affinity;
         _longLived = longLived;
         _options = options;
@@ -46,6 +59,12 @@ internal sealed class CorralMiddleware
             _accessWriter = new AccessLogWriter(options.Logs.AccessLogFile);
         }
     }
+
+    /// <summary>The requests the app runs now (method, path, request id, since when, on which thread); null when none are kept.</summary>
+    internal RunningRequests? Running => _running;
+
+    /// <summary>--request-timeout's deadlines; null without one.</summary>
+    internal RequestDeadlines? Deadlines => _deadlines;
 
     /// <summary>
     /// One request, in order: a warm-up request only passes through; any other is counted and
@@ -86,6 +105,7 @@ internal sealed class CorralMiddleware
         await AdmitAsync(context).ConfigureAwait(false);
         CountingBody? counter = null;
         LongLivedRequest? longLived = null;
+        RunningRequest? running = null;
         var status = 0; // 500 once the app has thrown
         try
         {
@@ -104,10 +124,26 @@ internal sealed class CorralMiddleware
                     $"Request header field '{field}' is larger than --limit-request-field_size ({_options.Limits.RequestFieldSize} bytes)", close: true).ConfigureAwait(false);
                 return;
             }
+            if (_running is not null)
+            {
+                // Kept while the app runs it; --request-timeout's deadline (not for an upgrade: armed
+                // before Watch replaces the upgrade feature).
+                running = _running.Add(context);
+                _deadlines?.Arm(running);
+            }
             // Upgrades served here: counted and closed gracefully when the worker stops. One relayed to
             // another worker is that worker's to close; the relay ends with 1001 when this one drains.
             longLived = _affinity?.Forwards(context.Request) == true ? null : _longLived?.Watch(context);
             await (_affinity is null ? next(context) : _affinity.InvokeAsync(context, next)).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (running is { DeadlinePassed: true } && !running.OriginalAborted.IsCancellationRequested)
+        {
+            // The app stopped because its deadline fired (not because the client went): 504, not 500.
+            status = StatusCodes.Status504GatewayTimeout;
+            if (await _deadlines!.AnswerDeadlineAsync(running).ConfigureAwait(false) is { } outcome)
+            {
+                _reports.Log.Warning(_deadlines.Describe(running, outcome));
+            }
         }
         catch
         {
@@ -118,6 +154,14 @@ internal sealed class CorralMiddleware
         }
         finally
         {
+            if (running is not null)
+            {
+                _running!.Remove(running);
+                if (_deadlines is not null)
+                {
+                    await _deadlines.LeaveAsync(running).ConfigureAwait(false);
+                }
+            }
             if (longLived is not null)
             {
                 await longLived.EndAsync().ConfigureAwait(false);

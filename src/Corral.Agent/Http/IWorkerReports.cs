@@ -1,3 +1,4 @@
+using Corral.Agent.Contract;
 using Corral.Agent.Logging;
 using Corral.Agent.Metrics;
 
@@ -23,4 +24,7 @@ internal interface IWorkerReports
 
     /// <summary>Asks the master to replace this worker, overlapped; <paramref name="reason"/> null: --max-requests.</summary>
     void AskRecycle(string? reason);
+
+    /// <summary>Tells the master a request still runs past --request-timeout and its grace (the worker is hung for it). Must not block.</summary>
+    void ReportHung(HungRequest request);
 }

@@ -8,6 +8,10 @@ internal static partial class Native
     private const int MsgDontWait = 0x40, MsgNoSignal = 0x4000;
     private const int EIntr = 4, EAgain = 11;
 
+    /// <summary>gettid(2): the calling thread's OS thread id (what /proc/PID/task and a stack capture name it by).</summary>
+    [LibraryImport("libc", EntryPoint = "gettid")]
+    public static partial int GetTid();
+
     /// <summary>_exit(2): leave now, running no managed shutdown handlers.</summary>
     [LibraryImport("libc", EntryPoint = "_exit")]
     public static partial void Exit(int status);

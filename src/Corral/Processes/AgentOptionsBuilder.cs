@@ -35,6 +35,8 @@ public static class AgentOptionsBuilder
             AcceptLeader = config.WorkerClass.PacksAccepts && config.AcceptPolicy == AcceptPolicy.Pack ? acceptLeader : null,
             KeepAlive = config.KeepAlive,
             GracefulTimeout = config.GracefulTimeout.TotalSeconds,
+            RequestTimeout = config.RequestTimeout.TotalSeconds,
+            RequestTimeoutGrace = config.RequestTimeoutGrace.TotalSeconds,
             MaxRequests = maxRequests,
             MaxWorkerMemory = config.MaxWorkerMemory,
             Warmup = new WarmupOptions

@@ -43,6 +43,11 @@ public sealed class ProcessHost(
     /// <summary>What the live workers run, and what the next spawn runs: the builds that must stay (see ProjectBuilder.Collect).</summary>
     public IEnumerable<AppTarget> AppsInUse => _apps.Values.Append(App);
 
+    public void CaptureStacks(int pid, string why, int? osThreadId)
+    {
+        // captured by the stacks helper's StackCapture
+    }
+
     public int Spawn(CorralConfig config)
     {
         var app = App;

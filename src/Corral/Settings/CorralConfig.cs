@@ -62,6 +62,8 @@ public sealed class CorralConfig
     public int WarmupRequests => Int(SettingsTable.WarmupRequests);
     public IReadOnlyList<string> WarmupPaths => List(SettingsTable.WarmupPath);
     public TimeSpan Timeout => TimeSpan.FromSeconds(Sec(SettingsTable.Timeout));
+    public TimeSpan RequestTimeout => TimeSpan.FromSeconds(Sec(SettingsTable.RequestTimeout));
+    public TimeSpan RequestTimeoutGrace => TimeSpan.FromSeconds(Sec(SettingsTable.RequestTimeoutGrace));
     public TimeSpan GracefulTimeout => TimeSpan.FromSeconds(Sec(SettingsTable.GracefulTimeout));
     public double KeepAlive => Sec(SettingsTable.KeepAlive);
     public string Gc => Str(SettingsTable.Gc)!;

@@ -238,6 +238,26 @@ public static class SettingsTable
         Help = "A worker silent for this long (no heartbeat: its thread pool is starved or deadlocked), or not booted within it, is killed (SIGABRT, then SIGKILL) and replaced. With -k sync, a request running longer is treated the same way. 0 disables.",
     };
 
+    public static readonly Setting RequestTimeout = new()
+    {
+        Name = "request_timeout",
+        Flags = ["--request-timeout"],
+        Type = SettingType.Seconds,
+        Section = "Worker processes",
+        Default = 0.0,
+        Help = "A deadline for every request, in every worker class (0: none, the default). At the deadline the request's HttpContext.RequestAborted fires, so an app that passes it on stops, and a response not yet started is answered 504 (application/problem+json). A request whose code still runs --request-timeout-grace later is hung: it is answered 504 (or its connection closed), the master logs the request, starts the worker's successor, lets the worker's other requests finish (draining), and kills it at --graceful-timeout. See docs/health-deadline.md.",
+    };
+
+    public static readonly Setting RequestTimeoutGrace = new()
+    {
+        Name = "request_timeout_grace",
+        Flags = ["--request-timeout-grace"],
+        Type = SettingType.Seconds,
+        Section = "Worker processes",
+        Default = 3.0,
+        Help = "With --request-timeout: how long a request's code may still run after its deadline (time to see the cancelled token and unwind) before the worker is hung for it and replaced. Long enough for the app's slowest cancellation (a database driver's round trip to cancel a query), short enough that a stuck thread is not kept.",
+    };
+
     public static readonly Setting GracefulTimeout = new()
     {
         Name = "graceful_timeout",
@@ -692,7 +712,7 @@ public static class SettingsTable
     [
         App, Config, PrintConfig, CheckConfig, Reload, ReloadExtraFiles,
         Bind, Backlog,
-        Workers, WorkerClass, Threads, WorkerConnections, AcceptPolicy, MaxRequests, MaxRequestsJitter, MaxWorkerMemory, MaxWorkerMemoryCeiling, MaxWorkerLifetime, MaxWorkerLifetimeJitter, MaxRecycleCpu, WarmupRequests, WarmupPath, Timeout, GracefulTimeout, KeepAlive, ReloadStrategy, Gc,
+        Workers, WorkerClass, Threads, WorkerConnections, AcceptPolicy, MaxRequests, MaxRequestsJitter, MaxWorkerMemory, MaxWorkerMemoryCeiling, MaxWorkerLifetime, MaxWorkerLifetimeJitter, MaxRecycleCpu, WarmupRequests, WarmupPath, Timeout, RequestTimeout, RequestTimeoutGrace, GracefulTimeout, KeepAlive, ReloadStrategy, Gc,
         LimitRequestLine, LimitRequestFields, LimitRequestFieldSize, LimitRequestHeadersSize,
         Chdir, Umask, ReusePort, User, Group, PidFile, RawEnv, ProcName,
         AccessLog, AccessLogFormatSetting, AccessLogJson, ErrorLog, LogLevel,

@@ -248,8 +248,32 @@ public sealed class Arbiter
                         break;
                 }
                 break;
+            case MessageKind.Hung when message.Hung is { } hung:
+                OnHung(w, hung);
+                break;
         }
         ManageWorkers();
+    }
+
+    /// <summary>
+    /// A request still ran past --request-timeout and its grace: the worker is hung for it. Said once per
+    /// worker, with the request; its stacks are captured; it retires (successor first, then it drains and
+    /// is killed at --graceful-timeout, the escalation of every stopping worker), so its other requests finish.
+    /// </summary>
+    private void OnHung(Worker w, HungRequest hung)
+    {
+        if (!w.NoteHung())
+        {
+            return;
+        }
+        var why = $"hung on {hung.Method} {hung.Path} (request id {hung.RequestId}) past --request-timeout {Config.RequestTimeout.TotalSeconds:0.###} s";
+        // Through RetireWorker: one recycle at a time (a deadline's goes first), said once with the request.
+        if (!RetireWorker(w, StopReason.Deadline, why, _log.Error))
+        {
+            _log.Error($"Worker (pid:{w.Pid}) {why}: "
+                + (w.IsServing ? "it is already being replaced; it drains, then is killed" : "it is already stopping; it is killed at --graceful-timeout"));
+        }
+        _host.CaptureStacks(w.Pid, $"Worker (pid:{w.Pid}) {why}", hung.OsThreadId);
     }
 
     public void OnExit(int pid, int exitCode)

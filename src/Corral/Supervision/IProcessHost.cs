@@ -11,6 +11,13 @@ public interface IProcessHost
 
     /// <summary>Sends a signal; false if the process is already gone.</summary>
     bool Signal(int pid, int signal);
+
+    /// <summary>
+    /// Captures the managed stacks of worker <paramref name="pid"/> and writes them to the error log,
+    /// headed by <paramref name="why"/>; <paramref name="osThreadId"/> (an OS thread id), when known, is
+    /// the thread to show first. Must not block the master's loop.
+    /// </summary>
+    void CaptureStacks(int pid, string why, int? osThreadId);
 }
 
 public sealed class SpawnException(string message) : Exception(message);

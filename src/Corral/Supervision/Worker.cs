@@ -163,6 +163,20 @@ public sealed class Worker(int pid, int generation, int age, DateTimeOffset spaw
     /// <summary>The master read its PSS: <paramref name="bytes"/>.</summary>
     public void NoteMemory(long bytes) => Memory = bytes;
 
+    /// <summary>Reported a hung request (--request-timeout): true the first time only, so the master says so once per worker.</summary>
+    public bool NoteHung()
+    {
+        if (Hung)
+        {
+            return false;
+        }
+        Hung = true;
+        return true;
+    }
+
+    /// <summary>Reported a request still running past --request-timeout and its grace.</summary>
+    public bool Hung { get; private set; }
+
     /// <summary>Sent SIGKILL: it is not sent again.</summary>
     public void NoteKillSent() => KillSent = true;
 }

@@ -25,6 +25,8 @@ public class SettingsCliTests
         ["warmup_requests"] = ("200", 200L),
         ["warmup_path"] = ("/healthz?full=1", new List<string> { "/healthz?full=1" }),
         ["timeout"] = ("2.5", 2.5),
+        ["request_timeout"] = ("2", 2.0),
+        ["request_timeout_grace"] = ("0.5", 0.5),
         ["graceful_timeout"] = ("10", 10.0),
         ["keepalive"] = ("5", 5.0),
         ["gc"] = ("server", "server"),

@@ -26,6 +26,8 @@ public class SettingsErrorTests
         ["warmup_requests"] = ["-1", "1000001", "some"],
         ["warmup_path"] = ["healthz", "/a b", "", "http://x/"],
         ["timeout"] = ["-1", "soon", "NaN", "Infinity", ""],
+        ["request_timeout"] = ["-2", "2s", "NaN"],
+        ["request_timeout_grace"] = ["-1", "later"],
         ["graceful_timeout"] = ["-0.5", "x"],
         ["keepalive"] = ["-1", "x"],
         ["gc"] = ["concurrent", ""],

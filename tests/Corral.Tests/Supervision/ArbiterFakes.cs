@@ -63,6 +63,11 @@ internal sealed class FakeProcessHost : IProcessHost
         return Alive.Contains(pid);
     }
 
+    /// <summary>Every <see cref="IProcessHost.CaptureStacks"/> asked, in order.</summary>
+    public List<(int Pid, string Why, int? OsThreadId)> Captures { get; } = [];
+
+    public void CaptureStacks(int pid, string why, int? osThreadId) => Captures.Add((pid, why, osThreadId));
+
     public IEnumerable<int> SignalsTo(int pid) => Sent.Where(s => s.Pid == pid).Select(s => s.Signal);
 }
 
@@ -145,6 +150,10 @@ internal sealed class ArbiterRig
     }
 
     public void Error(int pid, string text) => Arbiter.OnMessage(pid, new Message(MessageKind.Error, Text: text));
+
+    /// <summary>The agent's "hung" line: a request of <paramref name="pid"/> ran past --request-timeout and its grace.</summary>
+    public void Hung(int pid, int osThreadId = 4242, string method = "GET", string path = "/hang/spin", string requestId = "0HN1:00000001") =>
+        Arbiter.OnMessage(pid, new Message(MessageKind.Hung, Hung: new HungRequest(osThreadId, method, path, requestId)));
 
     public void Recycle(int pid) => Arbiter.OnMessage(pid, new Message(MessageKind.Recycle));
 

@@ -119,6 +119,7 @@ app.MapGet("/exhaust-fds", async (int ms) =>
     return held.Count.ToString(System.Globalization.CultureInfo.InvariantCulture);
 });
 app.MapLeakEndpoints();
+app.MapHangEndpoints();
 app.MapGet("/client", (HttpContext c) => $"{c.Connection.RemoteIpAddress} {c.Request.Scheme} {c.Request.Protocol}");
 
 app.Run();

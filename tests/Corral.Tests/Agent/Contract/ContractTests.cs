@@ -25,6 +25,7 @@ public class ContractTests
             Threads = 4,
             MaxRequests = 1000,
             MaxWorkerMemory = 536870912,
+            RequestTimeout = 2,
             Warmup = new WarmupOptions { Requests = 2, Paths = ["/", "/health"] },
             AcceptLeader = "corral-accept-1",
             Logs = new LogOptions { ErrorLogFile = "/var/log/e.log", AccessLogFile = "-", AccessLogFormat = "%(h)s" },
@@ -37,7 +38,7 @@ public class ContractTests
             User = new WorkerUser { Uid = 65534, Gid = 65534, Groups = [65534], Name = "nobody" },
         };
         const string Expected = """
-            {"Protocol":5,"ListenFds":[3,4],"ListenNames":["http://127.0.0.1:8000","unix:/run/app.sock"],"ControlFd":5,"WorkerClass":"gthread","Threads":4,"WorkerConnections":1000,"KeepAlive":2,"GracefulTimeout":30,"MaxRequests":1000,"MaxWorkerMemory":536870912,"Warmup":{"Requests":2,"Paths":["/","/health"],"Timeout":15},"AcceptLeader":"corral-accept-1","Limits":{"RequestLine":4094,"RequestFields":100,"RequestFieldSize":8190,"RequestHeadersSize":65536},"Backlog":2048,"Logs":{"ErrorLogFile":"/var/log/e.log","Level":"info","AccessLogFile":"-","AccessLogFormat":"%(h)s","AccessLogJson":false},"Proxy":{"ForwardedAllowIps":"127.0.0.1","ProxyProtocol":false,"SecureSchemeHeaders":{"X-FORWARDED-PROTO":"https"}},"Tls":{"CertFile":"/etc/c.pem","KeyFile":null,"CaCerts":null},"HttpProtocols":"h2","Statsd":{"Host":"127.0.0.1:8125","Prefix":"app.","Tags":null},"AffinityDir":"/run/user/1000/corral-1-x","ProcessTitle":"shop: worker","User":{"Uid":65534,"Gid":65534,"Groups":[65534],"Name":"nobody"}}
+            {"Protocol":5,"ListenFds":[3,4],"ListenNames":["http://127.0.0.1:8000","unix:/run/app.sock"],"ControlFd":5,"WorkerClass":"gthread","Threads":4,"WorkerConnections":1000,"KeepAlive":2,"GracefulTimeout":30,"RequestTimeout":2,"RequestTimeoutGrace":3,"MaxRequests":1000,"MaxWorkerMemory":536870912,"Warmup":{"Requests":2,"Paths":["/","/health"],"Timeout":15},"AcceptLeader":"corral-accept-1","Limits":{"RequestLine":4094,"RequestFields":100,"RequestFieldSize":8190,"RequestHeadersSize":65536},"Backlog":2048,"Logs":{"ErrorLogFile":"/var/log/e.log","Level":"info","AccessLogFile":"-","AccessLogFormat":"%(h)s","AccessLogJson":false},"Proxy":{"ForwardedAllowIps":"127.0.0.1","ProxyProtocol":false,"SecureSchemeHeaders":{"X-FORWARDED-PROTO":"https"}},"Tls":{"CertFile":"/etc/c.pem","KeyFile":null,"CaCerts":null},"HttpProtocols":"h2","Statsd":{"Host":"127.0.0.1:8125","Prefix":"app.","Tags":null},"AffinityDir":"/run/user/1000/corral-1-x","ProcessTitle":"shop: worker","User":{"Uid":65534,"Gid":65534,"Groups":[65534],"Name":"nobody"}}
             """;
         Assert.True(Expected == options.ToJson(), $"{RaiseTheProtocol}\nexpected {Expected}\nactual   {options.ToJson()}");
         Assert.Equal(Expected, AgentOptions.FromJson(Expected).ToJson());
@@ -93,6 +94,7 @@ public class ContractTests
         Assert.Equal(new Message(MessageKind.Error, Text: "boom | at x"), Protocol.Parse(Protocol.FormatError("boom\nat x")));
         Assert.Equal(new Message(MessageKind.Stats, Text: "{}"), Protocol.Parse("stats {}"));
         Assert.Equal(new Message(MessageKind.Serving, Text: "{}"), Protocol.Parse("serving {}"));
+        Assert.Equal(new Message(MessageKind.Hung, Hung: new HungRequest(31, "GET", "/hang/spin", "0HN1:00000002")), Protocol.Parse("hung 31 GET /hang/spin 0HN1:00000002"));
         Assert.Null(Protocol.Parse("hb 1 2 3")); // protocol 1's heartbeat: no send time
     }
 

@@ -31,6 +31,16 @@ public sealed class CorralMiddlewareTests : IDisposable
         public bool OutOfMemorySeen { get; set; }
         public List<(string? Reason, long Served, int InFlight)> Recycles { get; } = [];
 
+        public List<HungRequest> Hung { get; } = [];
+
+        public void ReportHung(HungRequest request)
+        {
+            lock (Hung)
+            {
+                Hung.Add(request);
+            }
+        }
+
         public void AskRecycle(string? reason)
         {
             var (served, inFlight, _) = stats.Snapshot();
