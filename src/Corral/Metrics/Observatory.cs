@@ -19,6 +19,7 @@ public sealed class Observatory
     private readonly ListenQueue _queue;
     private readonly DateTimeOffset _started = DateTimeOffset.UtcNow;
     private long _exitsSeen;
+    private long _starvationSeen;
 
     public Observatory(ListenQueue queue, MasterMetrics metrics)
     {
@@ -116,6 +117,11 @@ public sealed class Observatory
             }
         }
         _exitsSeen = arbiter.ExitCount;
+        if (arbiter.StarvationEpisodes > _starvationSeen)
+        {
+            Metrics.AddStarvationEpisodes(arbiter.StarvationEpisodes - _starvationSeen);
+            _starvationSeen = arbiter.StarvationEpisodes;
+        }
     }
 
     /// <summary>

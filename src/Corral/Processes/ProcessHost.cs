@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using Corral.Agent.Contract;
+using Corral.Diagnostics;
 using Corral.Lifecycle;
 using Corral.Listeners;
+using Corral.Logging;
 using Corral.Os;
 using Corral.Settings;
 using Corral.Supervision;
@@ -31,6 +33,14 @@ public sealed class ProcessHost(
 
     /// <summary>The master's <see cref="Os.AffinityDirectory"/>, told to every worker; null: none.</summary>
     public string? AffinityDir { get; init; }
+
+    /// <summary>Where captured stacks are written (the master's error log); null: nowhere.</summary>
+    public IMasterLog? Log { get; init; }
+
+    /// <summary>How long a capture of a worker's stacks may take before it is given up.</summary>
+    public static readonly TimeSpan CaptureBound = TimeSpan.FromSeconds(5);
+
+    private readonly HashSet<int> _capturing = [];
 
     /// <summary>What the next spawn runs (the dev server swaps it after each good build).</summary>
     public AppTarget App { get; set; } = initialApp;
@@ -143,6 +153,45 @@ public sealed class ProcessHost(
         {
             return false;
         }
+    }
+
+    public void CaptureStacks(int pid, string why, int? osThreadId)
+    {
+        lock (_capturing)
+        {
+            if (!_capturing.Add(pid))
+            {
+                // One at a time per worker: the running one posts StacksCaptured for this pid too.
+                return;
+            }
+        }
+        _ = Task.Run(async () =>
+        {
+            var started = Stopwatch.GetTimestamp();
+            try
+            {
+                var threads = await StackCapture.CaptureAsync(pid, CaptureBound).ConfigureAwait(false);
+                Log?.Error($"Stacks of worker (pid:{pid}) ({why}): {threads.Count} threads, captured in {StackCapture.Elapsed(started)}"
+                    + StackFormat.Format(threads, osThreadId));
+            }
+            catch (StackCaptureException e)
+            {
+                Log?.Warning($"Worker (pid:{pid}) stacks not captured ({why}): {e.Message}");
+            }
+            catch (Exception e)
+            {
+                // A trace TraceEvent cannot read, an unexpected reply: said once, never fatal to the master.
+                Log?.Warning($"Worker (pid:{pid}) stacks not captured ({why}): {e.GetType().Name}: {e.Message.ReplaceLineEndings(" ")}");
+            }
+            finally
+            {
+                lock (_capturing)
+                {
+                    _capturing.Remove(pid);
+                }
+                post(new MasterEvent.StacksCaptured(pid));
+            }
+        });
     }
 
     public void Forget(int pid)

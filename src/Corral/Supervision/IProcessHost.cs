@@ -11,6 +11,13 @@ public interface IProcessHost
 
     /// <summary>Sends a signal; false if the process is already gone.</summary>
     bool Signal(int pid, int signal);
+
+    /// <summary>
+    /// Captures the managed stacks of the worker's threads off the master's loop and writes them to the
+    /// error log, headed by <paramref name="why"/> (<paramref name="osThreadId"/>'s thread first, marked);
+    /// posts <see cref="MasterEvent.StacksCaptured"/> when done or given up (bounded in time).
+    /// </summary>
+    void CaptureStacks(int pid, string why, int? osThreadId);
 }
 
 public sealed class SpawnException(string message) : Exception(message);

@@ -120,6 +120,7 @@ app.MapGet("/exhaust-fds", async (int ms) =>
 });
 app.MapGet("/client", (HttpContext c) => $"{c.Connection.RemoteIpAddress} {c.Request.Scheme} {c.Request.Protocol}");
 
+app.MapStackProbeEndpoints();
 app.Run();
 
 internal sealed class SlowStart(int ms) : IHostedService
