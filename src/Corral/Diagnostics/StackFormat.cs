@@ -16,7 +16,7 @@ public static class StackFormat
     public const int MaxFrames = 40;
 
     /// <summary>Frames of the runtime and the framework, not the app's (Corral's agent included).</summary>
-    private static readonly string[] FrameworkPrefixes = ["System.", "Microsoft.", "Corral.Agent.", "Interop.", "Internal."];
+    private static readonly string[] FrameworkPrefixes = ["System.", "Microsoft.", "Corral.Agent.", "Interop+", "Interop.", "Internal.", "dynamicClass."];
 
     /// <summary>The lines after the header: one block per distinct stack, each frame indented.</summary>
     public static string Format(IReadOnlyList<ThreadStack> threads, int? osThreadId)
@@ -36,8 +36,9 @@ public static class StackFormat
             .Select(t => (t.OsThreadId, Frames: Trim(t.Frames)))
             .Where(t => t.Frames.Count > 0)
             .GroupBy(t => string.Join('\n', t.Frames))
-            // The app's stacks first, then by how many threads share one.
-            .OrderByDescending(g => g.First().Frames.Any(IsAppFrame))
+            // The app's stacks first, those with app code nearest the top first (a blocked handler
+            // before the main thread waiting in Run), then by how many threads share one.
+            .OrderBy(g => g.First().Frames.ToList().FindIndex(f => IsAppFrame(f)) is var i && i >= 0 ? i : int.MaxValue)
             .ThenByDescending(g => g.Count())
             .ThenBy(g => g.Min(t => t.OsThreadId));
         foreach (var g in groups)
@@ -97,7 +98,7 @@ public static class StackFormat
     /// <summary>A frame's name as the runtime gives it, without the module ("System.Private.CoreLib.il!"); null for pseudo-frames.</summary>
     public static string? Name(string frame)
     {
-        if (frame is "CPU_TIME" or "BLOCKED_TIME" or "UNKNOWN_ASYNC" || frame.StartsWith("Process", StringComparison.Ordinal) && frame.Contains('('))
+        if (frame is "CPU_TIME" or "BLOCKED_TIME" or "UNKNOWN_ASYNC" or "?" || frame.StartsWith("Process", StringComparison.Ordinal) && frame.Contains('('))
         {
             return null;
         }

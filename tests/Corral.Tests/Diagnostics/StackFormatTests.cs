@@ -69,6 +69,22 @@ public sealed class StackFormatTests
     }
 
     [Fact]
+    public void A_thread_with_app_code_at_its_top_comes_before_the_main_thread_waiting_in_Run()
+    {
+        string[] main =
+        [
+            "UNMANAGED_CODE_TIME",
+            "System.Private.CoreLib.il!System.Threading.Monitor.Wait(class System.Object,int32)",
+            "System.Private.CoreLib.il!System.Threading.ManualResetEventSlim.Wait(int32,value class System.Threading.CancellationToken)",
+            "Microsoft.Extensions.Hosting.Abstractions!Microsoft.Extensions.Hosting.HostingAbstractionsHostExtensions.Run(class Microsoft.Extensions.Hosting.IHost)",
+            "TestApp!Program.<Main>$(class System.String[])",
+        ];
+        var lines = StackFormat.Format([new(10, main), new(13, Handler)], osThreadId: null).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("  Thread 13:", lines[0]);
+        Assert.Contains("  Thread 10:", lines);
+    }
+
+    [Fact]
     public void The_thread_asked_for_comes_first_and_is_marked()
     {
         var threads = new List<ThreadStack> { new(11, Handler), new(13, Handler) };
