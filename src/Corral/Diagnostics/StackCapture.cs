@@ -129,6 +129,10 @@ public static class StackCapture
     /// </summary>
     public static string? DiagnosticsSocketProblem(int pid)
     {
+        if (!Directory.Exists($"/proc/{pid}"))
+        {
+            return "the worker is gone";
+        }
         var environ = ReadEnviron(pid);
         if (environ is not null)
         {
