@@ -189,6 +189,9 @@ internal static class AgentRuntime
     /// <summary>A likely reason for a boot failure, sent to the master without logging it again.</summary>
     public static void SendBootError(string text) => s_control?.Send(Protocol.FormatError(text));
 
+    /// <summary>The thread pool is starved (once per episode): queued work waited <paramref name="delayMs"/>; <paramref name="serving"/> says what the worker serves.</summary>
+    public static void ReportStarved(long delayMs, string? serving) => s_control?.Send(Protocol.FormatStarved(delayMs, serving));
+
     public static void ReportRecycle(string? reason = null) =>
         s_control?.Send(reason is null ? Protocol.Recycle : Protocol.Recycle + " " + reason);
 

@@ -252,7 +252,7 @@ public sealed class Master
         {
             FileOwnership.HandOverDirectory(affinity.Path, config.WorkerUser, "the workers' forwarding folder", _log);
         }
-        var host = new ProcessHost(app, listeners, agentPath, acceptLeader, config.ErrorLog == "-" ? null : Path.GetFullPath(config.ErrorLog), Post) { AffinityDir = affinity?.Path, LogInfo = _log.Info };
+        var host = new ProcessHost(app, listeners, agentPath, acceptLeader, config.ErrorLog == "-" ? null : Path.GetFullPath(config.ErrorLog), Post) { AffinityDir = affinity?.Path, Log = _log };
         var arbiter = new Arbiter(config, host, TimeProvider.System, _log, _reload);
         _log.Reopened = () => FileOwnership.HandOverLogs(arbiter.Config, _log);
         using var systemd = new SystemdNotify(env.GetValueOrDefault("NOTIFY_SOCKET"));
@@ -332,6 +332,9 @@ public sealed class Master
                 break;
             case MasterEvent.ControlClosed closed:
                 observatory.OnControlClosed(closed.Pid);
+                break;
+            case MasterEvent.StacksCaptured captured:
+                arbiter.OnStacksCaptured(captured.Pid);
                 break;
             case MasterEvent.Command command:
                 command.Reply.TrySetResult(new Control.CtlHandlers(arbiter, observatory, _log).Execute(command.Text));

@@ -17,6 +17,9 @@ public abstract record MasterEvent
     /// <summary>A worker's control channel reached end-of-file: it will send nothing more.</summary>
     public sealed record ControlClosed(int Pid) : MasterEvent;
 
+    /// <summary>A capture of a worker's stacks (IProcessHost.CaptureStacks) ended, written to the log or given up.</summary>
+    public sealed record StacksCaptured(int Pid) : MasterEvent;
+
     /// <summary>A `corral ctl` command (one line), carried out on the loop; the reply is JSON.</summary>
     public sealed record Command(string Text, TaskCompletionSource<string> Reply) : MasterEvent;
 

@@ -59,10 +59,20 @@ internal static class HostTakeover
         services.AddSingleton(gate);
         services.AddSingleton(AgentRuntime.Stats);
         services.AddSingleton(new LongLivedConnections(options));
-        services.AddSingleton(sp => new CorralMiddleware(
-            sp.GetRequiredService<AgentOptions>(), sp.GetRequiredService<AdmissionGate>(), sp.GetRequiredService<RequestStats>(), AgentRuntimeReports.Instance,
-            AffinityRouter.For(options, gate, sp.GetRequiredService<IHostApplicationLifetime>()),
-            sp.GetRequiredService<LongLivedConnections>()));
+        services.AddSingleton(sp =>
+        {
+            var middleware = new CorralMiddleware(
+                sp.GetRequiredService<AgentOptions>(), sp.GetRequiredService<AdmissionGate>(), sp.GetRequiredService<RequestStats>(), AgentRuntimeReports.Instance,
+                AffinityRouter.For(options, gate, sp.GetRequiredService<IHostApplicationLifetime>()),
+                sp.GetRequiredService<LongLivedConnections>());
+            // A starvation report names the endpoints being served when the running requests are kept
+            // (--request-timeout): keeping them costs a lock per request, not paid for this alone.
+            if (middleware.Running is { } running)
+            {
+                StarvationGuard.ServingNow = running.Summary;
+            }
+            return middleware;
+        });
         // First in the list = outermost in the pipeline: before anything the app or the framework adds.
         services.Insert(0, ServiceDescriptor.Singleton<IStartupFilter, CorralStartupFilter>());
         var endpoints = new EndpointTakeover(options);

@@ -46,6 +46,16 @@ public static class Protocol
     /// </summary>
     public const string Hung = "hung";
 
+    /// <summary>
+    /// "starved DELAY_MS" or "starved DELAY_MS TEXT": the worker's thread pool is starved, queued work has
+    /// waited DELAY_MS; once per episode. TEXT (one line, optional): what the worker is serving.
+    /// </summary>
+    public const string Starved = "starved";
+
+    public static string FormatStarved(long delayMs, string? serving) =>
+        string.Create(CultureInfo.InvariantCulture, $"{Starved} {delayMs}")
+        + (string.IsNullOrWhiteSpace(serving) ? "" : " " + serving.ReplaceLineEndings(" | ").Trim());
+
     public static readonly TimeSpan StatsInterval = TimeSpan.FromSeconds(1);
 
     public static readonly TimeSpan HeartbeatInterval = TimeSpan.FromMilliseconds(500);
@@ -119,6 +129,18 @@ public static class Protocol
             }
             return null;
         }
+        if (line.StartsWith(Starved + " ", StringComparison.Ordinal))
+        {
+            var rest = line[(Starved.Length + 1)..];
+            var space = rest.IndexOf(' ', StringComparison.Ordinal);
+            var number = space < 0 ? rest : rest[..space];
+            if (long.TryParse(number, NumberStyles.None, CultureInfo.InvariantCulture, out var delayMs))
+            {
+                var text = space < 0 ? null : rest[(space + 1)..].Trim();
+                return new Message(MessageKind.Starved, BusyMs: delayMs, Text: string.IsNullOrEmpty(text) ? null : text);
+            }
+            return null;
+        }
         if (line.StartsWith(Heartbeat + " ", StringComparison.Ordinal))
         {
             var parts = line.Split(' ');
@@ -135,7 +157,8 @@ public static class Protocol
     }
 }
 
-public enum MessageKind { Ready, Heartbeat, Error, Recycle, Stats, Serving, Hung }
+/// <summary>The kinds of line; <see cref="Starved"/> carries its delay in <see cref="Message.BusyMs"/> and what is served in <see cref="Message.Text"/>.</summary>
+public enum MessageKind { Ready, Heartbeat, Error, Recycle, Stats, Serving, Hung, Starved }
 
 /// <summary>
 /// One parsed line; <paramref name="SentMs"/> is the heartbeat's send time (<see cref="Protocol.MonotonicMs"/>), 0 when unknown;

@@ -89,6 +89,25 @@ internal sealed class RunningRequests
         return list;
     }
 
+    /// <summary>
+    /// What runs now in one line, for a starvation report: each endpoint (method and path) with how many
+    /// requests run it and the oldest one's age, the most requests first, at most five; null when none run.
+    /// </summary>
+    public string? Summary()
+    {
+        var list = List();
+        if (list.Count == 0)
+        {
+            return null;
+        }
+        var groups = list.GroupBy(r => r.Method + " " + r.Path)
+            .Select(g => (Name: g.Key, Count: g.Count(), Oldest: g.Max(r => r.Elapsed)))
+            .OrderByDescending(g => g.Count).ThenByDescending(g => g.Oldest).ToList();
+        var text = string.Join(", ", groups.Take(5).Select(g =>
+            string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{g.Name} x{g.Count} (oldest {g.Oldest.TotalSeconds:0.0} s)")));
+        return groups.Count > 5 ? $"{text}, and {groups.Count - 5} more" : text;
+    }
+
     /// <summary>Calls <paramref name="visit"/> on each running request, oldest first, under the registry's lock: it must be quick and must not add or remove.</summary>
     internal void ForEach<TState>(TState state, Action<RunningRequest, TState> visit)
     {

@@ -23,6 +23,7 @@ public sealed class MasterMetrics
     private readonly Gauge _inFlight;
     private readonly Gauge _workers;
     private readonly Counter _restarts;
+    private readonly Counter _starvation;
     private readonly Histogram _boot;
     private readonly Histogram _bootCpu;
     private readonly Gauge _rss;
@@ -46,6 +47,7 @@ public sealed class MasterMetrics
         _workers = f.CreateGauge("corral_workers", "Worker processes by state.", new GaugeConfiguration { LabelNames = ["state"] });
         _restarts = f.CreateCounter("corral_worker_restarts_total", "Workers replaced, by reason: max-requests, memory (--max-worker-memory, its hard ceiling, or OutOfMemoryException), lifetime (--max-worker-lifetime), deadline (a request hung past --request-timeout), timeout, crash, reload, kill (corral ctl kill).",
             new CounterConfiguration { LabelNames = ["reason"] });
+        _starvation = f.CreateCounter("corral_worker_starvation_episodes_total", "Episodes of thread-pool starvation the workers reported (queued work waited longer than 1 s); each is logged once, with the stacks of the worker's threads.");
         _boot = f.CreateHistogram("corral_worker_boot_seconds", "Time from a worker's spawn to its ready message, in seconds.",
             new HistogramConfiguration { Buckets = BootBuckets });
         _bootCpu = f.CreateHistogram("corral_worker_boot_cpu_seconds", "CPU time (user + system) a worker had used when it reported ready, in seconds: what each reload, recycle or respawn costs before the worker serves.",
@@ -98,6 +100,8 @@ public sealed class MasterMetrics
     private long _durationCount;
 
     public void AddRestart(string reason) => _restarts.WithLabels(reason).Inc();
+
+    public void AddStarvationEpisodes(long delta) => _starvation.Inc(delta);
 
     public void ObserveBoot(double seconds) => _boot.Observe(seconds);
 

@@ -21,6 +21,7 @@ public sealed class Observatory
     private long _exitsSeen;
     private readonly Dictionary<int, DateTimeOffset> _spawnedAt = [];
     private readonly Queue<(WorkerExit Exit, DateTimeOffset At, TimeSpan? Lived)> _recentExits = [];
+    private long _starvationSeen;
 
     public Observatory(ListenQueue queue, MasterMetrics metrics)
     {
@@ -127,6 +128,11 @@ public sealed class Observatory
             }
         }
         _exitsSeen = arbiter.ExitCount;
+        if (arbiter.StarvationEpisodes > _starvationSeen)
+        {
+            Metrics.AddStarvationEpisodes(arbiter.StarvationEpisodes - _starvationSeen);
+            _starvationSeen = arbiter.StarvationEpisodes;
+        }
     }
 
     /// <summary>

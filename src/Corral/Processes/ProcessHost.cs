@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using Corral.Agent.Contract;
+using Corral.Diagnostics;
 using Corral.Lifecycle;
 using Corral.Listeners;
+using Corral.Logging;
 using Corral.Os;
 using Corral.Settings;
 using Corral.Supervision;
@@ -31,22 +33,25 @@ public sealed class ProcessHost(
 
     private string? _gcSummaryLogged;
 
-    /// <summary>Where the GC budget given to the workers is said, once (and again when a reload changes it); null: nowhere.</summary>
-    public Action<string>? LogInfo { get; init; }
-
     /// <summary>The master's <see cref="Os.AffinityDirectory"/>, told to every worker; null: none.</summary>
     public string? AffinityDir { get; init; }
+
+    /// <summary>
+    /// The master's error log: where captured stacks are written, and the GC budget given to the workers is
+    /// said (once, and again when a reload changes it); null: nowhere.
+    /// </summary>
+    public IMasterLog? Log { get; init; }
+
+    /// <summary>How long a capture of a worker's stacks may take before it is given up.</summary>
+    public static readonly TimeSpan CaptureBound = TimeSpan.FromSeconds(5);
+
+    private readonly HashSet<int> _capturing = [];
 
     /// <summary>What the next spawn runs (the dev server swaps it after each good build).</summary>
     public AppTarget App { get; set; } = initialApp;
 
     /// <summary>What the live workers run, and what the next spawn runs: the builds that must stay (see ProjectBuilder.Collect).</summary>
     public IEnumerable<AppTarget> AppsInUse => _apps.Values.Append(App);
-
-    public void CaptureStacks(int pid, string why, int? osThreadId)
-    {
-        // captured by the stacks helper's StackCapture
-    }
 
     public int Spawn(CorralConfig config)
     {
@@ -104,7 +109,7 @@ public sealed class ProcessHost(
         if (gcSummary is not null && gcSummary != _gcSummaryLogged)
         {
             _gcSummaryLogged = gcSummary;
-            LogInfo?.Invoke(gcSummary);
+            Log?.Info(gcSummary);
         }
         var agentOptions = AgentOptionsBuilder.Build(config, listeners, childFd, acceptLeader, errorLogPath);
         agentOptions.AffinityDir = AffinityDir;
@@ -164,6 +169,45 @@ public sealed class ProcessHost(
         {
             return false;
         }
+    }
+
+    public void CaptureStacks(int pid, string why, int? osThreadId)
+    {
+        lock (_capturing)
+        {
+            if (!_capturing.Add(pid))
+            {
+                // One at a time per worker: the running one posts StacksCaptured for this pid too.
+                return;
+            }
+        }
+        _ = Task.Run(async () =>
+        {
+            var started = Stopwatch.GetTimestamp();
+            try
+            {
+                var threads = await StackCapture.CaptureAsync(pid, CaptureBound).ConfigureAwait(false);
+                Log?.Error($"Stacks of worker (pid:{pid}) ({why}): {threads.Count} threads, captured in {StackCapture.Elapsed(started)}"
+                    + StackFormat.Format(threads, osThreadId));
+            }
+            catch (StackCaptureException e)
+            {
+                Log?.Warning($"Worker (pid:{pid}) stacks not captured ({why}): {e.Message}");
+            }
+            catch (Exception e)
+            {
+                // A trace TraceEvent cannot read, an unexpected reply: said once, never fatal to the master.
+                Log?.Warning($"Worker (pid:{pid}) stacks not captured ({why}): {e.GetType().Name}: {e.Message.ReplaceLineEndings(" ")}");
+            }
+            finally
+            {
+                lock (_capturing)
+                {
+                    _capturing.Remove(pid);
+                }
+                post(new MasterEvent.StacksCaptured(pid));
+            }
+        });
     }
 
     public void Forget(int pid)

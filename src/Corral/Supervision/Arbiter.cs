@@ -16,6 +16,15 @@ public sealed class Arbiter
     /// <summary>How long a timed-out worker gets between SIGABRT and SIGKILL.</summary>
     public static readonly TimeSpan AbortGrace = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// How long SIGABRT waits for a timed-out worker's stacks to be captured (they are taken before
+    /// it is aborted, so that WORKER TIMEOUT says what was stuck): sent when the capture ends, or after this.
+    /// </summary>
+    public static readonly TimeSpan StacksBound = TimeSpan.FromSeconds(3);
+
+    /// <summary>At most one capture of a worker's stacks per this interval for its starved thread pool (a capture costs the worker a pause).</summary>
+    public static readonly TimeSpan StarvationStacksInterval = TimeSpan.FromSeconds(60);
+
     /// <summary>Back-off after a worker fails to boot: doubled per failure, up to the cap.</summary>
     public static readonly TimeSpan BackoffFirst = TimeSpan.FromMilliseconds(500);
     public static readonly TimeSpan BackoffCap = TimeSpan.FromSeconds(30);
@@ -157,6 +166,9 @@ public sealed class Arbiter
     /// <summary>The exits after the first <paramref name="seen"/> (of those still kept): what an observer that saw <paramref name="seen"/> has not.</summary>
     public IEnumerable<WorkerExit> ExitsSince(long seen) => _exits.Skip((int)Math.Max(0, _exits.Count - (ExitCount - seen)));
 
+    /// <summary>Episodes of thread-pool starvation the workers reported since the master started (corral_worker_starvation_episodes_total).</summary>
+    public long StarvationEpisodes { get; private set; }
+
     private DateTimeOffset Now => _clock.GetUtcNow();
     private TimeSpan Timeout => Config.Timeout;
 
@@ -217,7 +229,11 @@ public sealed class Arbiter
         {
             return;
         }
-        w.Heard(SentAt(w, message));
+        if (message.Kind is not (MessageKind.Starved or MessageKind.Hung))
+        {
+            // Sent from the agent's own thread, not the pool's: no sign that the worker's pool runs.
+            w.Heard(SentAt(w, message));
+        }
         switch (message.Kind)
         {
             case MessageKind.Ready:
@@ -232,6 +248,9 @@ public sealed class Arbiter
                 break;
             case MessageKind.Error:
                 w.NoteError(message.Text);
+                break;
+            case MessageKind.Starved:
+                OnStarved(w, message);
                 break;
             case MessageKind.Recycle:
                 switch (message.Text)
@@ -274,6 +293,48 @@ public sealed class Arbiter
                 + (w.IsServing ? "it is already being replaced; it drains, then is killed" : "it is already stopping; it is killed at --graceful-timeout"));
         }
         _host.CaptureStacks(w.Pid, $"Worker (pid:{w.Pid}) {why}", hung.OsThreadId);
+    }
+
+    /// <summary>
+    /// A worker's thread pool is starved: queued work waited longer than the agent's threshold (one
+    /// report per episode). Logged, counted, and the stacks of its threads captured to show what blocks
+    /// them, at most once per <see cref="StarvationStacksInterval"/> per worker.
+    /// </summary>
+    private void OnStarved(Worker w, Message message)
+    {
+        StarvationEpisodes++;
+        var serving = string.IsNullOrWhiteSpace(message.Text) ? "" : $"; serving: {message.Text}";
+        var now = Now;
+        var capture = w.IsServing && (w.StarvationStacksAt is not { } last || now - last >= StarvationStacksInterval);
+        _log.Warning($"Worker (pid:{w.Pid}) thread pool starved: queued work waited {message.BusyMs} ms "
+            + $"(blocking calls on pool threads?){serving}; "
+            + (capture ? "capturing its stacks" : $"stacks captured less than {StarvationStacksInterval.TotalSeconds:0} s ago, not again"));
+        if (capture)
+        {
+            w.NoteStarvationStacks(now);
+            _host.CaptureStacks(w.Pid, "thread pool starved", null);
+        }
+    }
+
+    /// <summary>
+    /// A capture of the worker's stacks ended (written or given up): a timed-out worker waiting for it
+    /// is aborted now.
+    /// </summary>
+    public void OnStacksCaptured(int pid)
+    {
+        if (_workers.TryGetValue(pid, out var w) && w.State == WorkerState.Killing && w.AbortPending)
+        {
+            Abort(w);
+        }
+    }
+
+    private void Abort(Worker w)
+    {
+        w.NoteAbortSent(Now);
+        if (!w.KillSent)
+        {
+            _host.Signal(w.Pid, Signals.ABRT);
+        }
     }
 
     public void OnExit(int pid, int exitCode)
@@ -379,6 +440,14 @@ public sealed class Arbiter
         {
             if (w.State == WorkerState.Killing)
             {
+                if (w.AbortPending)
+                {
+                    if (now - w.SignalledAt >= StacksBound)
+                    {
+                        Abort(w);
+                    }
+                    continue;
+                }
                 if (!w.KillSent && now - w.SignalledAt >= AbortGrace)
                 {
                     w.NoteKillSent();
@@ -398,9 +467,11 @@ public sealed class Arbiter
             }
             if (Timeout > TimeSpan.Zero && now >= _judgeTimeoutsFrom && TimedOut(w, now))
             {
+                // Gunicorn's words; then what was stuck: the stacks are captured before SIGABRT (bounded).
+                var booting = w.State == WorkerState.Booting;
                 _log.Critical($"WORKER TIMEOUT (pid:{w.Pid})");
-                w.TimeOut(now, Timeout);
-                _host.Signal(w.Pid, Signals.ABRT);
+                w.TimeOutAwaitingStacks(now, Timeout);
+                _host.CaptureStacks(w.Pid, booting ? "WORKER TIMEOUT, while booting" : "WORKER TIMEOUT", null);
             }
         }
 

@@ -15,7 +15,8 @@ public interface IProcessHost
     /// <summary>
     /// Captures the managed stacks of worker <paramref name="pid"/> and writes them to the error log,
     /// headed by <paramref name="why"/>; <paramref name="osThreadId"/> (an OS thread id), when known, is
-    /// the thread to show first. Must not block the master's loop.
+    /// the thread to show first. Must not block the master's loop: it
+    /// posts <see cref="MasterEvent.StacksCaptured"/> when done or given up (bounded in time).
     /// </summary>
     void CaptureStacks(int pid, string why, int? osThreadId);
 }

@@ -177,6 +177,28 @@ public sealed class Worker(int pid, int generation, int age, DateTimeOffset spaw
     /// <summary>Reported a request still running past --request-timeout and its grace.</summary>
     public bool Hung { get; private set; }
 
+    /// <summary>Timed out, its stacks being captured: SIGABRT waits for the capture (or its bound), from <see cref="SignalledAt"/>.</summary>
+    public bool AbortPending { get; private set; }
+
+    /// <summary>Timed out at <paramref name="now"/>; SIGABRT is sent once its stacks are captured (<see cref="NoteAbortSent"/>).</summary>
+    public void TimeOutAwaitingStacks(DateTimeOffset now, TimeSpan timeout)
+    {
+        TimeOut(now, timeout);
+        AbortPending = true;
+    }
+
+    /// <summary>Sent SIGABRT at <paramref name="now"/>: SIGKILL follows after the abort grace.</summary>
+    public void NoteAbortSent(DateTimeOffset now)
+    {
+        AbortPending = false;
+        SignalledAt = now;
+    }
+
+    /// <summary>When the master last captured its stacks for a starved pool (at most one capture per worker per interval).</summary>
+    public DateTimeOffset? StarvationStacksAt { get; private set; }
+
+    public void NoteStarvationStacks(DateTimeOffset now) => StarvationStacksAt = now;
+
     /// <summary>Sent SIGKILL: it is not sent again.</summary>
     public void NoteKillSent() => KillSent = true;
 }

@@ -63,7 +63,7 @@ internal sealed class FakeProcessHost : IProcessHost
         return Alive.Contains(pid);
     }
 
-    /// <summary>Every <see cref="IProcessHost.CaptureStacks"/> asked, in order.</summary>
+    /// <summary>The CaptureStacks calls: which worker, why, and the thread asked first.</summary>
     public List<(int Pid, string Why, int? OsThreadId)> Captures { get; } = [];
 
     public void CaptureStacks(int pid, string why, int? osThreadId) => Captures.Add((pid, why, osThreadId));
@@ -175,6 +175,35 @@ internal sealed class ArbiterRig
 
     public void Signal(int signal) => Arbiter.OnSignal(signal);
 
+    /// <summary>
+    /// Whether each capture of stacks the arbiter asks for ends right after the tick that asked (as a
+    /// quick capture's StacksCaptured reaches the loop next); false: they never end (a capture that hangs).
+    /// </summary>
+    public bool CapturesEnd { get; set; } = true;
+
+    private int _capturesDelivered;
+
+    /// <summary>The loop hears StacksCaptured for every capture asked since the last call.</summary>
+    public void EndCaptures()
+    {
+        while (_capturesDelivered < Host.Captures.Count)
+        {
+            Arbiter.OnStacksCaptured(Host.Captures[_capturesDelivered++].Pid);
+        }
+    }
+
+    private void AfterTick()
+    {
+        if (CapturesEnd)
+        {
+            EndCaptures();
+        }
+        else
+        {
+            _capturesDelivered = Host.Captures.Count;
+        }
+    }
+
     /// <summary>Fake time passes in steps of the master's tick, with a tick after each.</summary>
     public void Run(TimeSpan total, TimeSpan? step = null, Action? eachStep = null)
     {
@@ -184,6 +213,7 @@ internal sealed class ArbiterRig
             Clock.Advance(s);
             eachStep?.Invoke();
             Arbiter.Tick();
+            AfterTick();
         }
     }
 
@@ -191,5 +221,6 @@ internal sealed class ArbiterRig
     {
         Clock.Advance(advance);
         Arbiter.Tick();
+        AfterTick();
     }
 }

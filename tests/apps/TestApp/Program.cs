@@ -122,6 +122,7 @@ app.MapLeakEndpoints();
 app.MapHangEndpoints();
 app.MapGet("/client", (HttpContext c) => $"{c.Connection.RemoteIpAddress} {c.Request.Scheme} {c.Request.Protocol}");
 
+app.MapStackProbeEndpoints();
 app.Run();
 
 internal sealed class SlowStart(int ms) : IHostedService
