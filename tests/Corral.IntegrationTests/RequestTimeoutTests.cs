@@ -105,6 +105,11 @@ public sealed partial class RequestTimeoutTests(ITestOutputHelper output)
         Assert.Contains(hungPid, workers);
         Assert.Equal(1, corral.CountLines("hung on"));
 
+        // The master's capture of the hung worker's stacks names the handler, on the request's thread.
+        var handler = path == "/hang/spin" ? "HangEndpoints.SpinForever" : "HangEndpoints.SleepForever";
+        await corral.WaitForLineAsync(Regex.Escape(handler), TimeSpan.FromSeconds(10));
+        Assert.True(corral.CountLines(@">> Thread \d+ \(the request's\)") >= 1, $"no stack of the request's thread. Output:\n{corral.Output}");
+
         // The successor is ready before the hung worker goes; it goes by --graceful-timeout after that.
         double? readyAt = null, goneAt = null;
         var clock = Stopwatch.StartNew();

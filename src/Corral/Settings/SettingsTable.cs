@@ -131,7 +131,7 @@ public static class SettingsTable
         Flags = ["--max-worker-memory"],
         Type = SettingType.String,
         Section = "Worker processes",
-        Help = "Recycle a worker whose memory (PSS: its private pages plus its share of those it shares) stays above this size after a full garbage collection (unset or 0: never). The worker judges it about once a second: above the limit it collects once, and if it is still above, it stops taking new connections at once (the other workers and the listening queue take them), its successor boots, then it drains as at --max-requests. Each worker also gets a GC heap hard limit at --max-worker-memory-ceiling, unless the app sets one (DOTNET_GCHeapHardLimit*, or the runtimeconfig's System.GC.HeapHardLimit*). Units count in 1024s (512MB = 512 MiB). See docs/health-memory.md.",
+        Help = "Recycle a worker whose memory (PSS: its private pages plus its share of those it shares) stays above this size after a full garbage collection (unset or 0: never). The worker judges it about once a second: above the limit it collects once, and if it is still above, it stops taking new connections at once (the other workers and the listening queue take them), its successor boots, then it drains as at --max-requests. Each worker also gets a GC heap hard limit at --max-worker-memory-ceiling, unless the app sets one (DOTNET_GCHeapHardLimit*, or the runtimeconfig's System.GC.HeapHardLimit*). Units count in 1024s (512MB = 512 MiB). See docs/deployment.md, \"Keeping workers healthy\".",
         AcceptedOverride = ByteSize.Accepted,
         JsonNumberAllowed = true,
         Validate = v => ByteSize.Parse((string)v) is not { } b ? "not a size"
@@ -245,7 +245,7 @@ public static class SettingsTable
         Type = SettingType.Seconds,
         Section = "Worker processes",
         Default = 0.0,
-        Help = "A deadline for every request, in every worker class (0: none, the default). At the deadline the request's HttpContext.RequestAborted fires, so an app that passes it on stops, and a response not yet started is answered 504 (application/problem+json). A request whose code still runs --request-timeout-grace later is hung: it is answered 504 (or its connection closed), the master logs the request, starts the worker's successor, lets the worker's other requests finish (draining), and kills it at --graceful-timeout. See docs/health-deadline.md.",
+        Help = "A deadline for every request, in every worker class (0: none, the default). At the deadline the request's HttpContext.RequestAborted fires, so an app that passes it on stops, and a response not yet started is answered 504 (application/problem+json). A request whose code still runs --request-timeout-grace later is hung: it is answered 504 (or its connection closed), the master logs the request, starts the worker's successor, lets the worker's other requests finish (draining), and kills it at --graceful-timeout. See docs/deployment.md, \"Keeping workers healthy\".",
     };
 
     public static readonly Setting RequestTimeoutGrace = new()

@@ -26,7 +26,11 @@ internal static class HangEndpoints
         }
     }
 
-    /// <summary>Blocks its thread for ever.</summary>
+    /// <summary>
+    /// Blocks its thread for ever. Not inlined: the JIT inlines a method this small into its caller (here
+    /// the minimal API's compiled delegate), and then no stack, ours or any profiler's, shows it.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     public static string SleepForever()
     {
         Thread.Sleep(Timeout.Infinite);
