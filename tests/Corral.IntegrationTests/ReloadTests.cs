@@ -14,9 +14,9 @@ public sealed class ReloadTests : IDisposable
     {
         // A copy of TestApp outside the repository, as a user's project.
         var source = Path.Combine(TestApps.RepoRoot, "tests", "apps", "TestApp");
-        foreach (var f in new[] { "TestApp.csproj", "Program.cs" })
+        foreach (var f in Directory.GetFiles(source, "*.cs").Append(Path.Combine(source, "TestApp.csproj")))
         {
-            File.Copy(Path.Combine(source, f), Path.Combine(_dir, f));
+            File.Copy(f, Path.Combine(_dir, Path.GetFileName(f)));
         }
         File.WriteAllText(Path.Combine(_dir, "Directory.Build.props"), "<Project />");
         var program = Path.Combine(_dir, "Program.cs");

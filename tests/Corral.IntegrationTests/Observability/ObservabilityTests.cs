@@ -125,7 +125,7 @@ public sealed class ObservabilityTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(0, code);
         output.WriteLine(text);
         Assert.Contains("listener http://127.0.0.1:", text);
-        Assert.Matches(@"(?m)^PID +STATE +AGE +SERVED +INFLIGHT +RSS +PSS +GC HEAP$", text);
+        Assert.Matches(@"(?m)^PID +STATE +AGE +DUE IN +SERVED +INFLIGHT +RSS +PSS +GC HEAP$", text);
         // Every row has RSS, PSS and GC heap in MiB (PSS is not "-": smaps_rollup is readable here).
         Assert.All(workers, w => Assert.Matches($@"(?m)^{w.GetProperty("pid").GetInt32()} +ready .* \d+\.\dM +\d+\.\dM +\d+\.\dM$", text));
 
