@@ -196,6 +196,29 @@ public sealed class RequestDeadlinesTests : IDisposable
         Assert.Empty(running.List());
     }
 
+    [Fact]
+    public void The_summary_for_a_starvation_report_counts_each_endpoint_most_requests_first()
+    {
+        var running = new RunningRequests();
+        Assert.Null(running.Summary());
+        var kept = new List<RunningRequest>();
+        foreach (var path in new[] { "/block", "/fast", "/block", "/block" })
+        {
+            kept.Add(running.Add(Request(path)));
+        }
+        Assert.Matches(@"^GET /block x3 \(oldest \d+\.\d s\), GET /fast x1 \(oldest \d+\.\d s\)$", running.Summary());
+
+        for (var i = 0; i < 6; i++)
+        {
+            kept.Add(running.Add(Request($"/other{i}")));
+        }
+        Assert.EndsWith(", and 3 more", running.Summary(), StringComparison.Ordinal);
+        Assert.Equal(5, running.Summary()!.Split(" x").Length - 1);
+
+        kept.ForEach(running.Remove);
+        Assert.Null(running.Summary());
+    }
+
     private sealed class Upgradable : Microsoft.AspNetCore.Http.Features.IHttpUpgradeFeature
     {
         public bool IsUpgradableRequest => true;
