@@ -100,8 +100,10 @@ public sealed class ProcessHost(
             var eq = kv.IndexOf('=');
             psi.Environment[kv[..eq]] = kv[(eq + 1)..];
         }
-        // --max-worker-memory: a GC budget the runtime knows, unless the app chose its own.
-        var (gcVariables, gcSummary) = GcBudget.For(config, psi.Environment, GcBudget.ReadConfigProperties(app.RuntimeConfigPath), Environment.ProcessorCount);
+        // --max-worker-memory: a GC budget the runtime knows, unless the app chose its own (its
+        // runtimeconfig.json is read only then: not at every spawn of a corral without a limit).
+        var appGcProperties = config.MaxWorkerMemoryCeiling > 0 ? GcBudget.ReadConfigProperties(app.RuntimeConfigPath) : [];
+        var (gcVariables, gcSummary) = GcBudget.For(config, psi.Environment, appGcProperties, Environment.ProcessorCount);
         foreach (var (name, value) in gcVariables)
         {
             psi.Environment[name] = value;
