@@ -56,13 +56,23 @@ internal sealed class StarvationGuard
                 var now = Environment.TickCount64;
                 var probes = Interlocked.Read(ref _probesRan);
                 var completed = ThreadPool.CompletedWorkItemCount - probes;
-                var pending = ThreadPool.PendingWorkItemCount;
+                // The guard's own probe, queued and not run yet, is not the app's work: counted, a probe
+                // late on a busy machine would look like a stall and raise the pool's minimum, and a thread
+                // the pool then starts needs a file descriptor the app may not have left.
+                var probeWaiting = _probeQueuedAt != 0 && Volatile.Read(ref _probeRanAt) == 0 ? 1 : 0;
+                var pending = Math.Max(0, ThreadPool.PendingWorkItemCount - probeWaiting);
                 ThreadPool.GetMinThreads(out var workers, out var io);
                 var minimum = _policy.Observe(
                     completed - lastCompleted, pending, ThreadPool.ThreadCount, TimeSpan.FromMilliseconds(now - last), workers);
                 if (minimum is { } wanted)
                 {
-                    ThreadPool.SetMinThreads(wanted, io);
+                    // A raised minimum makes the pool start threads at once, and the runtime needs a file
+                    // descriptor to start one: out of them (EMFILE), its thread pool ends the process. Then
+                    // the pool stays as it is (a lowered minimum starts no thread).
+                    if (wanted < workers || DescriptorFree())
+                    {
+                        ThreadPool.SetMinThreads(wanted, io);
+                    }
                 }
                 // Work queued and none of it (the probes aside) completing: a stall, however the
                 // pool orders its queues (a probe in the global queue may pass blocked local work).
@@ -79,6 +89,20 @@ internal sealed class StarvationGuard
                 // An exception on this thread of its own would end the process.
                 Background.Report("Thread-pool starvation guard", e);
             }
+        }
+    }
+
+    /// <summary>Whether the process can open one more file descriptor (opens /dev/null and closes it).</summary>
+    private static bool DescriptorFree()
+    {
+        try
+        {
+            File.OpenHandle("/dev/null").Dispose();
+            return true;
+        }
+        catch (IOException)
+        {
+            return false;
         }
     }
 
