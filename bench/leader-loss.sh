@@ -93,7 +93,11 @@ for ((r = 1; r <= ROUNDS; r++)); do
       wrk_run "$port" "$OUT/$id-$r-kill.txt" >"$OUT/$id-$r-kill.result" &
       wrk_pid=$!
       sleep $((DURATION / 2))
-      split "$port" >"$OUT/$id-$r.split"
+      for _ in 1 2 3 4 5; do
+        split "$port" >"$OUT/$id-$r.split" || true # none yet (a very busy machine): look again
+        [[ -s $OUT/$id-$r.split ]] && break
+        sleep 0.2
+      done
       read -r victim held <"$OUT/$id-$r.split" || true
       sp=$(awk '{print $2}' "$OUT/$id-$r.split" | paste -sd/)
       [[ -n ${victim:-} ]] && kill -KILL "$victim" 2>/dev/null || true
