@@ -7,8 +7,8 @@
 # them) and how the connections were split at the kill. Writes bench/results/leader-loss.md (or
 # --out FILE).
 #
-#   bench/leader-loss.sh [--rounds R] [--duration S] [--conns C] [--caps "32 16"] [--no-kill] [--out FILE]
-#   (defaults: 5 rounds, 6 s runs, wrk -c50, caps 32 and 16: about 9 minutes)
+#   bench/leader-loss.sh [--rounds R] [--duration S] [--conns C] [--caps "32 16"] [--server "ID=CORRAL ARGS"]... [--no-kill] [--out FILE]
+#   (defaults: 5 rounds, 6 s runs, wrk -c50, caps 32 and 16: about 9 minutes; --server adds a corral of those arguments)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -17,8 +17,10 @@ DURATION=6
 CONNS=50
 CAPS="32 16"
 KILL=1
+EXTRA=()
 RESULT="$BENCH_DIR/results/leader-loss.md"
-ARGS_SHOWN="$*"
+ARGS_SHOWN=""
+for a in "$@"; do [[ $a == *" "* || -z $a ]] && ARGS_SHOWN+="\"$a\" " || ARGS_SHOWN+="$a "; done
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) ROUNDS=$2; shift 2 ;;
@@ -26,8 +28,9 @@ while [ $# -gt 0 ]; do
     --conns) CONNS=$2; shift 2 ;;
     --caps) CAPS=$2; shift 2 ;;
     --no-kill) KILL=0; shift ;;
+    --server) [[ $2 == *=* ]] || { echo "--server: ID=CORRAL ARGS, not '$2'" >&2; exit 2; }; EXTRA+=("$2"); shift 2 ;;
     --out) RESULT=$2; shift 2 ;;
-    *) echo "usage: $0 [--rounds R] [--duration S] [--conns C] [--caps \"K1 K2\"] [--no-kill] [--out FILE]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--rounds R] [--duration S] [--conns C] [--caps \"K1 K2\"] [--server "ID=CORRAL ARGS"]... [--no-kill] [--out FILE]" >&2; exit 2 ;;
   esac
 done
 require_count --rounds "$ROUNDS"
@@ -50,6 +53,10 @@ IDS=(kestrel kernel pack)
 for k in $CAPS; do
   SPEC[pack-$k]="corral|-k async -w 2 --accept-policy pack --pack-leader-connections $k"
   IDS+=("pack-$k")
+done
+for e in "${EXTRA[@]}"; do
+  SPEC[${e%%=*}]="corral|${e#*=}"
+  IDS+=("${e%%=*}")
 done
 for id in "${IDS[@]}"; do
   IFS='|' read -r kind sargs <<<"${SPEC[$id]}"
