@@ -140,7 +140,7 @@ run() {
   reqs=$(awk '/requests in/ {print $1}' "$OUT/$name.wrk")
   rps=$(awk '/Requests\/sec/ {print $2}' "$OUT/$name.wrk")
   p99=$(awk '$1=="99%" {print $2}' "$OUT/$name.wrk")
-  errors=$(awk -F'[ ,]+' '/Socket errors/ {print $4+$6+$8+$10}' "$OUT/$name.wrk"); errors=${errors:-0}
+  errors=$(awk -F'[ ,]+' '/Socket errors/ {print $5+$7+$9+$11}' "$OUT/$name.wrk"); errors=${errors:-0}
   non2xx=$(awk '/Non-2xx/ {print $5}' "$OUT/$name.wrk"); non2xx=${non2xx:-0}
   local events
   events=$(grep -cE "Hang up: Master|Autorestarting worker|Upgrading:|was sent SIGKILL" "$OUT/$name.corral.log" || true)

@@ -20,13 +20,16 @@ internal sealed class AcceptPacking
 {
     private readonly string _name;
     private readonly AdmissionGate _gate;
+    private readonly int _cap;
     private readonly Lock _sync = new();
     private Socket? _lead;
 
-    public AcceptPacking(string name, AdmissionGate gate)
+    /// <param name="cap">--pack-leader-connections: the open connections past which this worker does not lead (0: no cap).</param>
+    public AcceptPacking(string name, AdmissionGate gate, int cap = 0)
     {
         _name = name;
         _gate = gate;
+        _cap = cap;
         // A draining worker lets go once, whatever the number of listeners: another leads from its next accept.
         gate.OnUnbind(() =>
         {
@@ -42,9 +45,16 @@ internal sealed class AcceptPacking
     {
         if (Leading)
         {
-            return true;
+            if (!AcceptPackingPolicy.AtCap(_gate.OpenConnections, _cap))
+            {
+                return true;
+            }
+            // --pack-leader-connections: the next connections go to another worker, which may lead now.
+            Resign();
+            AgentRuntime.Log.Debug($"Worker holds {_gate.OpenConnections} connections (--pack-leader-connections {_cap}): another takes new connections first (pid: {Environment.ProcessId})");
+            return false;
         }
-        if (!AcceptPackingPolicy.MayLead(AgentRuntime.IsReady, _gate.TakesNoConnections))
+        if (!AcceptPackingPolicy.MayLead(AgentRuntime.IsReady, _gate.TakesNoConnections, _gate.OpenConnections, _cap))
         {
             return false;
         }

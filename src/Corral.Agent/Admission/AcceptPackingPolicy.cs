@@ -31,6 +31,18 @@ internal sealed class AcceptPackingPolicy
     public static bool MayLead(bool ready, bool draining) => ready && !draining;
 
     /// <summary>
+    /// --pack-leader-connections: a worker that holds <paramref name="cap"/> open connections or more
+    /// does not lead (a leader lets go of the name before its next accept), so that another worker takes
+    /// the next ones and a worker that dies takes at most about <paramref name="cap"/> with it. 0: no cap.
+    /// Past the cap, a worker still takes a connection as a follower does (one that waited <see cref="Patience"/>).
+    /// </summary>
+    public static bool MayLead(bool ready, bool draining, int openConnections, int cap) =>
+        MayLead(ready, draining) && !AtCap(openConnections, cap);
+
+    /// <summary>True when a leader holding <paramref name="openConnections"/> must let another lead (--pack-leader-connections).</summary>
+    public static bool AtCap(int openConnections, int cap) => cap > 0 && openConnections >= cap;
+
+    /// <summary>
     /// How long the follower's next look may wait for a connection to arrive: <see cref="LookAgain"/>
     /// while the queue was last seen empty; not at all while a connection waits (looked at every <see cref="Pace"/>).
     /// </summary>

@@ -50,7 +50,7 @@ internal static class HostTakeover
         var gate = AdmissionGate.For(options);
         var warmup = options.Warmup.Requests > 0 ? new Warmup(options, gate, AgentRuntime.Log) : null;
         // The master names a leader for async workers under --accept-policy pack only.
-        var packing = options.AcceptLeader is { Length: > 0 } leader ? new AcceptPacking(leader, gate) : null;
+        var packing = options.AcceptLeader is { Length: > 0 } leader ? new AcceptPacking(leader, gate, options.PackLeaderConnections) : null;
         SizeThreadPool(options);
         // --max-worker-memory: judged in the worker, which knows both its PSS and its GC.
         MemoryWatch.Start(options, gate);

@@ -16,7 +16,7 @@ public sealed class AgentOptions
     /// own copy of the agent, which may be older or newer than the corral that runs it: the two must
     /// speak the same version. Raise it with every change either side could misread.
     /// </summary>
-    public const int CurrentProtocol = 5; // 2: heartbeats carry their send time; 3: options grouped, the stats report's buckets as two arrays; 4: HttpProtocols, the "serving" line, AffinityDir, ProcessTitle, User (-u/-g); 5: MaxWorkerMemory, "recycle memory", RequestTimeout, RequestTimeoutGrace, the "hung" line
+    public const int CurrentProtocol = 6; // 2: heartbeats carry their send time; 3: options grouped, the stats report's buckets as two arrays; 4: HttpProtocols, the "serving" line, AffinityDir, ProcessTitle, User (-u/-g); 5: MaxWorkerMemory, "recycle memory", RequestTimeout, RequestTimeoutGrace, the "hung" line; 6: PackLeaderConnections
 
     /// <summary>The master's <see cref="CurrentProtocol"/> (0: a master from before there was one).</summary>
     public int Protocol { get; set; }
@@ -53,6 +53,9 @@ public sealed class AgentOptions
 
     /// <summary>--accept-policy pack (async workers only): the abstract unix socket name whose holder takes new connections first; null: every idle worker accepts.</summary>
     public string? AcceptLeader { get; set; }
+
+    /// <summary>--pack-leader-connections: past this many open connections the leader lets another worker lead (0: no cap).</summary>
+    public int PackLeaderConnections { get; set; }
 
     /// <summary>What one request may send (--limit-request-*), as Kestrel groups its KestrelServerLimits.</summary>
     public RequestLimits Limits { get; set; } = new();

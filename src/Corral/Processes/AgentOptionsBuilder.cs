@@ -33,6 +33,8 @@ public static class AgentOptionsBuilder
             Threads = config.Threads,
             WorkerConnections = config.WorkerConnections,
             AcceptLeader = config.WorkerClass.PacksAccepts && config.AcceptPolicy == AcceptPolicy.Pack ? acceptLeader : null,
+            // One worker has no one to hand the lead to: past a cap it would take each connection late (Patience).
+            PackLeaderConnections = config.Workers > 1 ? config.PackLeaderConnections : 0,
             KeepAlive = config.KeepAlive,
             GracefulTimeout = config.GracefulTimeout.TotalSeconds,
             RequestTimeout = config.RequestTimeout.TotalSeconds,

@@ -43,6 +43,7 @@ public sealed class CorralConfig
     public WorkerClassPolicy WorkerClass => WorkerClassPolicy.Named(Str(SettingsTable.WorkerClass)!) ?? WorkerClassPolicy.Default;
     public int Threads => Int(SettingsTable.Threads);
     public int WorkerConnections => Int(SettingsTable.WorkerConnections);
+    public int PackLeaderConnections => Int(SettingsTable.PackLeaderConnections);
     public AcceptPolicy AcceptPolicy => Enum.Parse<AcceptPolicy>(Str(SettingsTable.AcceptPolicy)!, ignoreCase: true);
     public long MaxRequests => (long)this[SettingsTable.MaxRequests]!;
     public long MaxRequestsJitter => (long)this[SettingsTable.MaxRequestsJitter]!;

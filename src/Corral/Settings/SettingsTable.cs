@@ -100,6 +100,18 @@ public static class SettingsTable
         Help = "Which async worker takes a new connection. pack: one ready worker takes them all, and the others take a connection only once the queue has stayed non-empty for 10 ms (that worker is saturated, paused or gone); one busy runtime serves more than two on the same cores (bench/results/connection-split.md). kernel: every idle worker accepts and the kernel wakes one, as with Gunicorn's workers. sync and gthread workers ignore it: they accept only with a free slot.",
     };
 
+    public static readonly Setting PackLeaderConnections = new()
+    {
+        Name = "pack_leader_connections",
+        Flags = ["--pack-leader-connections"],
+        Type = SettingType.Int,
+        Section = "Worker processes",
+        Default = 0L,
+        Min = 0,
+        Max = 1_000_000,
+        Help = "--accept-policy pack: once the leading worker holds this many open connections it lets another worker lead, so that a worker that dies (SIGKILL, out of memory) takes only that many keep-alive connections with it (0: no cap; one worker may hold them all). A cap below the clients' pool splits it between workers, which costs throughput on few cores (bench/results/leader-loss.md).",
+    };
+
     public static readonly Setting MaxRequests = new()
     {
         Name = "max_requests",
@@ -712,7 +724,7 @@ public static class SettingsTable
     [
         App, Config, PrintConfig, CheckConfig, Reload, ReloadExtraFiles,
         Bind, Backlog,
-        Workers, WorkerClass, Threads, WorkerConnections, AcceptPolicy, MaxRequests, MaxRequestsJitter, MaxWorkerMemory, MaxWorkerMemoryCeiling, MaxWorkerLifetime, MaxWorkerLifetimeJitter, MaxRecycleCpu, WarmupRequests, WarmupPath, Timeout, RequestTimeout, RequestTimeoutGrace, GracefulTimeout, KeepAlive, ReloadStrategy, Gc,
+        Workers, WorkerClass, Threads, WorkerConnections, AcceptPolicy, PackLeaderConnections, MaxRequests, MaxRequestsJitter, MaxWorkerMemory, MaxWorkerMemoryCeiling, MaxWorkerLifetime, MaxWorkerLifetimeJitter, MaxRecycleCpu, WarmupRequests, WarmupPath, Timeout, RequestTimeout, RequestTimeoutGrace, GracefulTimeout, KeepAlive, ReloadStrategy, Gc,
         LimitRequestLine, LimitRequestFields, LimitRequestFieldSize, LimitRequestHeadersSize,
         Chdir, Umask, ReusePort, User, Group, PidFile, RawEnv, ProcName,
         AccessLog, AccessLogFormatSetting, AccessLogJson, ErrorLog, LogLevel,

@@ -25,6 +25,13 @@ public sealed class AgentOptionsBuilderTests : IDisposable
         Assert.Equal(argv[1], JsonNameOf(options.WorkerClass));
     }
 
+    [Theory]
+    [InlineData(new[] { "-w", "2", "--pack-leader-connections", "16" }, 16)]
+    [InlineData(new[] { "-w", "2" }, 0)]
+    [InlineData(new[] { "-w", "1", "--pack-leader-connections", "16" }, 0)] // no other worker to lead
+    public void TheLeadersConnectionCapIsPassedOnWhenThereIsAnotherWorkerToLead(string[] argv, int cap) =>
+        Assert.Equal(cap, Build(argv).PackLeaderConnections);
+
     [Fact]
     public void TheWorkerGetsTheListenersTheControlFdAndTheProtocol()
     {

@@ -15,6 +15,7 @@ public class SettingsCliTests
         ["worker_class"] = ("sync", "sync"),
         ["threads"] = ("4", 4L),
         ["worker_connections"] = ("50", 50L),
+        ["pack_leader_connections"] = ("32", 32L),
         ["max_requests"] = ("1000", 1000L),
         ["max_requests_jitter"] = ("50", 50L),
         ["max_worker_lifetime"] = ("3600", 3600.0),

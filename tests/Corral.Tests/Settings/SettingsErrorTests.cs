@@ -16,6 +16,7 @@ public class SettingsErrorTests
         ["worker_class"] = ["gevent", "SYNC", ""],
         ["threads"] = ["0", "4097", "x"],
         ["worker_connections"] = ["0", "lots"],
+        ["pack_leader_connections"] = ["-1", "half"],
         ["max_requests"] = ["-1", "1e3"],
         ["max_requests_jitter"] = ["-1", "x"],
         ["max_worker_lifetime"] = ["-1", "1h", "NaN"],

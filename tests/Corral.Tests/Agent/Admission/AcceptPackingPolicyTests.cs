@@ -71,6 +71,20 @@ public sealed class AcceptPackingPolicyTests
     public void Only_a_ready_worker_that_is_not_draining_may_lead(bool ready, bool draining, bool mayLead) =>
         Assert.Equal(mayLead, AcceptPackingPolicy.MayLead(ready, draining));
 
+    [Theory]
+    [InlineData(0, 0, true)] // no cap
+    [InlineData(5000, 0, true)]
+    [InlineData(15, 16, true)]
+    [InlineData(16, 16, false)] // at the cap: another worker leads
+    [InlineData(40, 16, false)]
+    public void A_worker_holding_the_cap_of_connections_does_not_lead(int open, int cap, bool mayLead)
+    {
+        Assert.Equal(mayLead, AcceptPackingPolicy.MayLead(ready: true, draining: false, open, cap));
+        Assert.Equal(!mayLead, AcceptPackingPolicy.AtCap(open, cap));
+        Assert.False(AcceptPackingPolicy.MayLead(ready: false, draining: false, open, cap));
+        Assert.False(AcceptPackingPolicy.MayLead(ready: true, draining: true, open, cap));
+    }
+
     /// <summary>
     /// A follower as <see cref="AcceptPacking"/> runs it, against a made-up queue: looks that wait up
     /// to <see cref="AcceptPackingPolicy.NextLook"/> for a connection, a pause of
