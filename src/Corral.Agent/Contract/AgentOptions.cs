@@ -89,8 +89,10 @@ public sealed class AgentOptions
 
     /// <summary>
     /// --jit-profile on: the app's multicore JIT profile, a full path in a folder the master owns (the worker
-    /// replays it, records its own beside it and puts that in its place at a graceful exit). Null: none.
+    /// replays it, records its own beside it and puts that in its place at a graceful exit). Null: none,
+    /// and not written: an agent that does not know it (a Native AOT app's older copy) has nothing to compile anyway.
     /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? JitProfile { get; set; }
 
     public string ToJson() => JsonSerializer.Serialize(this, AgentJsonContext.Default.AgentOptions);

@@ -137,7 +137,7 @@ public sealed class ProjectBuilder : IDisposable
         var dir = Path.Combine(_root, Snapshots.BuildName(Publish, ++_builds));
         _buildingDir = dir;
         _log.Info(Publish
-            ? $"Publishing {Project} (Release{(ReadyToRun ? ", ReadyToRun" : "")}) to {dir}"
+            ? $"Publishing {Project} (Release) to {dir}"
             : $"Building {Project} (Debug) for --reload");
         var psi = new ProcessStartInfo(AppTarget.DotnetHost())
         {
