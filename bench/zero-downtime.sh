@@ -3,7 +3,7 @@
 # while it reloads, recycles, upgrades and loses a worker; errors and throughput against a quiet run.
 #
 #   bench/zero-downtime.sh [--duration S] [--workers N]
-#   bench/zero-downtime.sh --rounds R [--profiles default,kernel,warm,fast,aot,plain,jit,r2r] [--duration S] [--workers N]
+#   bench/zero-downtime.sh --rounds R [--profiles default,kernel,warm,fast,aot,plain,jit,published] [--duration S] [--workers N]
 #
 # The reload and recycling scenarios run three times: with the runtime's defaults and the app as
 # `dotnet build` leaves it; as docs/deployment.md's "Fast worker boots" advises for frequent reloads
@@ -17,7 +17,7 @@
 # default app with --accept-policy kernel, Gunicorn's way of sharing connections; warm: the default
 # app with --warmup-requests, WARMUP_REQUESTS of them, 2000 unless set; plain: the default app with
 # --jit-profile off --boot-nice 0, the cheaper boots of docs/capacity-B.md off; jit: only --boot-nice 0;
-# r2r: the app published ReadyToRun and nothing else), in alternation
+# published: the app published ReadyToRun and nothing else), in alternation
 # R times over; each round's ratios are against that round's quiet run, and the report gives each
 # one and their median (this machine's noise is 10-20% between identical runs). Writes
 # bench/results/zero-downtime-rounds-PROFILES.md (e.g. zero-downtime-rounds-default-aot.md; with a
@@ -44,12 +44,12 @@ while [ $# -gt 0 ]; do
     --workers) WORKERS=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     --profiles) PROFILES=$2; shift 2 ;;
-    *) echo "usage: $0 [--duration S] [--workers N] [--rounds R [--profiles default,kernel,warm,fast,aot,plain,jit,r2r]]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--duration S] [--workers N] [--rounds R [--profiles default,kernel,warm,fast,aot,plain,jit,published]]" >&2; exit 2 ;;
   esac
 done
 [[ $ROUNDS =~ ^[0-9]+$ ]] || { echo "--rounds: a whole number, not '$ROUNDS'" >&2; exit 2; }
 for p in ${PROFILES//,/ }; do
-  [[ $p =~ ^(default|kernel|warm|fast|aot|plain|jit|r2r)$ ]] || { echo "--profiles: default, kernel, warm, fast, aot, plain, jit or r2r, not '$p'" >&2; exit 2; }
+  [[ $p =~ ^(default|kernel|warm|fast|aot|plain|jit|published)$ ]] || { echo "--profiles: default, kernel, warm, fast, aot, plain, jit or published, not '$p'" >&2; exit 2; }
 done
 wants() { [[ ",$PROFILES," == *",$1,"* || $ROUNDS -eq 0 ]]; }
 for tool in wrk redis-server; do
@@ -62,7 +62,7 @@ log "building corral and SeedApp (Release)"
 build_dotnet "$ROOT_DIR/src/Corral"
 build_dotnet "$ROOT_DIR/examples/SeedApp"
 SEED_DLL="$ROOT_DIR/examples/SeedApp/bin/Release/net10.0/SeedApp.dll"
-if wants fast || wants r2r; then
+if wants fast || wants published; then
   log "publishing SeedApp ReadyToRun"
   dotnet publish "$ROOT_DIR/examples/SeedApp" -c Release -r linux-x64 --self-contained false \
     -p:PublishReadyToRun=true -o "$OUT/seedapp-r2r" >"$OUT/publish.log" 2>&1 || { cat "$OUT/publish.log" >&2; exit 1; }
@@ -185,7 +185,7 @@ if [ "$ROUNDS" -gt 0 ]; then
         aot) APP_DLL=$SEED_AOT_EXE; scenarios "-aot-r$r" ;;
         plain) APP_DLL=$SEED_DLL; scenarios "-plain-r$r" "${PLAIN_FLAGS[@]}" ;;
         jit) APP_DLL=$SEED_DLL; scenarios "-jit-r$r" "${JIT_FLAGS[@]}" ;;
-        r2r) APP_DLL=$SEED_R2R_DLL; scenarios "-r2r-r$r" ;;
+        published) APP_DLL=$SEED_R2R_DLL; scenarios "-published-r$r" ;;
       esac
     done
   done
@@ -196,7 +196,7 @@ if [ "$ROUNDS" -gt 0 ]; then
     echo "Each run is a fresh corral; each round runs every profile's quiet, HUP-every-3-s and \`--max-requests 20000 --max-requests-jitter 2000\`"
     echo "runs one after the other, and each ratio is against the same round's quiet run of the same profile. Profiles: \`default\` (the app as"
     echo "\`dotnet build\` leaves it), \`kernel\` (the same app, \`${KERNEL_FLAGS[*]}\`), \`warm\` (the same app, \`${WARM_FLAGS[*]}\`), \`fast\` (published ReadyToRun, workers with \`DOTNET_TieredPGO=0\` and \`DOTNET_TC_CallCountingDelayMs=0\`), \`aot\` (published as Native AOT:"
-    echo "docs/deployment.md, \"Native AOT apps\"), \`plain\` (the default app, \`${PLAIN_FLAGS[*]}\`), \`jit\` (the default app, \`${JIT_FLAGS[*]}\`), \`r2r\` (published ReadyToRun, nothing else)."
+    echo "docs/deployment.md, \"Native AOT apps\"), \`plain\` (the default app, \`${PLAIN_FLAGS[*]}\`), \`jit\` (the default app, \`${JIT_FLAGS[*]}\`), \`published\` (published ReadyToRun, nothing else)."
     echo "CPU s per boot: the run's CPU (master and every worker) less its requests at the round's quiet CPU per request, over the worker boots."
     echo
     echo "- command: \`bench/zero-downtime.sh --rounds $ROUNDS --profiles $PROFILES --duration $DURATION --workers $WORKERS\`"

@@ -217,14 +217,14 @@ public sealed class ProcessHost(
             return;
         }
         var threads = TaskPriority.SetAll(pid, _masterNice, out var error);
-        if (error is not null && !_raiseFailSaid)
+        if (error is null)
+        {
+            Log?.Debug($"Worker (pid:{pid}) back at nice {_masterNice} ({threads} threads)");
+        }
+        else if (!_raiseFailSaid)
         {
             _raiseFailSaid = true;
             Log?.Warning($"Worker (pid:{pid}) stays at its boot priority: raising it back to nice {_masterNice} failed: {error}");
-        }
-        else
-        {
-            Log?.Debug($"Worker (pid:{pid}) back at nice {_masterNice} ({threads} threads)");
         }
     }
 
