@@ -74,7 +74,7 @@ public sealed class CheaperBootTests
     {
         var apps = await TestApps.GetAsync();
         // The app sleeps 4 s in Main (the runtime's threads are up by then): a boot long enough to look at.
-        using var corral = CorralProcess.Start(["-w", "1", "-b", "127.0.0.1:19203", "--log-level", "debug", "-e", "TESTAPP_SLEEP_AT_START_MS=4000", apps.TestApp]);
+        using var corral = CorralProcess.Start(["-w", "1", "-b", "127.0.0.1:19203", "--log-level", "debug", "--boot-nice", "10", "-e", "TESTAPP_SLEEP_AT_START_MS=4000", apps.TestApp]);
         var pid = int.Parse((await corral.WaitForLineAsync(@"Booting worker with pid: (\d+)", Boot)).Groups[1].Value, CultureInfo.InvariantCulture);
         await Task.Delay(1500);
         Assert.Equal(0, corral.CountLines(@"Worker ready"));
@@ -91,10 +91,10 @@ public sealed class CheaperBootTests
     }
 
     [RootFact]
-    public async Task BootNiceZeroBootsAtTheMastersPriority()
+    public async Task ByDefaultAWorkerBootsAtTheMastersPriority()
     {
         var apps = await TestApps.GetAsync();
-        using var corral = CorralProcess.Start(["-w", "1", "-b", "127.0.0.1:19204", "--log-level", "debug", "--boot-nice", "0", "-e", "TESTAPP_SLEEP_AT_START_MS=3000", apps.TestApp]);
+        using var corral = CorralProcess.Start(["-w", "1", "-b", "127.0.0.1:19204", "--log-level", "debug", "-e", "TESTAPP_SLEEP_AT_START_MS=3000", apps.TestApp]);
         var pid = int.Parse((await corral.WaitForLineAsync(@"Booting worker with pid: (\d+)", Boot)).Groups[1].Value, CultureInfo.InvariantCulture);
         await Task.Delay(1500);
         Assert.Equal(0, corral.CountLines(@"Worker ready"));

@@ -328,10 +328,10 @@ public static class SettingsTable
         Flags = ["--boot-nice"],
         Type = SettingType.Int,
         Section = "Worker processes",
-        Default = 10L,
+        Default = 0L,
         Min = 0,
         Max = 19,
-        Help = "A booting worker runs at this much lower CPU priority (nice) than the master, every thread of it, until it reports ready: workers that serve keep the CPU while new ones start (HUP, recycling). Only where corral may then raise the worker's priority back (as root, with CAP_SYS_NICE or a high enough RLIMIT_NICE); otherwise workers boot at the master's priority (said at debug level). 0: off. Measured in bench/results/cheaper-boots.md.",
+        Help = "A booting worker runs at this much lower CPU priority (nice) than the master, every thread of it, until it reports ready (10 is a start): workers that serve keep the CPU while new ones start (HUP, recycling), and a new worker takes longer to be ready on a busy machine (mind --timeout, which bounds a boot). Only where corral may then raise the worker's priority back (as root, with CAP_SYS_NICE or a high enough RLIMIT_NICE); otherwise workers boot at the master's priority (said at debug level). 0 (the default): off. It moves CPU between workers; it does not make a boot cheaper (docs/deployment.md).",
     };
 
     public static readonly Setting LimitRequestLine = new()

@@ -65,15 +65,15 @@ public class BootPriorityTests
     }
 
     [Fact]
-    public void The_settings_default_to_on_and_can_be_turned_off()
+    public void The_settings_defaults_and_their_other_values()
     {
-        var on = Settings.Ok("App.dll");
-        Assert.True(on.JitProfile);
-        Assert.True(on.ReadyToRun);
-        Assert.Equal(10, on.BootNice);
-        var off = Settings.Ok("--jit-profile", "off", "--ready-to-run", "off", "--boot-nice", "0", "App.dll");
-        Assert.False(off.JitProfile);
-        Assert.False(off.ReadyToRun);
-        Assert.Equal(0, off.BootNice);
+        var defaults = Settings.Ok("App.dll");
+        Assert.True(defaults.JitProfile);
+        Assert.True(defaults.ReadyToRun);
+        Assert.Equal(0, defaults.BootNice);
+        var other = Settings.Ok("--jit-profile", "off", "--ready-to-run", "off", "--boot-nice", "10", "App.dll");
+        Assert.False(other.JitProfile);
+        Assert.False(other.ReadyToRun);
+        Assert.Equal(10, other.BootNice);
     }
 }
