@@ -3,7 +3,7 @@
 # while it reloads, recycles, upgrades and loses a worker; errors and throughput against a quiet run.
 #
 #   bench/zero-downtime.sh [--duration S] [--workers N]
-#   bench/zero-downtime.sh --rounds R [--profiles default,kernel,warm,fast,aot,plain,nice,published] [--duration S] [--workers N]
+#   bench/zero-downtime.sh --rounds R [--profiles default,kernel,warm,fast,aot,jitprofile,nice,published] [--duration S] [--workers N]
 #
 # The reload and recycling scenarios run three times: with the runtime's defaults and the app as
 # `dotnet build` leaves it; as docs/deployment.md's "Fast worker boots" advises for frequent reloads
@@ -15,8 +15,8 @@
 #
 # With --rounds R, only the quiet, HUP and recycling runs, for the --profiles given (kernel: the
 # default app with --accept-policy kernel, Gunicorn's way of sharing connections; warm: the default
-# app with --warmup-requests, WARMUP_REQUESTS of them, 2000 unless set; plain: the default app with
-# --jit-profile off; nice: the default app with --boot-nice 10 (docs/capacity-B.md);
+# app with --warmup-requests, WARMUP_REQUESTS of them, 2000 unless set; jitprofile: the default app with
+# --jit-profile on; nice: the default app with --boot-nice 10 (docs/capacity-B.md);
 # published: the app published ReadyToRun and nothing else), in alternation
 # R times over; each round's ratios are against that round's quiet run, and the report gives each
 # one and their median (this machine's noise is 10-20% between identical runs). Writes
@@ -35,8 +35,8 @@ FAST_ENV=(-e DOTNET_TieredPGO=0 -e DOTNET_TC_CallCountingDelayMs=0)
 WARM_FLAGS=(--warmup-requests "${WARMUP_REQUESTS:-2000}")
 # docs/deployment.md, "How async workers share connections": every idle worker accepts.
 KERNEL_FLAGS=(--accept-policy kernel)
-# docs/capacity-B.md: the JIT profile off (plain); booting workers at a lower priority (nice).
-PLAIN_FLAGS=(--jit-profile off)
+# docs/capacity-B.md: the JIT profile on; booting workers at a lower priority (nice).
+JITPROFILE_FLAGS=(--jit-profile on)
 NICE_FLAGS=(--boot-nice 10)
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -44,12 +44,12 @@ while [ $# -gt 0 ]; do
     --workers) WORKERS=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     --profiles) PROFILES=$2; shift 2 ;;
-    *) echo "usage: $0 [--duration S] [--workers N] [--rounds R [--profiles default,kernel,warm,fast,aot,plain,nice,published]]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--duration S] [--workers N] [--rounds R [--profiles default,kernel,warm,fast,aot,jitprofile,nice,published]]" >&2; exit 2 ;;
   esac
 done
 [[ $ROUNDS =~ ^[0-9]+$ ]] || { echo "--rounds: a whole number, not '$ROUNDS'" >&2; exit 2; }
 for p in ${PROFILES//,/ }; do
-  [[ $p =~ ^(default|kernel|warm|fast|aot|plain|nice|published)$ ]] || { echo "--profiles: default, kernel, warm, fast, aot, plain, nice or published, not '$p'" >&2; exit 2; }
+  [[ $p =~ ^(default|kernel|warm|fast|aot|jitprofile|nice|published)$ ]] || { echo "--profiles: default, kernel, warm, fast, aot, jitprofile, nice or published, not '$p'" >&2; exit 2; }
 done
 wants() { [[ ",$PROFILES," == *",$1,"* || $ROUNDS -eq 0 ]]; }
 for tool in wrk redis-server; do
@@ -183,7 +183,7 @@ if [ "$ROUNDS" -gt 0 ]; then
         warm) APP_DLL=$SEED_DLL; scenarios "-warm-r$r" "${WARM_FLAGS[@]}" ;;
         fast) APP_DLL=$SEED_R2R_DLL; scenarios "-fast-r$r" "${FAST_ENV[@]}" ;;
         aot) APP_DLL=$SEED_AOT_EXE; scenarios "-aot-r$r" ;;
-        plain) APP_DLL=$SEED_DLL; scenarios "-plain-r$r" "${PLAIN_FLAGS[@]}" ;;
+        jitprofile) APP_DLL=$SEED_DLL; scenarios "-jitprofile-r$r" "${JITPROFILE_FLAGS[@]}" ;;
         nice) APP_DLL=$SEED_DLL; scenarios "-nice-r$r" "${NICE_FLAGS[@]}" ;;
         published) APP_DLL=$SEED_R2R_DLL; scenarios "-published-r$r" ;;
       esac
@@ -196,7 +196,7 @@ if [ "$ROUNDS" -gt 0 ]; then
     echo "Each run is a fresh corral; each round runs every profile's quiet, HUP-every-3-s and \`--max-requests 20000 --max-requests-jitter 2000\`"
     echo "runs one after the other, and each ratio is against the same round's quiet run of the same profile. Profiles: \`default\` (the app as"
     echo "\`dotnet build\` leaves it), \`kernel\` (the same app, \`${KERNEL_FLAGS[*]}\`), \`warm\` (the same app, \`${WARM_FLAGS[*]}\`), \`fast\` (published ReadyToRun, workers with \`DOTNET_TieredPGO=0\` and \`DOTNET_TC_CallCountingDelayMs=0\`), \`aot\` (published as Native AOT:"
-    echo "docs/deployment.md, \"Native AOT apps\"), \`plain\` (the default app, \`${PLAIN_FLAGS[*]}\`), \`nice\` (the default app, \`${NICE_FLAGS[*]}\`), \`published\` (published ReadyToRun, nothing else)."
+    echo "docs/deployment.md, \"Native AOT apps\"), \`jitprofile\` (the default app, \`${JITPROFILE_FLAGS[*]}\`), \`nice\` (the default app, \`${NICE_FLAGS[*]}\`), \`published\` (published ReadyToRun, nothing else)."
     echo "CPU s per boot: the run's CPU (master and every worker) less its requests at the round's quiet CPU per request, over the worker boots."
     echo
     echo "- command: \`bench/zero-downtime.sh --rounds $ROUNDS --profiles $PROFILES --duration $DURATION --workers $WORKERS\`"

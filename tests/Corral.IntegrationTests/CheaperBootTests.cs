@@ -17,7 +17,7 @@ public sealed class CheaperBootTests
     public async Task AWorkerThatExitsGracefullyLeavesTheJitProfileItsSuccessorReplays()
     {
         var apps = await TestApps.GetAsync();
-        using var corral = CorralProcess.Start(["-w", "1", "-b", "127.0.0.1:19201", "--log-level", "debug", apps.TestApp]);
+        using var corral = CorralProcess.Start(["-w", "1", "-b", "127.0.0.1:19201", "--log-level", "debug", "--jit-profile", "on", apps.TestApp]);
         var first = await corral.WaitForLineAsync(@"JIT profile (\S+) recorded from scratch", Boot);
         var profile = first.Groups[1].Value;
         var folder = Path.GetDirectoryName(profile)!;
@@ -58,10 +58,10 @@ public sealed class CheaperBootTests
     }
 
     [Fact]
-    public async Task JitProfileOffUsesNoProfile()
+    public async Task ByDefaultNoJitProfileIsUsed()
     {
         var apps = await TestApps.GetAsync();
-        using var corral = CorralProcess.Start(["-w", "1", "-b", "127.0.0.1:19202", "--log-level", "debug", "--jit-profile", "off", apps.TestApp]);
+        using var corral = CorralProcess.Start(["-w", "1", "-b", "127.0.0.1:19202", "--log-level", "debug", apps.TestApp]);
         var worker1 = Assert.Single(await corral.WaitForWorkersAsync(1, Boot));
         corral.Signal(ProcessTree.SIGHUP);
         await corral.WaitForWorkersAsync(1, Boot, gone: [worker1]);

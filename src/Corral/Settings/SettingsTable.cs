@@ -318,8 +318,8 @@ public static class SettingsTable
         Type = SettingType.Choice,
         Choices = ["on", "off"],
         Section = "Worker processes",
-        Default = "on",
-        Help = "on: each worker replays the app's multicore JIT profile (System.Runtime.ProfileOptimization: the methods earlier workers compiled are compiled again on a background thread while it boots) and, at a graceful exit, leaves its own for the next worker. The profile lives in the master's private folder (removed at its exit), one per app. off: none. Native AOT apps compile nothing; the setting changes nothing for them. Measured in bench/results/cheaper-boots.md.",
+        Default = "off",
+        Help = "on: each worker replays the app's multicore JIT profile (System.Runtime.ProfileOptimization: the methods earlier workers compiled are compiled again on a background thread while it boots) and, at a graceful exit, leaves its own for the next worker. The profile lives in the master's private folder (removed at its exit), one per app. off (the default): none; measured, the profile did not make a worker's boot or warm-up use less CPU (bench/results/cheaper-boots.md): it moves compiling to another thread, which helps a boot's wall-clock time on idle cores, not its cost. Native AOT apps compile nothing; the setting changes nothing for them.",
     };
 
     public static readonly Setting BootNice = new()

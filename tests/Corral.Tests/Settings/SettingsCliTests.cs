@@ -30,7 +30,7 @@ public class SettingsCliTests
         ["graceful_timeout"] = ("10", 10.0),
         ["keepalive"] = ("5", 5.0),
         ["gc"] = ("server", "server"),
-        ["jit_profile"] = ("off", "off"),
+        ["jit_profile"] = ("on", "on"),
         ["boot_nice"] = ("5", 5L),
         ["ready_to_run"] = ("off", "off"),
         ["limit_request_line"] = ("1024", 1024L),

@@ -68,11 +68,11 @@ public class BootPriorityTests
     public void The_settings_defaults_and_their_other_values()
     {
         var defaults = Settings.Ok("App.dll");
-        Assert.True(defaults.JitProfile);
+        Assert.False(defaults.JitProfile);
         Assert.True(defaults.ReadyToRun);
         Assert.Equal(0, defaults.BootNice);
-        var other = Settings.Ok("--jit-profile", "off", "--ready-to-run", "off", "--boot-nice", "10", "App.dll");
-        Assert.False(other.JitProfile);
+        var other = Settings.Ok("--jit-profile", "on", "--ready-to-run", "off", "--boot-nice", "10", "App.dll");
+        Assert.True(other.JitProfile);
         Assert.False(other.ReadyToRun);
         Assert.Equal(10, other.BootNice);
     }
