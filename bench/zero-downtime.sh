@@ -3,7 +3,7 @@
 # while it reloads, recycles, upgrades and loses a worker; errors and throughput against a quiet run.
 #
 #   bench/zero-downtime.sh [--duration S] [--workers N]
-#   bench/zero-downtime.sh --rounds R [--profiles default,kernel,warm,fast,aot] [--duration S] [--workers N]
+#   bench/zero-downtime.sh --rounds R [--profiles default,kernel,warm,fast,aot,jitprofile,nice,published] [--duration S] [--workers N]
 #
 # The reload and recycling scenarios run three times: with the runtime's defaults and the app as
 # `dotnet build` leaves it; as docs/deployment.md's "Fast worker boots" advises for frequent reloads
@@ -15,7 +15,9 @@
 #
 # With --rounds R, only the quiet, HUP and recycling runs, for the --profiles given (kernel: the
 # default app with --accept-policy kernel, Gunicorn's way of sharing connections; warm: the default
-# app with --warmup-requests, WARMUP_REQUESTS of them, 2000 unless set), in alternation
+# app with --warmup-requests, WARMUP_REQUESTS of them, 2000 unless set; jitprofile: the default app with
+# --jit-profile on; nice: the default app with --boot-nice 10 (docs/capacity-B.md);
+# published: the app published ReadyToRun and nothing else), in alternation
 # R times over; each round's ratios are against that round's quiet run, and the report gives each
 # one and their median (this machine's noise is 10-20% between identical runs). Writes
 # bench/results/zero-downtime-rounds-PROFILES.md (e.g. zero-downtime-rounds-default-aot.md; with a
@@ -33,18 +35,21 @@ FAST_ENV=(-e DOTNET_TieredPGO=0 -e DOTNET_TC_CallCountingDelayMs=0)
 WARM_FLAGS=(--warmup-requests "${WARMUP_REQUESTS:-2000}")
 # docs/deployment.md, "How async workers share connections": every idle worker accepts.
 KERNEL_FLAGS=(--accept-policy kernel)
+# docs/capacity-B.md: the JIT profile on; booting workers at a lower priority (nice).
+JITPROFILE_FLAGS=(--jit-profile on)
+NICE_FLAGS=(--boot-nice 10)
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
     --workers) WORKERS=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     --profiles) PROFILES=$2; shift 2 ;;
-    *) echo "usage: $0 [--duration S] [--workers N] [--rounds R [--profiles default,kernel,warm,fast,aot]]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--duration S] [--workers N] [--rounds R [--profiles default,kernel,warm,fast,aot,jitprofile,nice,published]]" >&2; exit 2 ;;
   esac
 done
 [[ $ROUNDS =~ ^[0-9]+$ ]] || { echo "--rounds: a whole number, not '$ROUNDS'" >&2; exit 2; }
 for p in ${PROFILES//,/ }; do
-  [[ $p == default || $p == kernel || $p == warm || $p == fast || $p == aot ]] || { echo "--profiles: default, kernel, warm, fast or aot, not '$p'" >&2; exit 2; }
+  [[ $p =~ ^(default|kernel|warm|fast|aot|jitprofile|nice|published)$ ]] || { echo "--profiles: default, kernel, warm, fast, aot, jitprofile, nice or published, not '$p'" >&2; exit 2; }
 done
 wants() { [[ ",$PROFILES," == *",$1,"* || $ROUNDS -eq 0 ]]; }
 for tool in wrk redis-server; do
@@ -57,7 +62,7 @@ log "building corral and SeedApp (Release)"
 build_dotnet "$ROOT_DIR/src/Corral"
 build_dotnet "$ROOT_DIR/examples/SeedApp"
 SEED_DLL="$ROOT_DIR/examples/SeedApp/bin/Release/net10.0/SeedApp.dll"
-if wants fast; then
+if wants fast || wants published; then
   log "publishing SeedApp ReadyToRun"
   dotnet publish "$ROOT_DIR/examples/SeedApp" -c Release -r linux-x64 --self-contained false \
     -p:PublishReadyToRun=true -o "$OUT/seedapp-r2r" >"$OUT/publish.log" 2>&1 || { cat "$OUT/publish.log" >&2; exit 1; }
@@ -178,6 +183,9 @@ if [ "$ROUNDS" -gt 0 ]; then
         warm) APP_DLL=$SEED_DLL; scenarios "-warm-r$r" "${WARM_FLAGS[@]}" ;;
         fast) APP_DLL=$SEED_R2R_DLL; scenarios "-fast-r$r" "${FAST_ENV[@]}" ;;
         aot) APP_DLL=$SEED_AOT_EXE; scenarios "-aot-r$r" ;;
+        jitprofile) APP_DLL=$SEED_DLL; scenarios "-jitprofile-r$r" "${JITPROFILE_FLAGS[@]}" ;;
+        nice) APP_DLL=$SEED_DLL; scenarios "-nice-r$r" "${NICE_FLAGS[@]}" ;;
+        published) APP_DLL=$SEED_R2R_DLL; scenarios "-published-r$r" ;;
       esac
     done
   done
@@ -188,19 +196,20 @@ if [ "$ROUNDS" -gt 0 ]; then
     echo "Each run is a fresh corral; each round runs every profile's quiet, HUP-every-3-s and \`--max-requests 20000 --max-requests-jitter 2000\`"
     echo "runs one after the other, and each ratio is against the same round's quiet run of the same profile. Profiles: \`default\` (the app as"
     echo "\`dotnet build\` leaves it), \`kernel\` (the same app, \`${KERNEL_FLAGS[*]}\`), \`warm\` (the same app, \`${WARM_FLAGS[*]}\`), \`fast\` (published ReadyToRun, workers with \`DOTNET_TieredPGO=0\` and \`DOTNET_TC_CallCountingDelayMs=0\`), \`aot\` (published as Native AOT:"
-    echo "docs/deployment.md, \"Native AOT apps\")."
+    echo "docs/deployment.md, \"Native AOT apps\"), \`jitprofile\` (the default app, \`${JITPROFILE_FLAGS[*]}\`), \`nice\` (the default app, \`${NICE_FLAGS[*]}\`), \`published\` (published ReadyToRun, nothing else)."
+    echo "CPU s per boot: the run's CPU (master and every worker) less its requests at the round's quiet CPU per request, over the worker boots."
     echo
     echo "- command: \`bench/zero-downtime.sh --rounds $ROUNDS --profiles $PROFILES --duration $DURATION --workers $WORKERS\`"
     run_facts
     echo
-    echo "| profile | scenario | req/s per round | vs the round's quiet run | median | corral's CPU µs per request, per round | median | socket errors | non-2xx | reloads/recycles seen | worker boots |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| profile | scenario | req/s per round | vs the round's quiet run | median | corral's CPU µs per request, per round | median | CPU s per boot, per round | median | socket errors | non-2xx | reloads/recycles seen | worker boots |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     for p in ${PROFILES//,/ }; do
       sfx=""; [ "$p" != default ] && sfx="-$p"
       for sc in baseline hup-every-3s max-requests; do
         printf '%s\n' "${ROWS[@]}" | awk -F'|' -v p="$p" -v sc="$sc$sfx-r" -v base="baseline$sfx-r" '
-          index($1, base) == 1 { b[substr($1, length(base) + 1)] = $4 }
-          index($1, sc) == 1 { n++; r[n] = substr($1, length(sc) + 1); rps[n] = $4; us[n] = 1e6 * $10 / $3; e += $6; x += $7; ev += $8; bo += $9 }
+          index($1, base) == 1 { b[substr($1, length(base) + 1)] = $4; cpr[substr($1, length(base) + 1)] = $10 / $3 }
+          index($1, sc) == 1 { n++; r[n] = substr($1, length(sc) + 1); rps[n] = $4; us[n] = 1e6 * $10 / $3; e += $6; x += $7; ev += $8; bo += $9; cpu[n] = $10; req[n] = $3; nb[n] = $9 }
           function median(a, n,   i, j, t) {
             for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
             return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
@@ -209,9 +218,10 @@ if [ "$ROUNDS" -gt 0 ]; then
             for (i = 1; i <= n; i++) {
               ratio[i] = 100 * rps[i] / b[r[i]]; sep = i > 1 ? ", " : ""
               list = list sep sprintf("%.0f", rps[i]); rl = rl sep sprintf("%.0f%%", ratio[i]); ul = ul sep sprintf("%.1f", us[i])
+              if (nb[i] > 0) { m++; pb[m] = (cpu[i] - req[i] * cpr[r[i]]) / nb[i]; bl = bl (m > 1 ? ", " : "") sprintf("%.2f", pb[m]) }
             }
-            printf "| %s | %s | %s | %s | %.0f%% | %s | %.1f | %d | %d | %d | %d |\n", p, substr(sc, 1, length(sc) - length(p == "default" ? "" : "-" p) - 2),
-              list, rl, median(ratio, n), ul, median(us, n), e, x, ev, bo
+            printf "| %s | %s | %s | %s | %.0f%% | %s | %.1f | %s | %s | %d | %d | %d | %d |\n", p, substr(sc, 1, length(sc) - length(p == "default" ? "" : "-" p) - 2),
+              list, rl, median(ratio, n), ul, median(us, n), m ? bl : "-", m ? sprintf("%.2f", median(pb, m)) : "-", e, x, ev, bo
           }'
       done
     done

@@ -82,6 +82,11 @@ internal static class AgentRuntime
         {
             FailBoot(switchError);
         }
+        // As the worker's user, before any of the app is compiled.
+        if (s_options.JitProfile is { } jitProfile)
+        {
+            JitProfile.Start(jitProfile, Log.Debug);
+        }
         s_control.WatchForClose(OnMasterGone);
         OutOfMemoryWatch.Install();
 
@@ -102,6 +107,11 @@ internal static class AgentRuntime
             if (!s_ready && Volatile.Read(ref s_hostTaken) == 0)
             {
                 ReportError("the app exited without building an ASP.NET Core host (corral runs ASP.NET Core apps built on the generic host: WebApplication.CreateBuilder or Host.CreateDefaultBuilder)");
+            }
+            if (s_ready)
+            {
+                // For the next worker: what this one compiled, booting and serving.
+                JitProfile.Save(Log.Debug);
             }
             // The last counts, before the control channel closes: the master folds them into its totals.
             SendStats();

@@ -174,7 +174,7 @@ public sealed class Master
             }
             else if (AppTarget.Locate(config.App!) is var path && AppTarget.IsProject(path))
             {
-                _publisher = new ProjectBuilder(path, publish: true, _log) { WorkerUser = config.WorkerUser };
+                _publisher = new ProjectBuilder(path, publish: true, _log) { WorkerUser = config.WorkerUser, ReadyToRun = config.ReadyToRun };
                 app = _publisher.BuildNow(maxErrors: 30);
                 if (AppTarget.RuntimeConfigProblem(config.App!, app.RuntimeConfigPath) is { } problem)
                 {

@@ -90,6 +90,14 @@ public sealed class AgentOptions
     /// <summary>-u/--user and -g/--group, resolved by the master: who the worker becomes before the app runs. Null: it stays who the master is.</summary>
     public WorkerUser? User { get; set; }
 
+    /// <summary>
+    /// --jit-profile on: the app's multicore JIT profile, a full path in a folder the master owns (the worker
+    /// replays it, records its own beside it and puts that in its place at a graceful exit). Null: none,
+    /// and not written: an agent that does not know it (a Native AOT app's older copy) has nothing to compile anyway.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? JitProfile { get; set; }
+
     public string ToJson() => JsonSerializer.Serialize(this, AgentJsonContext.Default.AgentOptions);
 
     public static AgentOptions FromJson(string json) =>

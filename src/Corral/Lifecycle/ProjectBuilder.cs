@@ -36,6 +36,9 @@ public sealed class ProjectBuilder : IDisposable
     /// <summary>-u/-g: the workers' user, who must be able to read the builds (their folder is handed over).</summary>
     public Settings.WorkerIdentity? WorkerUser { get; init; }
 
+    /// <summary>--ready-to-run on: a publish compiles the app ReadyToRun for this machine's runtime (the dev server's Debug builds never: it would slow every rebuild).</summary>
+    public bool ReadyToRun { get; init; }
+
     /// <summary>True: `dotnet publish -c Release`; false: `dotnet build -c Debug` (the dev server).</summary>
     public bool Publish { get; }
 
@@ -143,7 +146,7 @@ public sealed class ProjectBuilder : IDisposable
             UseShellExecute = false,
         };
         string[] args = Publish
-            ? ["publish", Project, "-c", "Release", "-o", dir, "--nologo", "-v", "m", "-clp:NoSummary"]
+            ? ["publish", Project, "-c", "Release", "-o", dir, "--nologo", "-v", "m", "-clp:NoSummary", .. PublishArguments(ReadyToRun)]
             : ["build", Project, "-c", "Debug", "--nologo", "-v", "q", "-clp:NoSummary", "-t:Build", "-getProperty:TargetPath"];
         foreach (var a in args.Concat(["-p:UseSharedCompilation=false", "--disable-build-servers"]))
         {
@@ -155,6 +158,14 @@ public sealed class ProjectBuilder : IDisposable
         var process = Process.Start(psi) ?? throw new AppTarget.AppException($"cannot start dotnet to build {Project}", ExitCodes.Error);
         return (process, dir);
     }
+
+    /// <summary>
+    /// What a Release publish adds for --ready-to-run: ReadyToRun needs a runtime identifier, this
+    /// runtime's own (linux-x64, linux-arm64, linux-musl-x64), and stays framework-dependent as without it.
+    /// </summary>
+    public static string[] PublishArguments(bool readyToRun) => readyToRun
+        ? ["-r", System.Runtime.InteropServices.RuntimeInformation.RuntimeIdentifier, "--self-contained", "false", "-p:PublishReadyToRun=true"]
+        : [];
 
     /// <summary>Reads the build's output to its end, saying each step and, when it is quiet, that it still runs.</summary>
     private async Task<AppTarget.BuildResult> Run(Process process, string dir)

@@ -51,7 +51,7 @@ public sealed class AffinityDirectory : IDisposable
 
     /// <summary>
     /// Removes the folders of masters that are gone without removing their own (killed by SIGKILL,
-    /// or a crash): named as this one's, the pid no longer running, holding nothing but sockets.
+    /// or a crash): named as this one's, the pid no longer running, holding nothing but sockets and JIT profiles.
     /// </summary>
     private static void SweepAbandoned(string root)
     {
@@ -74,7 +74,8 @@ public sealed class AffinityDirectory : IDisposable
             }
             try
             {
-                if (Directory.EnumerateFileSystemEntries(dir).All(e => e.EndsWith(".sock", StringComparison.Ordinal)))
+                // Sockets, and the app's JIT profiles (--jit-profile) kept beside them.
+                if (Directory.EnumerateFileSystemEntries(dir).All(e => e.EndsWith(".sock", StringComparison.Ordinal) || e.Contains(".jitprofile", StringComparison.Ordinal)))
                 {
                     Directory.Delete(dir, recursive: true);
                 }

@@ -82,4 +82,46 @@ internal static partial class Native
     /// <summary>access(2): null if this process may use <paramref name="path"/> so (W_OK, X_OK), else why not (strerror).</summary>
     public static string? Access(string path, int mode) =>
         access_(path, mode) == 0 ? null : Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError());
+
+    private const int PRIO_PROCESS = 0, RLIMIT_NICE = 13;
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int setpriority(int which, int who, int prio);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int getpriority(int which, int who);
+
+    [LibraryImport("libc")]
+    private static partial int gettid();
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static unsafe partial int getrlimit(int resource, ulong* rlim);
+
+    /// <summary>The calling thread's id (a task of its own under Linux, with its own nice value).</summary>
+    public static int ThreadId() => gettid();
+
+    /// <summary>
+    /// setpriority(PRIO_PROCESS, <paramref name="tid"/>): on Linux it sets the nice value of that one task
+    /// (thread), not of the whole process; 0 for the calling thread. False with errno when refused or gone.
+    /// </summary>
+    public static bool SetNice(int tid, int nice, out int errno)
+    {
+        errno = setpriority(PRIO_PROCESS, tid, nice) == 0 ? 0 : Marshal.GetLastPInvokeError();
+        return errno == 0;
+    }
+
+    /// <summary>getpriority(PRIO_PROCESS, <paramref name="tid"/>): its nice value; null if it is gone.</summary>
+    public static int? GetNice(int tid)
+    {
+        Marshal.SetLastPInvokeError(0);
+        var nice = getpriority(PRIO_PROCESS, tid);
+        return nice == -1 && Marshal.GetLastPInvokeError() != 0 ? null : nice;
+    }
+
+    /// <summary>RLIMIT_NICE's soft limit (ulong.MaxValue: unlimited): an unprivileged process may lower its nice down to 20 - this.</summary>
+    public static unsafe ulong NiceLimit()
+    {
+        var rlim = stackalloc ulong[2];
+        return getrlimit(RLIMIT_NICE, rlim) == 0 ? rlim[0] : 0;
+    }
 }

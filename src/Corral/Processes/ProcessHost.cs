@@ -115,12 +115,22 @@ public sealed class ProcessHost(
         }
         var agentOptions = AgentOptionsBuilder.Build(config, listeners, childFd, acceptLeader, errorLogPath);
         agentOptions.AffinityDir = AffinityDir;
+        // --jit-profile: one per app in the master's private folder (Native AOT apps have no runtimeconfig, and nothing to compile).
+        var jitProfile = config.JitProfile && AffinityDir is { } profiles && File.Exists(app.RuntimeConfigPath)
+            ? JitProfilePath(profiles, app) : null;
+        agentOptions.JitProfile = jitProfile;
         psi.Environment[AgentOptions.EnvironmentVariable] = agentOptions.ToJson();
 
         var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
         try
         {
-            ListenerBinder.WithInheritable(listeners, [childFd], process.Start);
+            var bootNice = BootNice(config.BootNice);
+            ListenerBinder.WithInheritable(listeners, [childFd],
+                () => bootNice is { } nice ? TaskPriority.ForkAt(nice, _masterNice, process.Start) : process.Start());
+            if (bootNice is not null)
+            {
+                _booting.Add(process.Id);
+            }
         }
         catch (Exception e) when (e is System.ComponentModel.Win32Exception or IOException or InvalidOperationException)
         {
@@ -137,9 +147,12 @@ public sealed class ProcessHost(
         _apps[pid] = app;
         // Read now, while the pid is surely this worker's; removed once it is gone (see RuntimeFiles).
         var runtimeFiles = RuntimeFiles.Of(pid, psi.Environment.TryGetValue("TMPDIR", out var tmp) ? tmp : null);
+        // What a worker that dies by a signal leaves of its JIT profile (a graceful exit renames it into place).
+        var ownJitProfile = jitProfile is null ? null : jitProfile + "." + pid.ToString(System.Globalization.CultureInfo.InvariantCulture);
         process.Exited += (_, _) =>
         {
             runtimeFiles?.Remove();
+            RemoveFile(ownJitProfile);
             int code;
             try
             {
@@ -159,6 +172,60 @@ public sealed class ProcessHost(
         }
         _ = ControlReader.ReadAsync(pid, parentFd, post);
         return pid;
+    }
+
+    /// <summary>The app's JIT profile in the master's folder: named after the app, so a HUP's new build of it replays the old one's.</summary>
+    public static string JitProfilePath(string folder, AppTarget app) =>
+        Path.Combine(folder, Path.GetFileNameWithoutExtension(app.DisplayPath) + ".jitprofile");
+
+    private static void RemoveFile(string? path)
+    {
+        try
+        {
+            if (path is not null)
+            {
+                File.Delete(path);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+        }
+    }
+
+    // --boot-nice: the master's own nice, and whether it may raise a worker back to it (read once: neither changes).
+    private readonly int _masterNice = TaskPriority.Current();
+    private readonly bool _mayRaiseBack = BootPriority.MayRaiseBack(TaskPriority.HasCapSysNice(), Native.NiceLimit(), TaskPriority.Current());
+    private bool _bootNiceSaid;
+    private bool _raiseFailSaid;
+    private readonly HashSet<int> _booting = [];
+
+    private int? BootNice(int setting)
+    {
+        var nice = BootPriority.BootNice(setting, _masterNice, _mayRaiseBack, out var why);
+        if (why is not null && !_bootNiceSaid)
+        {
+            _bootNiceSaid = true;
+            Log?.Debug(why);
+        }
+        return nice;
+    }
+
+    public void WorkerReady(int pid)
+    {
+        if (!_booting.Remove(pid))
+        {
+            return;
+        }
+        var threads = TaskPriority.SetAll(pid, _masterNice, out var error);
+        if (error is null)
+        {
+            Log?.Debug($"Worker (pid:{pid}) back at nice {_masterNice} ({threads} threads)");
+        }
+        else if (!_raiseFailSaid)
+        {
+            _raiseFailSaid = true;
+            Log?.Warning($"Worker (pid:{pid}) stays at its boot priority: raising it back to nice {_masterNice} failed: {error}");
+        }
     }
 
     public bool Signal(int pid, int signal)
@@ -214,6 +281,7 @@ public sealed class ProcessHost(
 
     public void Forget(int pid)
     {
+        _booting.Remove(pid);
         _apps.Remove(pid);
         if (_processes.Remove(pid, out var p))
         {

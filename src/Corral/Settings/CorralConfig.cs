@@ -69,6 +69,9 @@ public sealed class CorralConfig
     public double KeepAlive => Sec(SettingsTable.KeepAlive);
     public string Gc => Str(SettingsTable.Gc)!;
     public string ReloadStrategy => Str(SettingsTable.ReloadStrategy)!;
+    public bool JitProfile => Str(SettingsTable.JitProfile) == "on";
+    public int BootNice => Int(SettingsTable.BootNice);
+    public bool ReadyToRun => Str(SettingsTable.ReadyToRun) == "on";
     public int LimitRequestLine => Int(SettingsTable.LimitRequestLine);
     public int LimitRequestFields => Int(SettingsTable.LimitRequestFields);
     public int LimitRequestFieldSize => Int(SettingsTable.LimitRequestFieldSize);

@@ -54,6 +54,17 @@ public static class SettingsTable
         Help = "The number of worker processes. WEB_CONCURRENCY sets the default, as with Gunicorn. A start: 2-4 x cores for sync (and workers x --threads about that for gthread); for async, 1 or a few per host: one async worker uses every core, and by default (--accept-policy pack) the others are warm spares that take only its overflow (docs/deployment.md).",
     };
 
+    public static readonly Setting ReadyToRun = new()
+    {
+        Name = "ready_to_run",
+        Flags = ["--ready-to-run"],
+        Type = SettingType.Choice,
+        Choices = ["on", "off"],
+        Section = "Application",
+        Default = "on",
+        Help = "When APP is a project (not with --reload): on publishes it ReadyToRun for this machine's runtime (`-r RID --self-contained false -p:PublishReadyToRun=true`): the app's own code is compiled ahead of time, so each new worker compiles less at boot, for a longer publish. off: a plain `dotnet publish -c Release`. A built .dll is run as it is: publish it ReadyToRun yourself (docs/deployment.md).",
+    };
+
     public static readonly Setting WorkerClass = new()
     {
         Name = "worker_class",
@@ -310,6 +321,29 @@ public static class SettingsTable
         Section = "Worker processes",
         Default = DefaultGc,
         Help = "The workers' garbage collector. workstation: one heap per process (the default: N server-GC workers would each size heaps for every core; see bench/results/gc.md). server: the ASP.NET Core default. app: whatever the app's runtimeconfig says.",
+    };
+
+    public static readonly Setting JitProfile = new()
+    {
+        Name = "jit_profile",
+        Flags = ["--jit-profile"],
+        Type = SettingType.Choice,
+        Choices = ["on", "off"],
+        Section = "Worker processes",
+        Default = "off",
+        Help = "on: each worker replays the app's multicore JIT profile (System.Runtime.ProfileOptimization: the methods earlier workers compiled are compiled again on a background thread while it boots) and, at a graceful exit, leaves its own for the next worker. The profile lives in the master's private folder (removed at its exit), one per app. off (the default): none; measured, the profile did not make a worker's boot or warm-up use less CPU (bench/results/cheaper-boots.md): it moves compiling to another thread, which helps a boot's wall-clock time on idle cores, not its cost. Native AOT apps compile nothing; the setting changes nothing for them.",
+    };
+
+    public static readonly Setting BootNice = new()
+    {
+        Name = "boot_nice",
+        Flags = ["--boot-nice"],
+        Type = SettingType.Int,
+        Section = "Worker processes",
+        Default = 0L,
+        Min = 0,
+        Max = 19,
+        Help = "A booting worker runs at this much lower CPU priority (nice) than the master, every thread of it, until it reports ready (10 is a start): workers that serve keep the CPU while new ones start (HUP, recycling), and a new worker takes longer to be ready on a busy machine (mind --timeout, which bounds a boot). Only where corral may then raise the worker's priority back (as root, with CAP_SYS_NICE or a high enough RLIMIT_NICE); otherwise workers boot at the master's priority (said at debug level). 0 (the default): off. It moves CPU between workers; it does not make a boot cheaper (docs/deployment.md).",
     };
 
     public static readonly Setting LimitRequestLine = new()
@@ -722,9 +756,9 @@ public static class SettingsTable
     /// <summary>All settings, in the order the docs list them.</summary>
     public static readonly IReadOnlyList<Setting> All =
     [
-        App, Config, PrintConfig, CheckConfig, Reload, ReloadExtraFiles,
+        App, ReadyToRun, Config, PrintConfig, CheckConfig, Reload, ReloadExtraFiles,
         Bind, Backlog,
-        Workers, WorkerClass, Threads, WorkerConnections, AcceptPolicy, PackLeaderConnections, MaxRequests, MaxRequestsJitter, MaxWorkerMemory, MaxWorkerMemoryCeiling, MaxWorkerLifetime, MaxWorkerLifetimeJitter, MaxRecycleCpu, WarmupRequests, WarmupPath, Timeout, RequestTimeout, RequestTimeoutGrace, GracefulTimeout, KeepAlive, ReloadStrategy, Gc,
+        Workers, WorkerClass, Threads, WorkerConnections, AcceptPolicy, PackLeaderConnections, MaxRequests, MaxRequestsJitter, MaxWorkerMemory, MaxWorkerMemoryCeiling, MaxWorkerLifetime, MaxWorkerLifetimeJitter, MaxRecycleCpu, WarmupRequests, WarmupPath, Timeout, RequestTimeout, RequestTimeoutGrace, GracefulTimeout, KeepAlive, ReloadStrategy, Gc, JitProfile, BootNice,
         LimitRequestLine, LimitRequestFields, LimitRequestFieldSize, LimitRequestHeadersSize,
         Chdir, Umask, ReusePort, User, Group, PidFile, RawEnv, ProcName,
         AccessLog, AccessLogFormatSetting, AccessLogJson, ErrorLog, LogLevel,

@@ -239,6 +239,7 @@ public sealed class Arbiter
             case MessageKind.Ready:
                 if (w.MarkReady(Now))
                 {
+                    _host.WorkerReady(pid);
                     _bootFailures = 0;
                     _log.Debug($"Worker ready (pid: {pid})");
                 }

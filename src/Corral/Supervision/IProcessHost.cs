@@ -19,6 +19,9 @@ public interface IProcessHost
     /// posts <see cref="MasterEvent.StacksCaptured"/> when done or given up (bounded in time).
     /// </summary>
     void CaptureStacks(int pid, string why, int? osThreadId);
+
+    /// <summary>Worker <paramref name="pid"/> reported ready: it leaves its boot priority (--boot-nice).</summary>
+    void WorkerReady(int pid);
 }
 
 public sealed class SpawnException(string message) : Exception(message);

@@ -27,6 +27,8 @@ public sealed class AffinityDirectoryTests : IDisposable
     {
         var dead = Directory.CreateDirectory(Path.Combine(_root, "corral-2147483646-0123abcd")).FullName; // no such pid
         File.WriteAllText(Path.Combine(dead, "12.sock"), "");
+        File.WriteAllText(Path.Combine(dead, "App.jitprofile"), ""); // --jit-profile
+        File.WriteAllText(Path.Combine(dead, "App.jitprofile.12"), "");
         var live = Directory.CreateDirectory(Path.Combine(_root, $"corral-{Environment.ProcessId}-0123abcd")).FullName;
         var notOurs = Directory.CreateDirectory(Path.Combine(_root, "corral-2147483646-notours1")).FullName;
         File.WriteAllText(Path.Combine(notOurs, "data.txt"), "");

@@ -68,6 +68,11 @@ internal sealed class FakeProcessHost : IProcessHost
 
     public void CaptureStacks(int pid, string why, int? osThreadId) => Captures.Add((pid, why, osThreadId));
 
+    /// <summary>The WorkerReady calls, in order.</summary>
+    public List<int> Readied { get; } = [];
+
+    public void WorkerReady(int pid) => Readied.Add(pid);
+
     public IEnumerable<int> SignalsTo(int pid) => Sent.Where(s => s.Pid == pid).Select(s => s.Signal);
 }
 
