@@ -44,7 +44,7 @@ internal sealed class AcceptPacking
         {
             return true;
         }
-        if (!AcceptPackingPolicy.MayLead(AgentRuntime.IsReady, _gate.TakesNoConnections))
+        if (!AcceptPackingPolicy.MayLead(AgentRuntime.IsReady && !_gate.Spare, _gate.TakesNoConnections))
         {
             return false;
         }

@@ -53,7 +53,7 @@ public sealed class ProcessHost(
     /// <summary>What the live workers run, and what the next spawn runs: the builds that must stay (see ProjectBuilder.Collect).</summary>
     public IEnumerable<AppTarget> AppsInUse => _apps.Values.Append(App);
 
-    public int Spawn(CorralConfig config)
+    public int Spawn(CorralConfig config, bool spare)
     {
         var app = App;
         // Checked at each spawn, not only at start: `current` may now point at a release built with hooks off.
@@ -115,6 +115,7 @@ public sealed class ProcessHost(
         }
         var agentOptions = AgentOptionsBuilder.Build(config, listeners, childFd, acceptLeader, errorLogPath);
         agentOptions.AffinityDir = AffinityDir;
+        agentOptions.Spare = spare;
         psi.Environment[AgentOptions.EnvironmentVariable] = agentOptions.ToJson();
 
         var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
