@@ -17,14 +17,22 @@ public sealed class SpareWorkerTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Boot = TimeSpan.FromSeconds(60);
 
-    /// <summary>Generous for a loaded 2-core box; the bench (bench/spare.sh) records the real figure.</summary>
-    private static readonly TimeSpan CapacityBackBound = TimeSpan.FromMilliseconds(500);
+    /// <summary>
+    /// Generous: on this 2-core box at a load average of 40-90 (other builds and tests), the spare's first
+    /// answer came 100-700 ms after the kill. The time is a sanity bound only: the answer must come from
+    /// the spare's PID, which takes no connection until it is promoted. The bench (bench/spare.sh) records
+    /// the real figures.
+    /// </summary>
+    private static readonly TimeSpan CapacityBackBound = TimeSpan.FromSeconds(2);
+
+    /// <summary>A spare is meant to be warmed up: on the path the test asks for.</summary>
+    private static readonly string[] Warm = ["--warmup-requests", "20", "--warmup-path", "/pid"];
 
     [Fact]
     public async Task SigkilledWorkersCapacityComesBackFromTheSpareAtOnceAndANewSpareBoots()
     {
         var apps = await TestApps.GetAsync();
-        using var corral = CorralProcess.Start(["-k", "sync", "-w", "1", "--spare-workers", "1", "-b", "127.0.0.1:0", "--metrics-bind", "127.0.0.1:0", "--log-level", "debug", apps.TestApp]);
+        using var corral = CorralProcess.Start(["-k", "sync", "-w", "1", "--spare-workers", "1", .. Warm, "-b", "127.0.0.1:0", "--metrics-bind", "127.0.0.1:0", "--log-level", "debug", apps.TestApp]);
         var port = await corral.PortAsync();
         var metrics = await Observe.MetricsPortAsync(corral);
         await corral.WaitForWorkersAsync(2, Boot);
@@ -101,28 +109,34 @@ public sealed class SpareWorkerTests(ITestOutputHelper output)
     {
         const int MaxRequests = 30;
         var apps = await TestApps.GetAsync();
-        using var corral = CorralProcess.Start(["-k", "sync", "-w", "1", "--spare-workers", "1", "--max-requests", MaxRequests.ToString(CultureInfo.InvariantCulture),
+        using var corral = CorralProcess.Start(["-k", "sync", "-w", "1", "--spare-workers", "1", .. Warm, "--max-requests", MaxRequests.ToString(CultureInfo.InvariantCulture),
             "-b", "127.0.0.1:0", "--log-level", "debug", apps.TestApp]);
         var port = await corral.PortAsync();
         await corral.WaitForWorkersAsync(2, Boot);
         var spare = await SparePidAsync(corral, 1);
         var first = ProcessTree.Children(corral.Pid).Single(p => p != spare);
 
-        var pids = new List<int>();
-        for (var i = 0; i < MaxRequests + 20; i++)
+        // One request at a time until the spare has answered ten (at most 30 s).
+        var answers = new List<(int Pid, long At)>();
+        var started = Stopwatch.GetTimestamp();
+        while (answers.Count(a => a.Pid == spare) < 10 && Stopwatch.GetElapsedTime(started) < TimeSpan.FromSeconds(30))
         {
             var (status, body) = await Http.GetAsync(port, "/pid");
             Assert.Equal(200, status);
-            pids.Add(int.Parse(body, CultureInfo.InvariantCulture));
+            answers.Add((int.Parse(body, CultureInfo.InvariantCulture), Stopwatch.GetTimestamp()));
         }
+        var pids = answers.Select(a => a.Pid).ToList();
         output.WriteLine(string.Join(",", pids));
 
-        // Served by the first worker up to its limit (and at most the request or two already taken
-        // as the recycle was decided), then by the spare: without a spare the first worker would serve
-        // on until its successor had booted and warmed up (seconds, here hundreds of requests).
+        // The first worker serves up to its limit, and on only until its TERM reaches it (the master
+        // decides on its "recycle" line; the requests taken meanwhile are served); then the spare.
+        // Without a spare the first worker would serve on until a successor had booted and warmed up.
         var servedByFirst = pids.TakeWhile(p => p == first).Count();
-        Assert.InRange(servedByFirst, MaxRequests, MaxRequests + 2);
+        Assert.True(servedByFirst >= MaxRequests && servedByFirst < pids.Count, $"served by the first worker: {servedByFirst} of {pids.Count}\n{corral.Output}");
         Assert.All(pids.Skip(servedByFirst), p => Assert.Equal(spare, p));
+        var handOver = Stopwatch.GetElapsedTime(answers[MaxRequests - 1].At, answers[servedByFirst].At);
+        output.WriteLine($"the spare answered {handOver.TotalMilliseconds:0.0} ms after the {MaxRequests}th answer ({servedByFirst - MaxRequests} more answered by the first worker meanwhile)");
+        Assert.True(handOver < CapacityBackBound, $"the spare answered {handOver.TotalMilliseconds:0} ms after the {MaxRequests}th answer\n{corral.Output}");
         Assert.Equal(1, corral.CountLines($@"Promoting spare worker \(pid:{spare}\): it replaces worker \(pid:{first}\), recycled for --max-requests, which drains now"));
         var nextSpare = await SparePidAsync(corral, 2);
         await corral.WaitForWorkersAsync(2, Boot, gone: [first]);

@@ -263,3 +263,26 @@ public class ArbiterSpareTests
         Assert.False(rig.Arbiter.PromoteSpare("scaling up")); // none left ready
     }
 }
+
+/// <summary>What `corral ctl status` and /metrics say of spares.</summary>
+public class SpareStatusTests
+{
+    [Fact]
+    public async Task Status_and_metrics_show_ready_spares_apart_from_the_serving_workers()
+    {
+        var rig = new ArbiterRig("-w", "2", "--spare-workers", "2").Booted();
+        rig.Ready(rig.Host.SpawnedSpares[0]); // the other spare still boots
+        var o = new Corral.Metrics.Observatory(new Corral.Metrics.ListenQueue([]), new Corral.Metrics.MasterMetrics());
+        var snapshot = o.Snapshot(rig.Arbiter);
+
+        var status = Corral.Control.CtlCommand.FormatStatus(snapshot).Split('\n');
+        Assert.Contains(" workers 2 ready / 2 wanted + 1 spare (1 booting)  requests 0", status[0]);
+        Assert.Single(status, l => l.StartsWith($"{rig.Host.SpawnedSpares[0],-8} spare ", StringComparison.Ordinal));
+        Assert.Single(status, l => l.StartsWith($"{rig.Host.SpawnedSpares[1],-8} booting (spare) ", StringComparison.Ordinal));
+        o.Metrics.SetGauges(snapshot);
+        var lines = (await o.Metrics.ExportAsync(CancellationToken.None)).Split('\n');
+        Assert.Contains("corral_workers{state=\"spare\"} 1", lines);
+        Assert.Contains("corral_workers{state=\"ready\"} 2", lines);
+        Assert.Contains("corral_workers{state=\"booting\"} 1", lines);
+    }
+}
