@@ -186,6 +186,23 @@ public class ArbiterSpareTests
     }
 
     [Fact]
+    public void A_spare_above_its_memory_limit_is_stopped_and_another_boots()
+    {
+        var rig = BootedWithSpares("-w", "1", "--spare-workers", "1", "--max-worker-memory", "200MB");
+        var serving = Serving(rig)[0];
+        var spare = Spares(rig)[0];
+
+        rig.Arbiter.OnMessage(spare, new Message(MessageKind.Recycle, Text: Protocol.Memory));
+
+        Assert.Equal([Signals.TERM], rig.Host.SignalsTo(spare));
+        Assert.Equal(StopReason.Memory, rig.Worker(spare).StopReason);
+        Assert.Empty(rig.Host.SignalsTo(serving));
+        Assert.Equal([serving], Serving(rig));
+        Assert.Equal(rig.Host.Spawned[^1], Assert.Single(Spares(rig)));
+        Assert.True(rig.Log.Has("warning", $"Spare worker (pid:{spare}) is above --max-worker-memory"));
+    }
+
+    [Fact]
     public void A_reload_replaces_the_spares_after_the_new_serving_workers_are_ready()
     {
         var rig = BootedWithSpares("-w", "2", "--spare-workers", "1");
