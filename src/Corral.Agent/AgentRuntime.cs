@@ -147,6 +147,15 @@ internal static class AgentRuntime
             Log.Reopen();
             AccessLogWriter.Current?.Reopen();
         }));
+        // --spare-workers: USR2 promotes a spare (its admission gate opens); a worker that serves ignores it.
+        s_signals.Add(PosixSignalRegistration.Create((PosixSignal)Signals.USR2, ctx =>
+        {
+            ctx.Cancel = true;
+            if (s_options?.Spare == true && s_promoted.TrySetResult())
+            {
+                Log.Info($"Spare worker promoted: taking connections (pid: {Environment.ProcessId})");
+            }
+        }));
 
         // A System.Threading.Timer fires on the thread pool: a starved or deadlocked pool falls silent,
         // and the master's --timeout notices.
@@ -192,6 +201,11 @@ internal static class AgentRuntime
     }
 
     public static bool IsReady => s_ready;
+
+    private static readonly TaskCompletionSource s_promoted = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>A spare's promotion (SIGUSR2 from the master): completes when it may take connections.</summary>
+    public static Task Promoted => s_promoted.Task;
 
     /// <summary>The listeners' protocols and the app's URLs they replaced (<see cref="Protocol.Serving"/>), sent just before "ready"; null: nothing to say.</summary>
     public static Func<ServingReport>? Serving { get; set; }

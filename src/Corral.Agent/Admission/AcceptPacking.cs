@@ -54,7 +54,7 @@ internal sealed class AcceptPacking
             AgentRuntime.Log.Debug($"Worker holds {_gate.OpenConnections} connections (--pack-leader-connections {_cap}): another takes new connections first (pid: {Environment.ProcessId})");
             return false;
         }
-        if (!AcceptPackingPolicy.MayLead(AgentRuntime.IsReady, _gate.TakesNoConnections, _gate.OpenConnections, _cap))
+        if (!AcceptPackingPolicy.MayLead(AgentRuntime.IsReady && !_gate.Spare, _gate.TakesNoConnections, _gate.OpenConnections, _cap))
         {
             return false;
         }

@@ -217,9 +217,25 @@ public sealed class AdmissionGate
     /// <summary>While accepts are held (a warm-up runs): completes when they are released; null otherwise.</summary>
     internal Task? AcceptsHeld => _held?.Task;
 
+    private Task? _spare;
+
+    /// <summary>
+    /// --spare-workers: this worker is a spare. It takes no connection (no accept starts, so none waits in
+    /// accept(2), and under --accept-policy pack it neither leads nor takes overflow) until
+    /// <paramref name="promoted"/> completes: the master's SIGUSR2. Called before Kestrel listens.
+    /// </summary>
+    internal void HoldUntilPromoted(Task promoted) => _spare = promoted.IsCompleted ? null : promoted;
+
+    /// <summary>A spare that has not been promoted yet: it takes no connection.</summary>
+    public bool Spare => _spare is { IsCompleted: false };
+
     /// <summary>Waits until this worker may accept one more connection; the slot is held until <see cref="ReleaseConnection"/>.</summary>
     public async ValueTask AcquireConnectionAsync(CancellationToken ct)
     {
+        if (_spare is { IsCompleted: false } spare)
+        {
+            await spare.WaitAsync(ct).ConfigureAwait(false);
+        }
         if (_held is { } held)
         {
             await held.Task.WaitAsync(ct).ConfigureAwait(false);

@@ -48,6 +48,10 @@ internal static class HostTakeover
     private static void Configure(IServiceCollection services, AgentOptions options)
     {
         var gate = AdmissionGate.For(options);
+        if (options.Spare)
+        {
+            gate.HoldUntilPromoted(AgentRuntime.Promoted);
+        }
         var warmup = options.Warmup.Requests > 0 ? new Warmup(options, gate, AgentRuntime.Log) : null;
         // The master names a leader for async workers under --accept-policy pack only.
         var packing = options.AcceptLeader is { Length: > 0 } leader ? new AcceptPacking(leader, gate, options.PackLeaderConnections) : null;

@@ -16,7 +16,7 @@ public sealed class AgentOptions
     /// own copy of the agent, which may be older or newer than the corral that runs it: the two must
     /// speak the same version. Raise it with every change either side could misread.
     /// </summary>
-    public const int CurrentProtocol = 6; // 2: heartbeats carry their send time; 3: options grouped, the stats report's buckets as two arrays; 4: HttpProtocols, the "serving" line, AffinityDir, ProcessTitle, User (-u/-g); 5: MaxWorkerMemory, "recycle memory", RequestTimeout, RequestTimeoutGrace, the "hung" line; 6: PackLeaderConnections
+    public const int CurrentProtocol = 6; // 2: heartbeats carry their send time; 3: options grouped, the stats report's buckets as two arrays; 4: HttpProtocols, the "serving" line, AffinityDir, ProcessTitle, User (-u/-g); 5: MaxWorkerMemory, "recycle memory", RequestTimeout, RequestTimeoutGrace, the "hung" line; 6: PackLeaderConnections, Spare (SIGUSR2 promotes a spare)
 
     /// <summary>The master's <see cref="CurrentProtocol"/> (0: a master from before there was one).</summary>
     public int Protocol { get; set; }
@@ -47,6 +47,12 @@ public sealed class AgentOptions
 
     /// <summary>--max-worker-memory in bytes: above it after a full collection, the worker stops accepting and asks to be recycled; 0 = never.</summary>
     public long MaxWorkerMemory { get; set; }
+
+    /// <summary>
+    /// --spare-workers: this worker is a spare. It boots, warms up and reports ready like the others, but
+    /// takes no connection from the listening sockets until the master promotes it with SIGUSR2.
+    /// </summary>
+    public bool Spare { get; set; }
 
     /// <summary>--warmup-requests and --warmup-path: what a new worker serves before it reports ready.</summary>
     public WarmupOptions Warmup { get; set; } = new();

@@ -12,8 +12,11 @@ public static class Signals
     /// <summary>The signals the master handles.</summary>
     public static readonly int[] Handled = [HUP, INT, QUIT, TERM, TTIN, TTOU, USR1, USR2, WINCH];
 
-    /// <summary>The signals a worker handles: INT and QUIT stop at once, TERM drains, USR1 reopens the logs.</summary>
-    public static readonly int[] WorkerHandled = [INT, QUIT, TERM, USR1];
+    /// <summary>
+    /// The signals a worker handles: INT and QUIT stop at once, TERM drains, USR1 reopens the logs, USR2
+    /// promotes a spare (--spare-workers): it starts taking connections (ignored by a worker that serves).
+    /// </summary>
+    public static readonly int[] WorkerHandled = [INT, QUIT, TERM, USR1, USR2];
 
     public static string Name(int signal) => signal switch
     {

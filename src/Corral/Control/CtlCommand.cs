@@ -114,7 +114,7 @@ public static class CtlCommand
     {
         var sb = new StringBuilder();
         var inv = CultureInfo.InvariantCulture;
-        sb.Append(inv, $"master {s.Pid}  corral {s.Version}  up {Duration(s.UptimeSeconds)}  workers {s.Workers.Count(w => w.State == "ready")} ready / {s.DesiredWorkers} wanted  requests {s.RequestsTotal}{(s.Stopping ? "  STOPPING" : "")}\n");
+        sb.Append(inv, $"master {s.Pid}  corral {s.Version}  up {Duration(s.UptimeSeconds)}  workers {s.Workers.Count(w => w.State == "ready")} ready / {s.DesiredWorkers} wanted{Spares(s)}  requests {s.RequestsTotal}{(s.Stopping ? "  STOPPING" : "")}\n");
         foreach (var l in s.Listeners)
         {
             sb.Append(inv, $"listener {l.Name}  accept queue {l.Queued}\n");
@@ -128,7 +128,7 @@ public static class CtlCommand
         sb.Append(inv, $"{"PID",-8} {"STATE",-18} {"AGE",8} {"DUE IN",8} {"SERVED",8} {"INFLIGHT",8} {"RSS",10} {"PSS",10} {"GC HEAP",10}\n");
         foreach (var w in s.Workers)
         {
-            var state = w.State + (w.Retiring ? $" ({w.RetireReason ?? "retiring"})" : "");
+            var state = w.State + (w.Retiring ? $" ({w.RetireReason ?? "retiring"})" : w.Spare && w.State != "spare" ? " (spare)" : "");
             var due = w.LifetimeDueInSeconds is { } d ? (d <= 0 ? "now" : Duration(d)) : "-";
             sb.Append(inv, $"{w.Pid,-8} {state,-18} {Duration(w.AgeSeconds),8} {due,8} {w.Served,8} {w.InFlight,8} {Mib(w.Rss),10} {Mib(w.Pss),10} {Mib(w.GcHeap),10}\n");
         }
@@ -143,6 +143,14 @@ public static class CtlCommand
             }
         }
         return sb.ToString();
+    }
+
+    /// <summary>", 1 spare" when there are spares (--spare-workers): the ready ones, booting ones apart.</summary>
+    private static string Spares(MasterSnapshot s)
+    {
+        var ready = s.Workers.Count(w => w.State == "spare");
+        var booting = s.Workers.Count(w => w.Spare && w.State == "booting");
+        return ready + booting == 0 ? "" : string.Create(CultureInfo.InvariantCulture, $" + {ready} spare{(ready == 1 ? "" : "s")}{(booting > 0 ? $" ({booting} booting)" : "")}");
     }
 
     private static string Duration(double seconds) => seconds switch

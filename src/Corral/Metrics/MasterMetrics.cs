@@ -111,7 +111,8 @@ public sealed class MasterMetrics
     public void SetGauges(MasterSnapshot s)
     {
         _inFlight.Set(s.Workers.Sum(w => w.InFlight));
-        foreach (var state in new[] { "booting", "ready", "stopping", "killing" })
+        // "spare": ready spares (--spare-workers), not counted as "ready"; a booting spare counts as "booting".
+        foreach (var state in new[] { "booting", "ready", "spare", "stopping", "killing" })
         {
             _workers.WithLabels(state).Set(s.Workers.Count(w => w.State == state));
         }

@@ -52,7 +52,8 @@ public sealed record WorkerView(
     [property: JsonPropertyName("gc_heap_bytes")] long GcHeap,
     [property: JsonPropertyName("retire_reason")] string? RetireReason = null,
     [property: JsonPropertyName("lifetime_seconds")] double? LifetimeSeconds = null,
-    [property: JsonPropertyName("lifetime_due_in_seconds")] double? LifetimeDueInSeconds = null);
+    [property: JsonPropertyName("lifetime_due_in_seconds")] double? LifetimeDueInSeconds = null,
+    [property: JsonPropertyName("spare")] bool Spare = false);
 
 /// <summary>A worker that is gone: why (<see cref="Observatory.WhyGone"/>), how long it ran, how it exited.</summary>
 public sealed record ExitView(

@@ -202,7 +202,8 @@ public sealed class Observatory
             Workers = [.. arbiter.Workers.OrderBy(w => w.Age).Select(w =>
             {
                 var last = _last.GetValueOrDefault(w.Pid);
-                return new WorkerView(w.Pid, w.State.ToString().ToLowerInvariant(), w.Retiring, w.Generation,
+                // A ready spare is not a serving worker: its state says so (booting, stopping: as any worker).
+                return new WorkerView(w.Pid, w.Spare && w.State == WorkerState.Ready ? "spare" : w.State.ToString().ToLowerInvariant(), w.Retiring, w.Generation,
                     Math.Round((now - w.SpawnedAt).TotalSeconds, 3),
                     w.ReadyAt is { } r ? Math.Round((r - w.SpawnedAt).TotalSeconds, 3) : null,
                     _bootCpu.TryGetValue(w.Pid, out var cpu) ? Math.Round(cpu, 3) : null,
@@ -210,7 +211,8 @@ public sealed class Observatory
                     w.Served, w.InFlight, last?.Rss ?? 0, w.Memory > 0 ? w.Memory : last?.Pss ?? 0, last?.GcHeap ?? 0,
                     w.RetireReason is { } rr ? RetireLabel(rr) : null,
                     w.Lifetime is { } l ? Math.Round(l.TotalSeconds, 3) : null,
-                    w.LifetimeDueAt is { } due ? Math.Round((due - now).TotalSeconds, 3) : null);
+                    w.LifetimeDueAt is { } due && !w.Spare ? Math.Round((due - now).TotalSeconds, 3) : null,
+                    w.Spare);
             })],
             RecentExits = [.. _recentExits.Reverse().Select(e => new ExitView(e.Exit.Pid, e.Exit.Generation, WhyGone(e.Exit), e.Exit.ExitCode,
                 e.Lived is { } lived ? Math.Round(lived.TotalSeconds, 3) : null, Math.Round((now - e.At).TotalSeconds, 3)))],

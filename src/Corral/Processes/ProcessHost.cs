@@ -53,7 +53,7 @@ public sealed class ProcessHost(
     /// <summary>What the live workers run, and what the next spawn runs: the builds that must stay (see ProjectBuilder.Collect).</summary>
     public IEnumerable<AppTarget> AppsInUse => _apps.Values.Append(App);
 
-    public int Spawn(CorralConfig config)
+    public int Spawn(CorralConfig config, bool spare)
     {
         var app = App;
         // Checked at each spawn, not only at start: `current` may now point at a release built with hooks off.
@@ -119,6 +119,7 @@ public sealed class ProcessHost(
         var jitProfile = config.JitProfile && AffinityDir is { } profiles && File.Exists(app.RuntimeConfigPath)
             ? JitProfilePath(profiles, app) : null;
         agentOptions.JitProfile = jitProfile;
+        agentOptions.Spare = spare;
         psi.Environment[AgentOptions.EnvironmentVariable] = agentOptions.ToJson();
 
         var process = new Process { StartInfo = psi, EnableRaisingEvents = true };

@@ -60,6 +60,7 @@ public sealed class CorralConfig
         ? (Str(SettingsTable.MaxWorkerMemoryCeiling) is { } ceiling && ByteSize.Parse(ceiling) is > 0 and var c ? c : limit + limit / 2)
         : 0;
 
+    public int SpareWorkers => Int(SettingsTable.SpareWorkers);
     public int WarmupRequests => Int(SettingsTable.WarmupRequests);
     public IReadOnlyList<string> WarmupPaths => List(SettingsTable.WarmupPath);
     public TimeSpan Timeout => TimeSpan.FromSeconds(Sec(SettingsTable.Timeout));

@@ -226,6 +226,18 @@ public static class SettingsTable
         Help = "The largest share (percent of all the host's cores) of CPU that --max-worker-lifetime recycling may spend on booting successors, judged from what the latest boots cost (boot and warm-up, read from /proc at ready). Above it, the next lifetime recycle is postponed so that boots come no more often than this share allows, and corral logs why once (\"Recycling stretched\"). 0: no cap.",
     };
 
+    public static readonly Setting SpareWorkers = new()
+    {
+        Name = "spare_workers",
+        Flags = ["--spare-workers"],
+        Type = SettingType.Int,
+        Section = "Worker processes",
+        Default = 0L,
+        Min = 0,
+        Max = 64,
+        Help = "Keep this many spare workers booted, warmed up (--warmup-requests) and idle beside the -w serving ones (0: none). A spare takes no connection until the master promotes it (SIGUSR2), which it does at once when a serving worker dies (crash, SIGKILL, out of memory, timeout), when one is recycled (--max-requests, --max-worker-lifetime, memory, a hung request: it drains at once instead of waiting for a successor to boot) and when the count grows (TTIN, corral ctl add); then a new spare boots. Spares boot after the serving workers are ready; each costs the memory of one idle worker. See docs/deployment.md, \"Capacity\".",
+    };
+
     public static readonly Setting WarmupRequests = new()
     {
         Name = "warmup_requests",
@@ -758,7 +770,7 @@ public static class SettingsTable
     [
         App, ReadyToRun, Config, PrintConfig, CheckConfig, Reload, ReloadExtraFiles,
         Bind, Backlog,
-        Workers, WorkerClass, Threads, WorkerConnections, AcceptPolicy, PackLeaderConnections, MaxRequests, MaxRequestsJitter, MaxWorkerMemory, MaxWorkerMemoryCeiling, MaxWorkerLifetime, MaxWorkerLifetimeJitter, MaxRecycleCpu, WarmupRequests, WarmupPath, Timeout, RequestTimeout, RequestTimeoutGrace, GracefulTimeout, KeepAlive, ReloadStrategy, Gc, JitProfile, BootNice,
+        Workers, WorkerClass, Threads, WorkerConnections, AcceptPolicy, PackLeaderConnections, MaxRequests, MaxRequestsJitter, MaxWorkerMemory, MaxWorkerMemoryCeiling, MaxWorkerLifetime, MaxWorkerLifetimeJitter, MaxRecycleCpu, SpareWorkers, WarmupRequests, WarmupPath, Timeout, RequestTimeout, RequestTimeoutGrace, GracefulTimeout, KeepAlive, ReloadStrategy, Gc, JitProfile, BootNice,
         LimitRequestLine, LimitRequestFields, LimitRequestFieldSize, LimitRequestHeadersSize,
         Chdir, Umask, ReusePort, User, Group, PidFile, RawEnv, ProcName,
         AccessLog, AccessLogFormatSetting, AccessLogJson, ErrorLog, LogLevel,

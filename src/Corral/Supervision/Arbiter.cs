@@ -144,6 +144,7 @@ public sealed class Arbiter
     private bool _parked;
 
     public CorralConfig Config { get; private set; }
+    /// <summary>How many workers should serve: -w, TTIN/TTOU, ctl add/remove. Spares (--spare-workers) come on top.</summary>
     public int DesiredWorkers { get; private set; }
     public bool Stopping => _stopDeadline is not null;
     public bool Finished { get; private set; }
@@ -347,6 +348,10 @@ public sealed class Arbiter
         _waitingRetirees.Remove(pid);
         RecordExit(new WorkerExit(pid, w.Generation, w.State, w.StopReason, w.RetireReason, exitCode));
         var expected = w.State is WorkerState.Stopping or WorkerState.Killing || Stopping;
+        if (!expected && !w.Spare)
+        {
+            _promoteWhy = $"it replaces worker (pid:{pid}), which exited";
+        }
         if (!expected)
         {
             if (exitCode > 128)
@@ -385,6 +390,7 @@ public sealed class Arbiter
     public void ChangeWorkers(int by)
     {
         DesiredWorkers = Math.Max(1, DesiredWorkers + by);
+        _promoteWhy = $"the wanted number of workers grew to {DesiredWorkers}";
         ManageWorkers();
     }
 
@@ -397,6 +403,7 @@ public sealed class Arbiter
         }
         _log.Info($"Stopping worker (pid:{pid}): asked on the control socket");
         StopWorker(w, Signals.TERM, StopReason.CtlKill);
+        _promoteWhy = $"it replaces worker (pid:{pid}), stopped on the control socket";
         ManageWorkers();
         return true;
     }
@@ -421,6 +428,7 @@ public sealed class Arbiter
         }
         _log.Error($"Worker (pid:{pid}) is above the memory ceiling ({ByteSize.Mib(bytes)} > {ByteSize.Mib(ceiling)}): killing it");
         w.Kill(Now, StopReason.MemoryCeiling);
+        _promoteWhy = $"it replaces worker (pid:{pid}), killed above the memory ceiling";
         _host.Signal(pid, Signals.KILL);
         ManageWorkers();
     }
@@ -471,6 +479,7 @@ public sealed class Arbiter
                 // Gunicorn's words; then what was stuck: the stacks are captured before SIGABRT (bounded).
                 var booting = w.State == WorkerState.Booting;
                 _log.Critical($"WORKER TIMEOUT (pid:{w.Pid})");
+                _promoteWhy = $"it replaces worker (pid:{w.Pid}), which timed out";
                 w.TimeOutAwaitingStacks(now, Timeout);
                 _host.CaptureStacks(w.Pid, booting ? "WORKER TIMEOUT, while booting" : "WORKER TIMEOUT", null);
             }
@@ -545,11 +554,14 @@ public sealed class Arbiter
         }
         AdmitRetiree();
         // A retiring worker whose turn has not come serves on and counts as one of the current workers.
-        var current = _workers.Values.Where(w => w.Generation == _generation && w.IsServing && !w.Replacing).ToList();
-        var old = _workers.Values.Where(w => w.Generation != _generation && w.IsServing).OrderBy(w => w.Age).ToList();
+        // Spares (--spare-workers) are not serving workers: they are counted apart (ManageSpares).
+        var current = _workers.Values.Where(w => w.Generation == _generation && w.IsServing && !w.Replacing && !w.Spare).ToList();
+        var old = _workers.Values.Where(w => w.Generation != _generation && w.IsServing && !w.Spare).OrderBy(w => w.Age).ToList();
         // --reload-strategy rolling: one new worker at a time, each replacing one old worker once ready.
         var rolling = Config.ReloadStrategy == "rolling" && old.Count > 0;
         var booting = current.Count(w => w.State == WorkerState.Booting);
+        // A worker is missing (it died, timed out, retires, or more are wanted): a ready spare takes its place first.
+        current.AddRange(PromoteSpares(DesiredWorkers - current.Count));
         var now = Now;
         var spawned = 0;
         while (current.Count + spawned < DesiredWorkers && now >= _nextSpawnAt && !(rolling && booting + spawned > 0))
@@ -603,10 +615,91 @@ public sealed class Arbiter
                 _reloading = false;
                 Notify?.Invoke($"READY=1\nSTATUS=Reloaded: serving with {readyCurrent} workers");
             }
-            // Old generations and retiring workers go once their successors are ready.
+            // Old generations (their spares too) and retiring workers go once their successors are ready.
             foreach (var w in _workers.Values.Where(w => w.IsServing && (w.Generation != _generation || w.Replacing)).ToList())
             {
                 StopWorker(w, Signals.TERM, w.RetireReason ?? StopReason.Reload);
+            }
+        }
+        ManageSpares(servingReady: readyCurrent >= DesiredWorkers);
+        _promoteWhy = null; // no promotion in this event: the reason was not one
+    }
+
+    // ---- spares (--spare-workers) ------------------------------------------------------------
+
+    /// <summary>Why the next promotion happens, for its log line: set by the event that left a worker missing.</summary>
+    private string? _promoteWhy;
+
+    /// <summary>The ready spares of the current generation, oldest first: the ones that may be promoted.</summary>
+    private IEnumerable<Worker> ReadySpares =>
+        _workers.Values.Where(w => w.Spare && w.State == WorkerState.Ready && w.Generation == _generation).OrderBy(w => w.Age);
+
+    /// <summary>Up to <paramref name="missing"/> ready spares promoted (oldest first): the ones that now serve.</summary>
+    private List<Worker> PromoteSpares(int missing)
+    {
+        var promoted = new List<Worker>();
+        if (missing <= 0)
+        {
+            return promoted;
+        }
+        var why = _promoteWhy ?? "a serving worker is missing";
+        foreach (var spare in ReadySpares.Take(missing).ToList())
+        {
+            Promote(spare, why);
+            promoted.Add(spare);
+        }
+        _promoteWhy = null;
+        return promoted;
+    }
+
+    /// <summary>
+    /// The oldest ready spare of the current generation starts serving now (SIGUSR2 opens its admission
+    /// gate), logged with <paramref name="why"/>; false if there is none. It then counts as one of the
+    /// <see cref="DesiredWorkers"/>: the caller makes room first (raises DesiredWorkers, as
+    /// <see cref="ChangeWorkers"/> does), or the surplus is scaled down. A new spare boots on the next
+    /// decision. ManageWorkers takes spares first whenever a serving worker is missing, so growing
+    /// DesiredWorkers and letting it decide is enough; this is for a caller that wants to know.
+    /// </summary>
+    public bool PromoteSpare(string why)
+    {
+        if (Stopping || Finished || _parked || ReadySpares.FirstOrDefault() is not { } spare)
+        {
+            return false;
+        }
+        Promote(spare, why);
+        return true;
+    }
+
+    private void Promote(Worker spare, string why)
+    {
+        spare.Promote(Now);
+        _log.Info($"Promoting spare worker (pid:{spare.Pid}): {why}");
+        _host.Signal(spare.Pid, Signals.USR2);
+    }
+
+    /// <summary>
+    /// Keeps --spare-workers spares of the current generation: more are stopped (booting ones first), and
+    /// fewer are booted once every serving worker is ready (<paramref name="servingReady"/>: serving
+    /// workers boot first, at start, after a reload and after a crash without a spare left).
+    /// </summary>
+    private void ManageSpares(bool servingReady)
+    {
+        var spares = _workers.Values.Where(w => w.Spare && w.IsServing && w.Generation == _generation).ToList();
+        var extra = spares.Count - Config.SpareWorkers;
+        if (extra > 0)
+        {
+            foreach (var w in spares.OrderBy(w => w.State == WorkerState.Ready).ThenByDescending(w => w.Age).Take(extra).ToList())
+            {
+                StopWorker(w, Signals.TERM, StopReason.ScaledDown);
+            }
+            return;
+        }
+        var now = Now;
+        for (var n = spares.Count; servingReady && n < Config.SpareWorkers && now >= _nextSpawnAt; n++)
+        {
+            if (!SpawnWorker(spare: true))
+            {
+                break;
             }
         }
     }
@@ -619,6 +712,17 @@ public sealed class Arbiter
     /// </summary>
     public bool RetireWorker(Worker w, StopReason reason, string why, Action<string> log)
     {
+        if (w.Spare)
+        {
+            // A spare serves nobody: it simply goes, and another boots.
+            if (!w.IsServing)
+            {
+                return false;
+            }
+            log($"Spare worker (pid:{w.Pid}) {why}: stopping it, another spare boots");
+            StopWorker(w, Signals.TERM, reason);
+            return true;
+        }
         if (!w.Retire(reason))
         {
             return false;
@@ -637,11 +741,19 @@ public sealed class Arbiter
     /// <summary>
     /// No storms: a recycle (a retiring worker's successor) may start only when no other is under way (a
     /// retiring worker whose successor boots, or which has not been stopped yet), no worker of the current
-    /// generation boots (a crash's replacement, a successor) and no reload is replacing the workers.
-    /// Crashes, timeouts and reloads are not held back by it; recycles wait for them.
+    /// generation boots (a crash's replacement, a successor, or a spare while no other spare is ready)
+    /// and no reload is replacing the workers. Crashes, timeouts and reloads are not held back by it;
+    /// recycles wait for them.
     /// </summary>
-    private bool RecycleUnderWay =>
-        _workers.Values.Any(w => w.IsServing && (w.Replacing || w.Generation != _generation || (w.Generation == _generation && w.State == WorkerState.Booting)));
+    private bool RecycleUnderWay
+    {
+        get
+        {
+            var spareReady = ReadySpares.Any();
+            return _workers.Values.Any(w => w.IsServing && (w.Replacing || w.Generation != _generation
+                || (w.Generation == _generation && w.State == WorkerState.Booting && !(w.Spare && spareReady))));
+        }
+    }
 
     /// <summary>The retiring worker whose turn it is (the oldest that asked) starts its replacement, if none is under way.</summary>
     private void AdmitRetiree()
@@ -653,9 +765,13 @@ public sealed class Arbiter
         // Urgent ones first: a worker over its memory limit takes no new connections, a hung one holds a thread.
         var next = _workers.Values.Where(w => w.Retiring && w.IsServing && !w.Replacing)
             .OrderBy(w => w.RetireReason is StopReason.Memory or StopReason.OutOfMemory or StopReason.Deadline ? 0 : 1).ThenBy(w => w.Age).FirstOrDefault();
-        if (next is not null && next.StartReplacement() && _waitingRetirees.Remove(next.Pid))
+        if (next is not null && next.StartReplacement())
         {
-            _log.Info($"Worker (pid:{next.Pid}): its turn to be recycled ({Label(next.RetireReason)}): starting its successor, then it drains");
+            _promoteWhy = $"it replaces worker (pid:{next.Pid}), recycled for {Label(next.RetireReason)}, which drains now";
+            if (_waitingRetirees.Remove(next.Pid))
+            {
+                _log.Info($"Worker (pid:{next.Pid}): its turn to be recycled ({Label(next.RetireReason)}): starting its successor, then it drains");
+            }
         }
     }
 
@@ -687,7 +803,7 @@ public sealed class Arbiter
         {
             _stretchLogged = false; // the episode, if any, is over
         }
-        var due = _workers.Values.Where(w => w.State == WorkerState.Ready && !w.Retiring && w.LifetimeDueAt <= now)
+        var due = _workers.Values.Where(w => w.State == WorkerState.Ready && !w.Retiring && !w.Spare && w.LifetimeDueAt <= now)
             .OrderBy(w => w.LifetimeDueAt).FirstOrDefault();
         if (due is null || RecycleUnderWay || _workers.Values.Any(w => w.Retiring && w.IsServing && !w.Replacing))
         {
@@ -708,12 +824,12 @@ public sealed class Arbiter
         RetireWorker(due, StopReason.Lifetime, $"reached --max-worker-lifetime ({due.Lifetime!.Value.TotalSeconds:0.#} s)", _log.Info);
     }
 
-    private bool SpawnWorker()
+    private bool SpawnWorker(bool spare = false)
     {
         int pid;
         try
         {
-            pid = _host.Spawn(Config);
+            pid = _host.Spawn(Config, spare);
         }
         catch (SpawnException e)
         {
@@ -736,8 +852,9 @@ public sealed class Arbiter
         _workers[pid] = new Worker(pid, _generation, _nextAge++, now)
         {
             Lifetime = Config.MaxWorkerLifetime > TimeSpan.Zero ? Config.MaxWorkerLifetime + Config.MaxWorkerLifetimeJitter * Math.Clamp(Random(), 0, 1) : null,
+            Spare = spare,
         };
-        _log.Info($"Booting worker with pid: {pid}");
+        _log.Info(spare ? $"Booting spare worker with pid: {pid}" : $"Booting worker with pid: {pid}");
         return true;
     }
 

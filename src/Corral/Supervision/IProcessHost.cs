@@ -6,8 +6,11 @@ namespace Corral.Supervision;
 /// <summary>The master's OS effects on workers: the only thing the arbiter asks of the OS.</summary>
 public interface IProcessHost
 {
-    /// <summary>Starts a worker with this configuration; returns its pid. Throws <see cref="SpawnException"/>.</summary>
-    int Spawn(CorralConfig config);
+    /// <summary>
+    /// Starts a worker with this configuration; returns its pid. Throws <see cref="SpawnException"/>.
+    /// A <paramref name="spare"/> (--spare-workers) takes no connection until it is sent SIGUSR2.
+    /// </summary>
+    int Spawn(CorralConfig config, bool spare);
 
     /// <summary>Sends a signal; false if the process is already gone.</summary>
     bool Signal(int pid, int signal);

@@ -38,8 +38,31 @@ public sealed class Worker(int pid, int generation, int age, DateTimeOffset spaw
     /// <summary>How long it lives under --max-worker-lifetime (its jitter included); null: no age limit.</summary>
     public TimeSpan? Lifetime { get; init; }
 
-    /// <summary>When it reaches --max-worker-lifetime; null: no age limit.</summary>
-    public DateTimeOffset? LifetimeDueAt => Lifetime is { } l ? SpawnedAt + l : null;
+    /// <summary>When it reaches --max-worker-lifetime (a promoted spare's lifetime runs from its promotion); null: no age limit.</summary>
+    public DateTimeOffset? LifetimeDueAt => Lifetime is { } l ? (PromotedAt ?? SpawnedAt) + l : null;
+
+    private bool _spare;
+
+    /// <summary>
+    /// A spare (--spare-workers): booted and warmed like the others, but it takes no connection and is
+    /// not one of the serving workers until it is promoted (<see cref="Promote"/>).
+    /// </summary>
+    public bool Spare { get => _spare; init => _spare = value; }
+
+    /// <summary>When it was promoted from spare to serving; null: it never was a spare, or still is one.</summary>
+    public DateTimeOffset? PromotedAt { get; private set; }
+
+    /// <summary>A ready spare becomes a serving worker at <paramref name="now"/>; false if it is not a ready spare.</summary>
+    public bool Promote(DateTimeOffset now)
+    {
+        if (!_spare || State != WorkerState.Ready)
+        {
+            return false;
+        }
+        _spare = false;
+        PromotedAt = now;
+        return true;
+    }
     public bool KillSent { get; private set; }
 
     /// <summary>Killed for not becoming ready within --timeout: its exit counts as a failed boot.</summary>

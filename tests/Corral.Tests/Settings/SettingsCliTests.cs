@@ -23,6 +23,7 @@ public class SettingsCliTests
         ["max_recycle_cpu"] = ("25", 25L),
         ["max_worker_memory"] = ("512MB", "512MB"),
         ["max_worker_memory_ceiling"] = ("0", "0"), // alone, only 0 (its default) is valid: MemorySettingsTests has the rest
+        ["spare_workers"] = ("2", 2L),
         ["warmup_requests"] = ("200", 200L),
         ["warmup_path"] = ("/healthz?full=1", new List<string> { "/healthz?full=1" }),
         ["timeout"] = ("2.5", 2.5),

@@ -24,6 +24,7 @@ public class SettingsErrorTests
         ["max_recycle_cpu"] = ["-1", "101", "10%"],
         ["max_worker_memory"] = ["512XB", "-1", "1.5", "10MB", "lots", "1.5.2G", ""],
         ["max_worker_memory_ceiling"] = ["1 PB", "-5M", "big", ""],
+        ["spare_workers"] = ["-1", "65", "one"],
         ["warmup_requests"] = ["-1", "1000001", "some"],
         ["warmup_path"] = ["healthz", "/a b", "", "http://x/"],
         ["timeout"] = ["-1", "soon", "NaN", "Infinity", ""],

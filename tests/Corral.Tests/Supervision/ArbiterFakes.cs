@@ -44,7 +44,10 @@ internal sealed class FakeProcessHost : IProcessHost
     /// <summary>When set, Spawn throws this (a missing dotnet, an fd limit).</summary>
     public string? FailSpawnWith { get; set; }
 
-    public int Spawn(CorralConfig config)
+    /// <summary>The pids spawned as spares (--spare-workers).</summary>
+    public List<int> SpawnedSpares { get; } = [];
+
+    public int Spawn(CorralConfig config, bool spare)
     {
         if (FailSpawnWith is { } why)
         {
@@ -52,6 +55,10 @@ internal sealed class FakeProcessHost : IProcessHost
         }
         var pid = _nextPid++;
         Spawned.Add(pid);
+        if (spare)
+        {
+            SpawnedSpares.Add(pid);
+        }
         SpawnTimes.Add(Clock.GetUtcNow());
         Alive.Add(pid);
         return pid;

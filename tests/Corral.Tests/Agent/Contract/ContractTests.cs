@@ -25,6 +25,7 @@ public class ContractTests
             Threads = 4,
             MaxRequests = 1000,
             MaxWorkerMemory = 536870912,
+            Spare = true,
             RequestTimeout = 2,
             Warmup = new WarmupOptions { Requests = 2, Paths = ["/", "/health"] },
             AcceptLeader = "corral-accept-1",
@@ -39,7 +40,7 @@ public class ContractTests
             User = new WorkerUser { Uid = 65534, Gid = 65534, Groups = [65534], Name = "nobody" },
         };
         const string Expected = """
-            {"Protocol":6,"ListenFds":[3,4],"ListenNames":["http://127.0.0.1:8000","unix:/run/app.sock"],"ControlFd":5,"WorkerClass":"gthread","Threads":4,"WorkerConnections":1000,"KeepAlive":2,"GracefulTimeout":30,"RequestTimeout":2,"RequestTimeoutGrace":3,"MaxRequests":1000,"MaxWorkerMemory":536870912,"Warmup":{"Requests":2,"Paths":["/","/health"],"Timeout":15},"AcceptLeader":"corral-accept-1","PackLeaderConnections":16,"Limits":{"RequestLine":4094,"RequestFields":100,"RequestFieldSize":8190,"RequestHeadersSize":65536},"Backlog":2048,"Logs":{"ErrorLogFile":"/var/log/e.log","Level":"info","AccessLogFile":"-","AccessLogFormat":"%(h)s","AccessLogJson":false},"Proxy":{"ForwardedAllowIps":"127.0.0.1","ProxyProtocol":false,"SecureSchemeHeaders":{"X-FORWARDED-PROTO":"https"}},"Tls":{"CertFile":"/etc/c.pem","KeyFile":null,"CaCerts":null},"HttpProtocols":"h2","Statsd":{"Host":"127.0.0.1:8125","Prefix":"app.","Tags":null},"AffinityDir":"/run/user/1000/corral-1-x","ProcessTitle":"shop: worker","User":{"Uid":65534,"Gid":65534,"Groups":[65534],"Name":"nobody"}}
+            {"Protocol":6,"ListenFds":[3,4],"ListenNames":["http://127.0.0.1:8000","unix:/run/app.sock"],"ControlFd":5,"WorkerClass":"gthread","Threads":4,"WorkerConnections":1000,"KeepAlive":2,"GracefulTimeout":30,"RequestTimeout":2,"RequestTimeoutGrace":3,"MaxRequests":1000,"MaxWorkerMemory":536870912,"Spare":true,"Warmup":{"Requests":2,"Paths":["/","/health"],"Timeout":15},"AcceptLeader":"corral-accept-1","PackLeaderConnections":16,"Limits":{"RequestLine":4094,"RequestFields":100,"RequestFieldSize":8190,"RequestHeadersSize":65536},"Backlog":2048,"Logs":{"ErrorLogFile":"/var/log/e.log","Level":"info","AccessLogFile":"-","AccessLogFormat":"%(h)s","AccessLogJson":false},"Proxy":{"ForwardedAllowIps":"127.0.0.1","ProxyProtocol":false,"SecureSchemeHeaders":{"X-FORWARDED-PROTO":"https"}},"Tls":{"CertFile":"/etc/c.pem","KeyFile":null,"CaCerts":null},"HttpProtocols":"h2","Statsd":{"Host":"127.0.0.1:8125","Prefix":"app.","Tags":null},"AffinityDir":"/run/user/1000/corral-1-x","ProcessTitle":"shop: worker","User":{"Uid":65534,"Gid":65534,"Groups":[65534],"Name":"nobody"}}
             """;
         Assert.True(Expected == options.ToJson(), $"{RaiseTheProtocol}\nexpected {Expected}\nactual   {options.ToJson()}");
         Assert.Equal(Expected, AgentOptions.FromJson(Expected).ToJson());
@@ -104,6 +105,6 @@ public class ContractTests
     {
         Assert.Equal((0, 1, 2, 3), (ExitCodes.Ok, ExitCodes.Error, ExitCodes.Usage, ExitCodes.WorkerBootError));
         Assert.Equal((1, 2, 3, 10, 12, 15, 21, 22, 28), (Signals.HUP, Signals.INT, Signals.QUIT, Signals.USR1, Signals.USR2, Signals.TERM, Signals.TTIN, Signals.TTOU, Signals.WINCH));
-        Assert.Equal([Signals.INT, Signals.QUIT, Signals.TERM, Signals.USR1], Signals.WorkerHandled);
+        Assert.Equal([Signals.INT, Signals.QUIT, Signals.TERM, Signals.USR1, Signals.USR2], Signals.WorkerHandled);
     }
 }
