@@ -29,9 +29,10 @@ def windows(run):
         lat = [r[1] for r in reqs if r[2]]
         out.append({
             "t": lo,
-            "clients": max((s["clients"] for s in smp), default=0),
-            "workers": max((s["workers"] for s in smp), default=0),
-            "queued": max((s["queued"] for s in smp), default=0),
+            # No sample in a window (the sampler did not run: a starved machine): unknown, not 0.
+            "clients": max((s["clients"] for s in smp), default=None),
+            "workers": max((s["workers"] for s in smp), default=None),
+            "queued": max((s["queued"] for s in smp), default=None),
             "p99_ms": round(p99(lat) * 1000, 1) if lat else None,
             "requests": len(reqs),
             "failed": sum(1 for r in reqs if not r[2]),
@@ -132,7 +133,7 @@ def render(args):
         lines += [f"### round {r['round']}, -w {r['id']}", "", f"`{r.get('cmd')}`", "",
                   "| t (s) | clients | workers (max) | queued (max) | p99 | requests | failed | PSS MiB |", "|---|---|---|---|---|---|---|---|"]
         for x in windows(r):
-            lines.append(f"| {x['t']:.0f} | {x['clients']} | {x['workers']} | {x['queued']} | {fmt(x['p99_ms'], ' ms')} | {x['requests']} | {x['failed']} | {fmt(x['pss_mib'])} |")
+            lines.append(f"| {x['t']:.0f} | {fmt(x['clients'])} | {fmt(x['workers'])} | {fmt(x['queued'])} | {fmt(x['p99_ms'], ' ms')} | {x['requests']} | {x['failed']} | {fmt(x['pss_mib'])} |")
         lines.append("")
     write_text(args.md, lines)
     write_json(args.json, data)

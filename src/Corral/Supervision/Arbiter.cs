@@ -555,6 +555,9 @@ public sealed class Arbiter
     /// <summary>The latest change made by the load, as logged; null before any.</summary>
     public string? LastScaleEvent { get; private set; }
 
+    /// <summary>The autoscaler of the configuration before a reload: back if the reload fails.</summary>
+    private Autoscaler? _scalerBeforeReload;
+
     private void ConfigureScaler(CorralConfig config)
     {
         var range = config.WorkerRange;
@@ -865,6 +868,7 @@ public sealed class Arbiter
             // The old workers run the old configuration: respawns must use it too.
             Config = previous.Config;
             DesiredWorkers = previous.Desired;
+            Scaler = _scalerBeforeReload;
             _configBeforeReload = null;
         }
     }
@@ -898,6 +902,7 @@ public sealed class Arbiter
         }
         _log.Info("Hang up: Master");
         _configBeforeReload = (Config, DesiredWorkers);
+        _scalerBeforeReload = Scaler;
         if (config.WorkerRange != Config.WorkerRange)
         {
             DesiredWorkers = config.WorkerRange.Adaptive ? Math.Clamp(DesiredWorkers, config.WorkerRange.Min, config.WorkerRange.Max) : config.Workers;

@@ -251,6 +251,21 @@ public class ArbiterScalingTests
     }
 
     [Fact]
+    public void A_failed_reload_keeps_the_old_range()
+    {
+        var rig = new ArbiterRig("-k", "sync", "-w", "1:4").Booted();
+        rig.NextConfig = Settings.Ok("-k", "sync", "-w", "2", "App.dll");
+        rig.Host.FailSpawnWith = "APP current/App.dll: App.runtimeconfig.json switches startup hooks off";
+        rig.Signal(Signals.HUP);
+
+        Assert.True(rig.Log.Has("error", "Reload failed: keeping the old workers"));
+        Assert.Equal((1, 4, 1), (rig.Arbiter.WorkersMin, rig.Arbiter.WorkersMax, rig.Arbiter.DesiredWorkers));
+        rig.Host.FailSpawnWith = null;
+        Load(rig, TimeSpan.FromSeconds(3), queued: 5, busyEach: 1);
+        Assert.Equal(2, rig.Arbiter.DesiredWorkers); // it still scales
+    }
+
+    [Fact]
     public void No_decision_while_the_master_stops()
     {
         var rig = new ArbiterRig("-k", "sync", "-w", "1:4").Booted();
