@@ -35,8 +35,8 @@ public readonly record struct WorkerRange(int Min, int Max)
         {
             if (!int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out numbers[i]) || numbers[i] < 1 || numbers[i] > Limit)
             {
-                error = parts.Length == 1 ? null : $"'{parts[i]}' is not a whole number from 1 to {Limit}";
-                error ??= "";
+                // One number: the accepted form says it all ("" here); in a range, which part is wrong.
+                error = parts.Length == 1 ? "" : $"'{parts[i]}' is not a whole number from 1 to {Limit}";
                 return null;
             }
         }
