@@ -12,13 +12,15 @@ Standard library only. The shell scripts call it; it can be re-run on a kept ben
         --md throughput.md --json throughput.json
     python3 bench/report.py gc --raw RAW.jsonl --meta META.tsv --servers /dev/null \
         --md gc.md --json gc.json
+    python3 bench/report.py scaling --raw RAW.jsonl --meta META.tsv --servers /dev/null \
+        --md scaling.md --json scaling.json --svg scaling.svg
 """
 
 import argparse
 
-from reportlib import gc_report, seed_tables, throughput
+from reportlib import gc_report, scaling, seed_tables, throughput
 
-RENDERERS = {"seed": seed_tables.render, "throughput": throughput.render, "gc": gc_report.render}
+RENDERERS = {"seed": seed_tables.render, "throughput": throughput.render, "gc": gc_report.render, "scaling": scaling.render}
 
 
 def main():

@@ -258,6 +258,7 @@ public sealed class Master
         using var systemd = new SystemdNotify(env.GetValueOrDefault("NOTIFY_SOCKET"));
         arbiter.Notify = systemd.Enabled ? systemd.Send : null;
         _serving = new ServingLog([.. listeners.Select(l => l.Name)], _log);
+        _loadQueue = new Metrics.ListenQueue(listeners);
         using var ticker = new Timer(_ => _events.Writer.TryWrite(new MasterEvent.Tick()), null, TickInterval, TickInterval);
 
         using var observability = Control.Observability.Start(config, _controlSocket, deferMetrics: !_tookOver, listeners, _log, Post);
@@ -299,6 +300,23 @@ public sealed class Master
                 arbiter.OnMemory(pid, pss);
             }
         }
+    }
+
+    /// <summary>How often the master samples the load for -w MIN:MAX (the workers heartbeat as often).</summary>
+    private static readonly TimeSpan LoadSampleInterval = TimeSpan.FromMilliseconds(500);
+
+    private long _lastLoadSample;
+    private Metrics.ListenQueue? _loadQueue;
+
+    /// <summary>-w MIN:MAX: about twice a second, the listen queues' depth for the arbiter's autoscaler.</summary>
+    private void SampleLoad(Arbiter arbiter)
+    {
+        if (arbiter.Scaler is null || _loadQueue is null || System.Diagnostics.Stopwatch.GetElapsedTime(_lastLoadSample) < LoadSampleInterval)
+        {
+            return;
+        }
+        _lastLoadSample = System.Diagnostics.Stopwatch.GetTimestamp();
+        arbiter.OnLoad(_loadQueue.Read().Where(d => d.Queued > 0).Sum(d => d.Queued));
     }
 
     /// <summary>One event of the loop, to whom it concerns: the arbiter, the upgrade, the observers, the reloader.</summary>
@@ -357,6 +375,7 @@ public sealed class Master
                 }
                 arbiter.Tick();
                 ReadWorkerMemory(arbiter);
+                SampleLoad(arbiter);
                 _reloader?.Tick(DateTimeOffset.UtcNow);
                 break;
             case MasterEvent.SourceChanged changed:

@@ -114,7 +114,11 @@ public static class CtlCommand
     {
         var sb = new StringBuilder();
         var inv = CultureInfo.InvariantCulture;
-        sb.Append(inv, $"master {s.Pid}  corral {s.Version}  up {Duration(s.UptimeSeconds)}  workers {s.Workers.Count(w => w.State == "ready")} ready / {s.DesiredWorkers} wanted{Spares(s)}  requests {s.RequestsTotal}{(s.Stopping ? "  STOPPING" : "")}\n");
+        sb.Append(inv, $"master {s.Pid}  corral {s.Version}  up {Duration(s.UptimeSeconds)}  workers {s.Workers.Count(w => w.State == "ready")} ready / {s.DesiredWorkers} wanted{Spares(s)}{(s.WorkersMin < s.WorkersMax ? $" (-w {s.WorkersMin}:{s.WorkersMax}, scaled up {s.ScaleUps} / down {s.ScaleDowns} times)" : "")}  requests {s.RequestsTotal}{(s.Stopping ? "  STOPPING" : "")}\n");
+        if (s.WorkersMin < s.WorkersMax && s.LastScaleEvent is { } scaled)
+        {
+            sb.Append(inv, $"last scale event: {scaled}\n");
+        }
         foreach (var l in s.Listeners)
         {
             sb.Append(inv, $"listener {l.Name}  accept queue {l.Queued}\n");

@@ -73,8 +73,9 @@ public sealed class CtlHandlers(Arbiter arbiter, Observatory observatory, IMaste
             return Error("the master is stopping");
         }
         arbiter.ChangeWorkers(sign * n);
-        log.Info($"Workers wanted: {arbiter.DesiredWorkers} (asked on the control socket)");
-        return Ok($"workers wanted: {arbiter.DesiredWorkers}");
+        var range = arbiter.Scaler is not null ? $" (-w {arbiter.WorkersMin}:{arbiter.WorkersMax})" : "";
+        log.Info($"Workers wanted: {arbiter.DesiredWorkers}{range} (asked on the control socket)");
+        return Ok($"workers wanted: {arbiter.DesiredWorkers}{range}");
     }
 
     private static string Ok(string message, JsonNode? status = null)

@@ -34,6 +34,10 @@ public sealed class MasterMetrics
     private readonly Gauge _lifetimeDue;
     private readonly Gauge _memoryLimit;
     private readonly Gauge _memoryCeiling;
+    private readonly Gauge _workersDesired;
+    private readonly Gauge _workersMin;
+    private readonly Gauge _workersMax;
+    private readonly Counter _scaleEvents;
     private readonly HashSet<string> _workerPids = [];
 
     public MasterMetrics()
@@ -63,6 +67,13 @@ public sealed class MasterMetrics
             new GaugeConfiguration { LabelNames = ["pid"] });
         _memoryLimit = f.CreateGauge("corral_worker_memory_limit_bytes", "--max-worker-memory: the PSS above which a worker (after a full GC) is recycled; absent without a limit.");
         _memoryCeiling = f.CreateGauge("corral_worker_memory_ceiling_bytes", "--max-worker-memory-ceiling: the PSS above which the master kills a worker at once; absent without a limit.");
+        _workersDesired = f.CreateGauge("corral_workers_desired", "Workers the master wants now: -w, moved by TTIN/TTOU and corral ctl add/remove, and by the load with -w MIN:MAX.");
+        _workersMin = f.CreateGauge("corral_workers_min", "The least workers wanted: MIN of -w MIN:MAX (TTIN/TTOU move it); the wanted count for a fixed -w.");
+        _workersMax = f.CreateGauge("corral_workers_max", "The most workers wanted: MAX of -w MIN:MAX (TTIN/TTOU move it); the wanted count for a fixed -w.");
+        _scaleEvents = f.CreateCounter("corral_scale_events_total", "Changes of the wanted worker count made by the load (-w MIN:MAX), by direction: up, down. Each is logged once with its reason.",
+            new CounterConfiguration { LabelNames = ["direction"] });
+        _scaleEvents.WithLabels("up").IncTo(0);
+        _scaleEvents.WithLabels("down").IncTo(0);
         foreach (var reason in RestartReasons)
         {
             _restarts.WithLabels(reason).IncTo(0); // every reason shows from the start, at 0
@@ -103,6 +114,19 @@ public sealed class MasterMetrics
 
     public void AddStarvationEpisodes(long delta) => _starvation.Inc(delta);
 
+    /// <summary>The load changed the wanted count <paramref name="ups"/> times up and <paramref name="downs"/> times down.</summary>
+    public void AddScaleEvents(long ups, long downs)
+    {
+        if (ups > 0)
+        {
+            _scaleEvents.WithLabels("up").Inc(ups);
+        }
+        if (downs > 0)
+        {
+            _scaleEvents.WithLabels("down").Inc(downs);
+        }
+    }
+
     public void ObserveBoot(double seconds) => _boot.Observe(seconds);
 
     public void ObserveBootCpu(double seconds) => _bootCpu.Observe(seconds);
@@ -111,6 +135,9 @@ public sealed class MasterMetrics
     public void SetGauges(MasterSnapshot s)
     {
         _inFlight.Set(s.Workers.Sum(w => w.InFlight));
+        _workersDesired.Set(s.DesiredWorkers);
+        _workersMin.Set(s.WorkersMin);
+        _workersMax.Set(s.WorkersMax);
         // "spare": ready spares (--spare-workers), not counted as "ready"; a booting spare counts as "booting".
         foreach (var state in new[] { "booting", "ready", "spare", "stopping", "killing" })
         {

@@ -10,6 +10,16 @@ public sealed record MasterSnapshot
     [JsonPropertyName("version")] public required string Version { get; init; }
     [JsonPropertyName("uptime_seconds")] public required double UptimeSeconds { get; init; }
     [JsonPropertyName("desired_workers")] public required int DesiredWorkers { get; init; }
+    /// <summary>-w MIN:MAX's bounds as they are now (TTIN/TTOU move them); both the wanted count for a fixed -w.</summary>
+    [JsonPropertyName("workers_min")] public int WorkersMin { get; init; }
+    [JsonPropertyName("workers_max")] public int WorkersMax { get; init; }
+
+    /// <summary>Changes of the worker count made by the load (-w MIN:MAX), by direction, since the master started.</summary>
+    [JsonPropertyName("scale_ups")] public long ScaleUps { get; init; }
+    [JsonPropertyName("scale_downs")] public long ScaleDowns { get; init; }
+
+    /// <summary>The latest such change, as logged ("Scaling up to 3 workers: ..."); null before any.</summary>
+    [JsonPropertyName("last_scale_event")] public string? LastScaleEvent { get; init; }
     [JsonPropertyName("stopping")] public required bool Stopping { get; init; }
     [JsonPropertyName("listeners")] public required IReadOnlyList<ListenerView> Listeners { get; init; }
     [JsonPropertyName("workers")] public required IReadOnlyList<WorkerView> Workers { get; init; }

@@ -22,6 +22,8 @@ public sealed class Observatory
     private readonly Dictionary<int, DateTimeOffset> _spawnedAt = [];
     private readonly Queue<(WorkerExit Exit, DateTimeOffset At, TimeSpan? Lived)> _recentExits = [];
     private long _starvationSeen;
+    private long _scaleUpsSeen;
+    private long _scaleDownsSeen;
 
     public Observatory(ListenQueue queue, MasterMetrics metrics)
     {
@@ -128,6 +130,12 @@ public sealed class Observatory
             }
         }
         _exitsSeen = arbiter.ExitCount;
+        if (arbiter.ScaleUps > _scaleUpsSeen || arbiter.ScaleDowns > _scaleDownsSeen)
+        {
+            Metrics.AddScaleEvents(arbiter.ScaleUps - _scaleUpsSeen, arbiter.ScaleDowns - _scaleDownsSeen);
+            _scaleUpsSeen = arbiter.ScaleUps;
+            _scaleDownsSeen = arbiter.ScaleDowns;
+        }
         if (arbiter.StarvationEpisodes > _starvationSeen)
         {
             Metrics.AddStarvationEpisodes(arbiter.StarvationEpisodes - _starvationSeen);
@@ -197,6 +205,11 @@ public sealed class Observatory
             Version = Master.Version,
             UptimeSeconds = Math.Round((now - _started).TotalSeconds, 3),
             DesiredWorkers = arbiter.DesiredWorkers,
+            WorkersMin = arbiter.WorkersMin,
+            WorkersMax = arbiter.WorkersMax,
+            ScaleUps = arbiter.ScaleUps,
+            ScaleDowns = arbiter.ScaleDowns,
+            LastScaleEvent = arbiter.LastScaleEvent,
             Stopping = arbiter.Stopping,
             Listeners = [.. _queue.Read().Select(d => new ListenerView(d.Listener, d.Queued))],
             Workers = [.. arbiter.Workers.OrderBy(w => w.Age).Select(w =>

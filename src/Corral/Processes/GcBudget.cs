@@ -48,7 +48,7 @@ public static class GcBudget
         }
         if (config.Gc == "server")
         {
-            var heaps = Math.Max(1, cores / Math.Max(1, config.Workers));
+            var heaps = Math.Max(1, cores / Math.Max(1, config.WorkerRange.Max));
             if (UserSet(environment, "GCHeapCount", prefixOnly: false) || runtimeConfigProperties.Contains("System.GC.HeapCount", StringComparer.OrdinalIgnoreCase))
             {
                 kept.Add("the app's own GC heap count");
@@ -56,7 +56,7 @@ public static class GcBudget
             else
             {
                 set[HeapCount] = heaps.ToString("x", CultureInfo.InvariantCulture);
-                parts.Add($"{heaps} server GC heap(s) ({cores} cores / {config.Workers} workers)");
+                parts.Add($"{heaps} server GC heap(s) ({cores} cores / {config.WorkerRange.Max} workers)");
             }
             if (UserSet(environment, "GCNoAffinitize", prefixOnly: false) || runtimeConfigProperties.Contains("System.GC.NoAffinitize", StringComparer.OrdinalIgnoreCase))
             {

@@ -38,7 +38,14 @@ public sealed class CorralConfig
     public IReadOnlyList<string> ReloadExtraFiles => List(SettingsTable.ReloadExtraFiles);
     public IReadOnlyList<string> Bind => List(SettingsTable.Bind);
     public int Backlog => Int(SettingsTable.Backlog);
-    public int Workers => Int(SettingsTable.Workers);
+    /// <summary>-w as a range (MIN = MAX for a fixed count).</summary>
+    public WorkerRange WorkerRange => WorkerRange.Parse(Str(SettingsTable.Workers)!, out _) ?? new WorkerRange(1, 1);
+
+    /// <summary>The workers started: -w's count, or MIN of its range.</summary>
+    public int Workers => WorkerRange.Min;
+    public TimeSpan ScaleUpAfter => TimeSpan.FromSeconds(Sec(SettingsTable.ScaleUpAfter));
+    public TimeSpan ScaleDownAfter => TimeSpan.FromSeconds(Sec(SettingsTable.ScaleDownAfter));
+    public TimeSpan ScaleCooldown => TimeSpan.FromSeconds(Sec(SettingsTable.ScaleCooldown));
     /// <summary>-k: the class's rules (its name when printed).</summary>
     public WorkerClassPolicy WorkerClass => WorkerClassPolicy.Named(Str(SettingsTable.WorkerClass)!) ?? WorkerClassPolicy.Default;
     public int Threads => Int(SettingsTable.Threads);

@@ -45,13 +45,44 @@ public static class SettingsTable
     {
         Name = "workers",
         Flags = ["-w", "--workers"],
-        Type = SettingType.Int,
+        Type = SettingType.String,
         Section = "Worker processes",
-        Default = 1L,
-        Min = 1,
-        Max = 1024,
+        Default = "1",
         EnvVar = "WEB_CONCURRENCY",
-        Help = "The number of worker processes. WEB_CONCURRENCY sets the default, as with Gunicorn. A start: 2-4 x cores for sync (and workers x --threads about that for gthread); for async, 1 or a few per host: one async worker uses every core, and by default (--accept-policy pack) the others are warm spares that take only its overflow (docs/deployment.md).",
+        AcceptedOverride = WorkerRange.Accepted,
+        JsonNumberAllowed = true,
+        Validate = v => WorkerRange.Check((string)v),
+        Help = "The number of worker processes. WEB_CONCURRENCY sets the default, as with Gunicorn. A start: 2-4 x cores for sync (and workers x --threads about that for gthread); for async, 1 or a few per host: one async worker uses every core, and by default (--accept-policy pack) the others are warm spares that take only its overflow (docs/deployment.md). MIN:MAX (e.g. 1:4; also in WEB_CONCURRENCY and the config file, \"workers\": \"1:4\") starts MIN workers and adapts the count to the load: one more when connections wait in the listen queue or every worker's slots are busy for --scale-up-after, one fewer after --scale-down-after with a worker's worth of slots idle, at most one step per --scale-cooldown. TTIN/TTOU and `corral ctl add/remove N` move MIN and MAX together.",
+    };
+
+    public static readonly Setting ScaleUpAfter = new()
+    {
+        Name = "scale_up_after",
+        Flags = ["--scale-up-after"],
+        Type = SettingType.Seconds,
+        Section = "Worker processes",
+        Default = 1.0,
+        Help = "With -w MIN:MAX: a worker is added once connections have waited in the listen queue (TCP listeners), or every slot of the ready workers has been busy (sync: 1 per worker, gthread: --threads, async: --worker-connections), in every sample (twice a second) for this long. Not while a worker boots.",
+    };
+
+    public static readonly Setting ScaleDownAfter = new()
+    {
+        Name = "scale_down_after",
+        Flags = ["--scale-down-after"],
+        Type = SettingType.Seconds,
+        Section = "Worker processes",
+        Default = 30.0,
+        Help = "With -w MIN:MAX: a worker is retired (the idlest, then the oldest; it drains as at HUP) once, for this long, nothing waited in the listen queue and the busiest sample would still have left a free slot with one worker fewer; no sooner than this after the last scale-up.",
+    };
+
+    public static readonly Setting ScaleCooldown = new()
+    {
+        Name = "scale_cooldown",
+        Flags = ["--scale-cooldown"],
+        Type = SettingType.Seconds,
+        Section = "Worker processes",
+        Default = 3.0,
+        Help = "With -w MIN:MAX: the least time between two changes of the worker count (up or down), so that each step's effect is seen before the next.",
     };
 
     public static readonly Setting ReadyToRun = new()
@@ -770,7 +801,7 @@ public static class SettingsTable
     [
         App, ReadyToRun, Config, PrintConfig, CheckConfig, Reload, ReloadExtraFiles,
         Bind, Backlog,
-        Workers, WorkerClass, Threads, WorkerConnections, AcceptPolicy, PackLeaderConnections, MaxRequests, MaxRequestsJitter, MaxWorkerMemory, MaxWorkerMemoryCeiling, MaxWorkerLifetime, MaxWorkerLifetimeJitter, MaxRecycleCpu, SpareWorkers, WarmupRequests, WarmupPath, Timeout, RequestTimeout, RequestTimeoutGrace, GracefulTimeout, KeepAlive, ReloadStrategy, Gc, JitProfile, BootNice,
+        Workers, ScaleUpAfter, ScaleDownAfter, ScaleCooldown, WorkerClass, Threads, WorkerConnections, AcceptPolicy, PackLeaderConnections, MaxRequests, MaxRequestsJitter, MaxWorkerMemory, MaxWorkerMemoryCeiling, MaxWorkerLifetime, MaxWorkerLifetimeJitter, MaxRecycleCpu, SpareWorkers, WarmupRequests, WarmupPath, Timeout, RequestTimeout, RequestTimeoutGrace, GracefulTimeout, KeepAlive, ReloadStrategy, Gc, JitProfile, BootNice,
         LimitRequestLine, LimitRequestFields, LimitRequestFieldSize, LimitRequestHeadersSize,
         Chdir, Umask, ReusePort, User, Group, PidFile, RawEnv, ProcName,
         AccessLog, AccessLogFormatSetting, AccessLogJson, ErrorLog, LogLevel,

@@ -64,6 +64,7 @@ public sealed class Arbiter
         _clock = clock;
         _log = log;
         _reloadConfig = reloadConfig;
+        ConfigureScaler(config);
     }
 
     /// <summary>A number in [0, 1) for each worker's --max-worker-lifetime-jitter (tests make it fixed).</summary>
@@ -389,7 +390,16 @@ public sealed class Arbiter
     /// </summary>
     public void ChangeWorkers(int by)
     {
-        DesiredWorkers = Math.Max(1, DesiredWorkers + by);
+        if (Scaler is { } scaler)
+        {
+            // -w MIN:MAX: the range moves, so the next decision keeps the operator's intent.
+            scaler.Shift(by, Now);
+            DesiredWorkers = Math.Clamp(DesiredWorkers + by, scaler.Min, scaler.Max);
+        }
+        else
+        {
+            DesiredWorkers = Math.Max(1, DesiredWorkers + by);
+        }
         _promoteWhy = $"the wanted number of workers grew to {DesiredWorkers}";
         ManageWorkers();
     }
@@ -539,6 +549,69 @@ public sealed class Arbiter
             && TimeSpan.FromMilliseconds(w.BusyMs) + (now - w.LastSeen) > Timeout;
     }
 
+    // ---- adaptive worker count (-w MIN:MAX) -------------------------------------------------------
+
+    /// <summary>-w MIN:MAX: what decides the count from the load; null for a fixed count.</summary>
+    public Autoscaler? Scaler { get; private set; }
+
+    /// <summary>The least and most workers wanted (both <see cref="DesiredWorkers"/> for a fixed count).</summary>
+    public int WorkersMin => Scaler?.Min ?? DesiredWorkers;
+    public int WorkersMax => Scaler?.Max ?? DesiredWorkers;
+
+    /// <summary>Changes of the count made by the load since the master started (corral_scale_events_total).</summary>
+    public long ScaleUps { get; private set; }
+    public long ScaleDowns { get; private set; }
+
+    /// <summary>The latest change made by the load, as logged; null before any.</summary>
+    public string? LastScaleEvent { get; private set; }
+
+    /// <summary>The autoscaler of the configuration before a reload: back if the reload fails.</summary>
+    private Autoscaler? _scalerBeforeReload;
+
+    private void ConfigureScaler(CorralConfig config)
+    {
+        var range = config.WorkerRange;
+        Scaler = range.Adaptive ? new Autoscaler(range.Min, range.Max, Now) : null;
+        Scaler?.UseTimings(config);
+    }
+
+    /// <summary>
+    /// About twice a second with -w MIN:MAX: <paramref name="queued"/> connections wait in the TCP
+    /// listeners' queues (0 when none can be read). With the ready workers' requests in flight against
+    /// their slots, the <see cref="Scaler"/> may change the wanted count: logged once, with its reason.
+    /// </summary>
+    public void OnLoad(long queued)
+    {
+        if (Scaler is not { } scaler || Stopping || Finished || _parked || _reloading)
+        {
+            return;
+        }
+        var ready = _workers.Values.Where(w => w.Generation == _generation && w.State == WorkerState.Ready && !w.Replacing && !w.Spare).ToList();
+        var perWorker = Config.WorkerClass.OneRequestAtATime ? 1 : Config.WorkerClass.UsesThreads ? Config.Threads : Config.WorkerConnections;
+        var booting = _workers.Values.Any(w => w.Generation == _generation && w.State == WorkerState.Booting);
+        var sample = new Autoscaler.LoadSample(Now, Math.Max(0, queued), ready.Sum(w => w.InFlight), ready.Count * perWorker, perWorker, booting);
+        if (scaler.OnSample(sample, DesiredWorkers) is not { } decision || decision.To == DesiredWorkers)
+        {
+            return;
+        }
+        DesiredWorkers = decision.To;
+        if (decision.Up)
+        {
+            ScaleUps++;
+        }
+        else
+        {
+            ScaleDowns++;
+        }
+        LastScaleEvent = $"Scaling {(decision.Up ? "up" : "down")} to {decision.To} worker{(decision.To == 1 ? "" : "s")}: {decision.Reason}";
+        _log.Info(LastScaleEvent);
+        if (decision.Up)
+        {
+            _promoteWhy = "the load wants more workers"; // a ready spare takes the new place at once
+        }
+        ManageWorkers();
+    }
+
     // ---- decisions ---------------------------------------------------------------------------
 
     /// <summary>
@@ -584,10 +657,10 @@ public sealed class Arbiter
 
         if (current.Count > DesiredWorkers)
         {
-            // TTOU or a smaller config: the oldest go first, booting ones before ready ones; one waiting
+            // TTOU, a scale-down or a smaller config: the idlest, then oldest, go first, booting ones before ready ones; one waiting
             // for its turn to be recycled goes before any (it was to go anyway). Before the readiness
             // check below: the workers that stay are the ones that must be ready before others drain.
-            foreach (var w in current.OrderBy(w => !w.Retiring).ThenBy(w => w.State == WorkerState.Ready).ThenBy(w => w.Age).Take(current.Count - DesiredWorkers).ToList())
+            foreach (var w in current.OrderBy(w => !w.Retiring).ThenBy(w => w.State == WorkerState.Ready).ThenBy(w => w.InFlight).ThenBy(w => w.Age).Take(current.Count - DesiredWorkers).ToList())
             {
                 StopWorker(w, Signals.TERM, StopReason.ScaledDown);
                 current.Remove(w);
@@ -917,6 +990,7 @@ public sealed class Arbiter
             // The old workers run the old configuration: respawns must use it too.
             Config = previous.Config;
             DesiredWorkers = previous.Desired;
+            Scaler = _scalerBeforeReload;
             _configBeforeReload = null;
         }
     }
@@ -950,9 +1024,15 @@ public sealed class Arbiter
         }
         _log.Info("Hang up: Master");
         _configBeforeReload = (Config, DesiredWorkers);
-        if (config.Workers != Config.Workers)
+        _scalerBeforeReload = Scaler;
+        if (config.WorkerRange != Config.WorkerRange)
         {
-            DesiredWorkers = config.Workers;
+            DesiredWorkers = config.WorkerRange.Adaptive ? Math.Clamp(DesiredWorkers, config.WorkerRange.Min, config.WorkerRange.Max) : config.Workers;
+            ConfigureScaler(config);
+        }
+        else
+        {
+            Scaler?.UseTimings(config);
         }
         Config = config;
         ReplaceAllWorkers();

@@ -51,7 +51,7 @@ public class HelpAndRefusalTests
         Assert.Contains("--log-level <debug|info|warning|error|critical>", help);
         Assert.Contains("--gc <workstation|server|app>", help);
         Assert.Contains("--timeout <SECONDS>", help);
-        Assert.Contains("Accepted: a whole number from 1 to 1024. [1]", help);
+        Assert.Contains("Accepted: a whole number from 1 to 1024, or MIN:MAX (e.g. 1:4) for a count that follows the load. [1]", help);
     }
 
     [Fact]

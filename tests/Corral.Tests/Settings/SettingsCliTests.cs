@@ -11,7 +11,10 @@ public class SettingsCliTests
     {
         ["bind"] = ("unix:/run/app.sock", new List<string> { "unix:/run/app.sock" }),
         ["backlog"] = ("64", 64L),
-        ["workers"] = ("3", 3L),
+        ["workers"] = ("3", "3"),
+        ["scale_up_after"] = ("0.5", 0.5),
+        ["scale_down_after"] = ("60", 60.0),
+        ["scale_cooldown"] = ("2", 2.0),
         ["worker_class"] = ("sync", "sync"),
         ["threads"] = ("4", 4L),
         ["worker_connections"] = ("50", 50L),

@@ -12,7 +12,10 @@ public class SettingsErrorTests
         ["bind"] = ["127.0.0.1:http", "a: b", "127.0.0.1:70000", "::1:80", "unix:", "fd://x", "[::1:80", "[nothost]:80", "",
             "300.1.1.1:80", "256.0.0.1", "1.2.3.4.5:80", "10.0.0.999:8000", "bad_host!:80", "exa mple.com:80", "a..b:80", "-lead.example:80", "trail-.example:80", "*:80"],
         ["backlog"] = ["0", "65536", "many", "1.5", ""],
-        ["workers"] = ["0", "-1", "1025", "two", "2.0"],
+        ["workers"] = ["0", "-1", "1025", "two", "2.0", "4:1", "0:3", "1:x", "1:2:3", "1:1025", ":4", "2:"],
+        ["scale_up_after"] = ["-1", "1s"],
+        ["scale_down_after"] = ["-1", "x"],
+        ["scale_cooldown"] = ["-1", "NaN"],
         ["worker_class"] = ["gevent", "SYNC", ""],
         ["threads"] = ["0", "4097", "x"],
         ["worker_connections"] = ["0", "lots"],
@@ -151,7 +154,7 @@ public class SettingsErrorTests
     public void A_bad_value_says_it_came_from_the_command_line()
     {
         var error = Settings.Error("-w", "two");
-        Assert.Equal("--workers (workers): 'two' is not valid: expected a whole number from 1 to 1024 (from the command line)", error);
+        Assert.Equal("--workers (workers): 'two' is not valid: expected a whole number from 1 to 1024, or MIN:MAX (e.g. 1:4) for a count that follows the load (from the command line)", error);
     }
 
     [Theory]
