@@ -63,7 +63,7 @@ public sealed class NewUserTests
         Assert.Equal(0, await corral.WaitForExitAsync(TimeSpan.FromSeconds(60)));
         var help = corral.Output;
         Assert.Matches(@"-t, --timeout <SECONDS> +A worker silent .*\[30\]\n", help);
-        Assert.Matches(@"-w, --workers <INT> .*\[1\]\n", help);
+        Assert.Matches(@"-w, --workers <N\|MIN:MAX> .*\[1\]\n", help);
         Assert.Contains("-k, --worker-class <sync|gthread|async>", help);
         Assert.Contains("--log-level <debug|info|warning|error|critical>", help);
         Assert.Contains("--gc <workstation|server|app>", help);

@@ -63,6 +63,9 @@ public sealed class Setting
 
     public string? AcceptedOverride { get; init; }
 
+    /// <summary>The value's name in --help where the type's (INT, SECONDS, the setting's name) would mislead: -w's N|MIN:MAX.</summary>
+    public string? ValueNameOverride { get; init; }
+
     /// <summary>A text setting a config file may also give as a JSON number (a size in bytes).</summary>
     public bool JsonNumberAllowed { get; init; }
 

@@ -12,7 +12,7 @@ public static class SettingsHelp
     public const string CtlDescription = "Talk to a running master over its control socket: corral ctl [--control-socket PATH | -p PIDFILE] {status | add N | remove N | reload | kill PID} [--json] (see corral ctl --help).";
 
     /// <summary>The value's name after the flag: the choices (sync|gthread|async), INT, SECONDS, or the setting's name; none for a flag.</summary>
-    public static string? ValueName(Setting s) => s.Type switch
+    public static string? ValueName(Setting s) => s.ValueNameOverride ?? s.Type switch
     {
         SettingType.Bool => null,
         SettingType.Choice => string.Join('|', s.Choices),

@@ -50,9 +50,10 @@ public static class SettingsTable
         Default = "1",
         EnvVar = "WEB_CONCURRENCY",
         AcceptedOverride = WorkerRange.Accepted,
+        ValueNameOverride = "N|MIN:MAX",
         JsonNumberAllowed = true,
         Validate = v => WorkerRange.Check((string)v),
-        Help = "The number of worker processes. WEB_CONCURRENCY sets the default, as with Gunicorn. A start: 2-4 x cores for sync (and workers x --threads about that for gthread); for async, 1 or a few per host: one async worker uses every core, and by default (--accept-policy pack) the others are warm spares that take only its overflow (docs/deployment.md). MIN:MAX (e.g. 1:4; also in WEB_CONCURRENCY and the config file, \"workers\": \"1:4\") starts MIN workers and adapts the count to the load: one more when connections wait in the listen queue or every worker's slots are busy for --scale-up-after, one fewer after --scale-down-after with a worker's worth of slots idle, at most one step per --scale-cooldown. TTIN/TTOU and `corral ctl add/remove N` move MIN and MAX together.",
+        Help = "The number of worker processes. WEB_CONCURRENCY sets the default, as with Gunicorn. A start: 2-4 x cores for sync (and workers x --threads about that for gthread); for async, 1 or a few per host: one async worker uses every core, and by default (--accept-policy pack) the others take only its overflow (docs/deployment.md). MIN:MAX (e.g. 1:4; also in WEB_CONCURRENCY and the config file, \"workers\": \"1:4\") starts MIN workers and adapts the count to the load: one more when connections wait in the listen queue or every worker's slots are busy for --scale-up-after, one fewer after --scale-down-after with a worker's worth of slots idle, at most one step per --scale-cooldown. TTIN/TTOU and `corral ctl add/remove N` move MIN and MAX together.",
     };
 
     public static readonly Setting ScaleUpAfter = new()
