@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Diagnostics.Tracing;
 using System.Globalization;
+using Corral.Os;
 using Microsoft.Diagnostics.NETCore.Client;
 using Microsoft.Diagnostics.Symbols;
 using Microsoft.Diagnostics.Tracing;
@@ -83,10 +84,10 @@ public static class StackCapture
         }
         finally
         {
-            TryDelete(trace);
+            RuntimeFiles.TryDelete(trace);
             if (etlx is not null)
             {
-                TryDelete(etlx);
+                RuntimeFiles.TryDelete(etlx);
             }
         }
     }
@@ -182,17 +183,6 @@ public static class StackCapture
     }
 
     private static string OneLine(string text) => text.ReplaceLineEndings(" ").Trim();
-
-    private static void TryDelete(string path)
-    {
-        try
-        {
-            File.Delete(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-        }
-    }
 
     /// <summary>How long one capture took, for the log's line.</summary>
     public static string Elapsed(long startTimestamp) =>

@@ -38,13 +38,22 @@ public sealed class RuntimeFiles
     {
         foreach (var path in Paths)
         {
-            try
+            TryDelete(path);
+        }
+    }
+
+    /// <summary>Deletes <paramref name="path"/> if it is there; never throws (gone, or not ours to delete: not the master's problem).</summary>
+    public static void TryDelete(string? path)
+    {
+        try
+        {
+            if (path is not null)
             {
                 File.Delete(path);
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
         }
     }
 }

@@ -153,7 +153,7 @@ public sealed class ProcessHost(
         process.Exited += (_, _) =>
         {
             runtimeFiles?.Remove();
-            RemoveFile(ownJitProfile);
+            RuntimeFiles.TryDelete(ownJitProfile);
             int code;
             try
             {
@@ -178,20 +178,6 @@ public sealed class ProcessHost(
     /// <summary>The app's JIT profile in the master's folder: named after the app, so a HUP's new build of it replays the old one's.</summary>
     public static string JitProfilePath(string folder, AppTarget app) =>
         Path.Combine(folder, Path.GetFileNameWithoutExtension(app.DisplayPath) + ".jitprofile");
-
-    private static void RemoveFile(string? path)
-    {
-        try
-        {
-            if (path is not null)
-            {
-                File.Delete(path);
-            }
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-        }
-    }
 
     // --boot-nice: the master's own nice, and whether it may raise a worker back to it (read once: neither changes).
     private readonly int _masterNice = TaskPriority.Current();
