@@ -41,9 +41,9 @@ public sealed class AcceptPolicyTests
         // A leader that cannot accept (paused here; saturated or in a long GC in real life): the
         // connections wait a moment in the queue and the follower takes them.
         var follower = first.Single(p => p != leader);
-        Kill(leader, SIGSTOP);
         try
         {
+            await StopAsync(leader);
             Assert.All(await PidsAsync(port, 5), pid => Assert.Equal(follower, pid));
         }
         finally

@@ -217,6 +217,42 @@ public static partial class ProcessTree
 
     public static bool Kill(int pid, int signal) => SysKill(pid, signal) == 0;
 
+    /// <summary>
+    /// SIGSTOP, then waits until every thread of <paramref name="pid"/> is stopped. kill(2) returns
+    /// before that: the stop is taken by one thread and passed on to the others, and a thread that
+    /// still runs meanwhile can accept one more connection and then hold it, unanswered, while stopped.
+    /// </summary>
+    public static async Task StopAsync(int pid)
+    {
+        Assert.True(Kill(pid, SIGSTOP), $"kill -STOP {pid}");
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+        while (!AllThreadsStopped(pid))
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"the threads of {pid} did not all stop within 5 s");
+            await Task.Delay(1);
+        }
+    }
+
+    private static bool AllThreadsStopped(int pid)
+    {
+        foreach (var task in Directory.EnumerateDirectories($"/proc/{pid}/task"))
+        {
+            try
+            {
+                var text = File.ReadAllText(Path.Combine(task, "stat"));
+                if (text[text.LastIndexOf(')') + 2] is not ('T' or 't'))
+                {
+                    return false;
+                }
+            }
+            catch (IOException)
+            {
+                // the thread ended meanwhile
+            }
+        }
+        return true;
+    }
+
     public static bool IsAlive(int pid)
     {
         // A zombie is dead for our purposes.
