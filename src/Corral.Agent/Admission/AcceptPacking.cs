@@ -90,6 +90,40 @@ internal sealed class AcceptPacking
         return true;
     }
 
+    /// <summary>
+    /// True while another worker holds the leader's name (this one does not: it calls this only as a
+    /// follower). Found by trying to bind it: a name that binds is let go of at once. False when no
+    /// socket can be made (out of file descriptors): then the short patience applies.
+    /// </summary>
+    private bool AnotherLeads()
+    {
+        Socket socket;
+        try
+        {
+            socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+        using (socket)
+        {
+            try
+            {
+                socket.Bind(new UnixDomainSocketEndPoint("\0" + _name));
+                return false;
+            }
+            catch (SocketException e) when (e.SocketErrorCode == SocketError.AddressAlreadyInUse)
+            {
+                return true;
+            }
+            catch (SocketException)
+            {
+                return false;
+            }
+        }
+    }
+
     private void Resign()
     {
         lock (_sync)
@@ -134,7 +168,8 @@ internal sealed class AcceptPacking
                 return;
             }
             var queued = Native.WaitReadable(listenFd, (int)policy.NextLook.TotalMilliseconds);
-            if (policy.ShouldAccept(queued, Stopwatch.GetElapsedTime(start)))
+            var atCap = queued && AcceptPackingPolicy.AtCap(_gate.OpenConnections, _cap);
+            if (policy.ShouldAccept(queued, Stopwatch.GetElapsedTime(start), AcceptPackingPolicy.PatienceFor(atCap, atCap && AnotherLeads())))
             {
                 return; // never empty for that long: the leader is not keeping up
             }

@@ -16,6 +16,15 @@ internal sealed class AcceptPackingPolicy
     /// </summary>
     public static readonly TimeSpan Patience = TimeSpan.FromMilliseconds(10);
 
+    /// <summary>
+    /// --pack-leader-connections: how long the queue must stay non-empty before a worker at its cap
+    /// takes a connection while another worker leads. The new leader may be slow to get a core on a
+    /// busy machine; with <see cref="Patience"/> the worker that just handed the lead on would take
+    /// the next connections itself, past its cap. Long enough for a busy leader, short enough for one
+    /// that is paused or dead; with no leader (every worker at its cap) <see cref="Patience"/> applies.
+    /// </summary>
+    public static readonly TimeSpan PatienceAtCap = TimeSpan.FromMilliseconds(100);
+
     /// <summary>How long a follower that stepped in waits for a connection before it leaves it to the leader again.</summary>
     public static readonly TimeSpan Reach = TimeSpan.FromMilliseconds(5);
 
@@ -34,7 +43,7 @@ internal sealed class AcceptPackingPolicy
     /// --pack-leader-connections: a worker that holds <paramref name="cap"/> open connections or more
     /// does not lead (a leader lets go of the name before its next accept), so that another worker takes
     /// the next ones and a worker that dies takes at most about <paramref name="cap"/> with it. 0: no cap.
-    /// Past the cap, a worker still takes a connection as a follower does (one that waited <see cref="Patience"/>).
+    /// Past the cap, a worker still takes a connection as a follower does (one that waited <see cref="PatienceFor"/>).
     /// </summary>
     public static bool MayLead(bool ready, bool draining, int openConnections, int cap) =>
         MayLead(ready, draining) && !AtCap(openConnections, cap);
@@ -49,12 +58,18 @@ internal sealed class AcceptPackingPolicy
     public TimeSpan NextLook => _queuedSince is null ? LookAgain : TimeSpan.Zero;
 
     /// <summary>
-    /// One look at the queue, at <paramref name="now"/> (any monotonic clock): true once it has been
-    /// seen non-empty at every look for <see cref="Patience"/>, which means the leader is not keeping
-    /// up (saturated, paused, gone): the follower takes a connection. A look that finds it empty
-    /// starts the count again.
+    /// How long a connection must wait before this follower takes it: <see cref="PatienceAtCap"/> for
+    /// a worker at its --pack-leader-connections cap while another worker leads, else <see cref="Patience"/>.
     /// </summary>
-    public bool ShouldAccept(bool queued, TimeSpan now)
+    public static TimeSpan PatienceFor(bool atCap, bool anotherLeads) => atCap && anotherLeads ? PatienceAtCap : Patience;
+
+    /// <summary>
+    /// One look at the queue, at <paramref name="now"/> (any monotonic clock): true once it has been
+    /// seen non-empty at every look for <paramref name="patience"/> (<see cref="Patience"/> unless
+    /// given: <see cref="PatienceFor"/>), which means the leader is not keeping up (saturated, paused,
+    /// gone): the follower takes a connection. A look that finds it empty starts the count again.
+    /// </summary>
+    public bool ShouldAccept(bool queued, TimeSpan now, TimeSpan? patience = null)
     {
         if (!queued)
         {
@@ -62,6 +77,6 @@ internal sealed class AcceptPackingPolicy
             return false;
         }
         _queuedSince ??= now;
-        return now - _queuedSince.Value >= Patience;
+        return now - _queuedSince.Value >= (patience ?? Patience);
     }
 }

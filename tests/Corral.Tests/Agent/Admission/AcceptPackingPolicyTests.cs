@@ -23,6 +23,25 @@ public sealed class AcceptPackingPolicyTests
     }
 
     [Fact]
+    public void A_worker_at_its_cap_waits_100_ms_while_another_leads_and_10_ms_when_none_does()
+    {
+        // --pack-leader-connections: the worker that just handed the lead on leaves the next
+        // connections to the new leader even when that one is slow to get a core.
+        Assert.Equal(Ms(100), AcceptPackingPolicy.PatienceFor(atCap: true, anotherLeads: true));
+        // Every worker at its cap (no one leads), or a follower under its cap: the usual 10 ms.
+        Assert.Equal(Ms(10), AcceptPackingPolicy.PatienceFor(atCap: true, anotherLeads: false));
+        Assert.Equal(Ms(10), AcceptPackingPolicy.PatienceFor(atCap: false, anotherLeads: true));
+        Assert.Equal(Ms(10), AcceptPackingPolicy.PatienceFor(atCap: false, anotherLeads: false));
+
+        var policy = new AcceptPackingPolicy();
+        var atCap = AcceptPackingPolicy.PatienceFor(atCap: true, anotherLeads: true);
+        Assert.False(policy.ShouldAccept(queued: true, Ms(0), atCap));
+        Assert.False(policy.ShouldAccept(queued: true, Ms(50), atCap));
+        Assert.False(policy.ShouldAccept(queued: true, Ms(99), atCap));
+        Assert.True(policy.ShouldAccept(queued: true, Ms(100), atCap));
+    }
+
+    [Fact]
     public void The_wait_counts_from_the_first_look_that_saw_a_connection_not_from_the_start()
     {
         var policy = new AcceptPackingPolicy();
