@@ -59,7 +59,11 @@ function render(s) {
   $("version").textContent = s.version;
   $("pid").textContent = s.pid;
   $("uptime").textContent = secs(s.uptime_seconds);
-  $("workers").textContent = s.workers.filter(w => w.state === "ready").length + " ready / " + s.desired_workers + " wanted";
+  // As `corral ctl status` says it: ready spares (--spare-workers) apart, booting spares in brackets.
+  const spares = s.workers.filter(w => w.state === "spare").length;
+  const bootingSpares = s.workers.filter(w => w.spare && w.state === "booting").length;
+  $("workers").textContent = s.workers.filter(w => w.state === "ready").length + " ready / " + s.desired_workers + " wanted"
+    + (spares + bootingSpares === 0 ? "" : " + " + spares + " spare" + (spares === 1 ? "" : "s") + (bootingSpares > 0 ? " (" + bootingSpares + " booting)" : ""));
   $("total").textContent = s.requests_total;
   const now = performance.now();
   if (previous) {
@@ -83,7 +87,7 @@ function render(s) {
     const row = rows.insertRow();
     row.dataset.pid = w.pid;
     cell(row, w.pid);
-    cell(row, w.state + (w.retiring ? " (retiring)" : ""), "l " + w.state);
+    cell(row, w.state + (w.retiring ? " (" + (w.retire_reason || "retiring") + ")" : w.spare && w.state !== "spare" ? " (spare)" : ""), "l " + w.state);
     cell(row, secs(w.age_seconds));
     cell(row, secs(w.boot_seconds));
     cell(row, ms(w.boot_cpu_seconds));

@@ -17,10 +17,12 @@ public sealed class StatusPageTests(ITestOutputHelper output)
     {
         Assert.True(File.Exists(Chromium), $"{Chromium} is missing: apt-get install chromium (.ci/run does)");
         var apps = await TestApps.GetAsync();
-        using var corral = CorralProcess.Start(["-w", "2", "-b", "127.0.0.1:0", "--metrics-bind", "127.0.0.1:0", "--log-level", "debug", apps.TestApp]);
+        using var corral = CorralProcess.Start(["-w", "2", "--spare-workers", "1", "-b", "127.0.0.1:0", "--metrics-bind", "127.0.0.1:0", "--log-level", "debug", apps.TestApp]);
         var port = await corral.PortAsync();
         var metrics = await Observe.MetricsPortAsync(corral);
-        var workers = await corral.WaitForWorkersAsync(2, TimeSpan.FromSeconds(60));
+        // Two serving workers and a spare (--spare-workers 1): three children, each ready.
+        var workers = await corral.WaitForWorkersAsync(3, TimeSpan.FromSeconds(60));
+        var spare = int.Parse((await corral.WaitForLineAsync(@"Booting spare worker with pid: (\d+)", TimeSpan.FromSeconds(1))).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
         for (var i = 0; i < 10; i++)
         {
             await Http.GetAsync(port, "/");
@@ -39,12 +41,14 @@ public sealed class StatusPageTests(ITestOutputHelper output)
         await page.GotoAsync($"http://127.0.0.1:{metrics}/");
 
         // The table fills from /status.json; the rate needs two refreshes.
-        await page.WaitForFunctionAsync("() => document.querySelectorAll('#rows tr').length === 2 && document.getElementById('rate').textContent !== '-'",
+        await page.WaitForFunctionAsync("() => document.querySelectorAll('#rows tr').length === 3 && document.getElementById('rate').textContent !== '-'",
             null, new PageWaitForFunctionOptions { Timeout = 20000 });
         var pids = await page.EvalOnSelectorAllAsync<int[]>("#rows tr", "rows => rows.map(r => Number(r.dataset.pid))");
         Assert.Equal(workers.Order(), pids.Order());
-        var states = await page.EvalOnSelectorAllAsync<string[]>("#rows tr td:nth-child(2)", "cells => cells.map(c => c.textContent)");
-        Assert.All(states, s => Assert.Equal("ready", s));
+        var states = await page.EvalOnSelectorAllAsync<string[]>("#rows tr", "rows => rows.map(r => r.dataset.pid + ' ' + r.cells[1].textContent)");
+        Assert.Equal(workers.Order().Select(w => $"{w} {(w == spare ? "spare" : "ready")}"), states.OrderBy(x => int.Parse(x.Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture)));
+        // The spare is not counted as serving, as `corral ctl status` says it.
+        Assert.Equal("2 ready / 2 wanted + 1 spare", await page.TextContentAsync("#workers"));
         Assert.Equal("10", await page.TextContentAsync("#total"));
         // RSS, PSS and GC heap columns, each worker's in MiB.
         var headers = await page.EvalOnSelectorAllAsync<string[]>("#table th", "cells => cells.map(c => c.textContent)");
