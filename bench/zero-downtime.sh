@@ -3,7 +3,7 @@
 # while it reloads, recycles, upgrades and loses a worker; errors and throughput against a quiet run.
 #
 #   bench/zero-downtime.sh [--duration S] [--workers N]
-#   bench/zero-downtime.sh --rounds R [--profiles default,kernel,warm,fast,aot,jitprofile,nice,published] [--duration S] [--workers N]
+#   bench/zero-downtime.sh --rounds R [--profiles default,kernel,warm,fast,aot,jitprofile,nice,published] [--duration S] [--workers N] [--hup-every S]
 #
 # The reload and recycling scenarios run three times: with the runtime's defaults and the app as
 # `dotnet build` leaves it; as docs/deployment.md's "Fast worker boots" advises for frequent reloads
@@ -18,16 +18,17 @@
 # app with --warmup-requests, WARMUP_REQUESTS of them, 2000 unless set; jitprofile: the default app with
 # --jit-profile on; nice: the default app with --boot-nice 10 (docs/capacity-B.md);
 # published: the app published ReadyToRun and nothing else), in alternation
-# R times over; each round's ratios are against that round's quiet run, and the report gives each
+# R times over (--hup-every S: a HUP every S seconds instead of 3, e.g. 15 for issue #19's realistic churn); each round's ratios are against that round's quiet run, and the report gives each
 # one and their median (this machine's noise is 10-20% between identical runs). Writes
 # bench/results/zero-downtime-rounds-PROFILES.md (e.g. zero-downtime-rounds-default-aot.md; with a
-# --workers other than 2, zero-downtime-rounds-default-aot-w1.md).
+# --workers other than 2, zero-downtime-rounds-default-aot-w1.md; with --hup-every 15, ...-hup15.md).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 DURATION=30
 WORKERS=2
 ROUNDS=0
+HUP_EVERY=3
 PROFILES=default,fast,aot
 # docs/deployment.md, "Fast worker boots": no instrumented tier, and hot methods optimised without waiting.
 FAST_ENV=(-e DOTNET_TieredPGO=0 -e DOTNET_TC_CallCountingDelayMs=0)
@@ -44,10 +45,12 @@ while [ $# -gt 0 ]; do
     --workers) WORKERS=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     --profiles) PROFILES=$2; shift 2 ;;
-    *) echo "usage: $0 [--duration S] [--workers N] [--rounds R [--profiles default,kernel,warm,fast,aot,jitprofile,nice,published]]" >&2; exit 2 ;;
+    --hup-every) HUP_EVERY=$2; shift 2 ;;
+    *) echo "usage: $0 [--duration S] [--workers N] [--rounds R [--profiles default,kernel,warm,fast,aot,jitprofile,nice,published] [--hup-every S]]" >&2; exit 2 ;;
   esac
 done
 [[ $ROUNDS =~ ^[0-9]+$ ]] || { echo "--rounds: a whole number, not '$ROUNDS'" >&2; exit 2; }
+[[ $HUP_EVERY =~ ^[1-9][0-9]*$ ]] || { echo "--hup-every: a whole number of seconds, not '$HUP_EVERY'" >&2; exit 2; }
 for p in ${PROFILES//,/ }; do
   [[ $p =~ ^(default|kernel|warm|fast|aot|jitprofile|nice|published)$ ]] || { echo "--profiles: default, kernel, warm, fast, aot, jitprofile, nice or published, not '$p'" >&2; exit 2; }
 done
@@ -170,11 +173,11 @@ run_facts() {
 scenarios() {
   local sfx=$1; shift
   run "baseline$sfx" "true" "$@"
-  run "hup-every-3s$sfx" 'sleep 2; while sleep 3; do kill -HUP $(cat '"$OUT"'/corral.pid); done' "$@"
+  run "hup-every-${HUP_EVERY}s$sfx" 'sleep 2; while sleep '"$HUP_EVERY"'; do kill -HUP $(cat '"$OUT"'/corral.pid); done' "$@"
   run "max-requests$sfx" "true" --max-requests 20000 --max-requests-jitter 2000 "$@"
 }
 if [ "$ROUNDS" -gt 0 ]; then
-  ROUNDS_MD="$BENCH_DIR/results/zero-downtime-rounds-${PROFILES//,/-}$([ "$WORKERS" = 2 ] || echo "-w$WORKERS").md"
+  ROUNDS_MD="$BENCH_DIR/results/zero-downtime-rounds-${PROFILES//,/-}$([ "$WORKERS" = 2 ] || echo "-w$WORKERS")$([ "$HUP_EVERY" = 3 ] || echo "-hup$HUP_EVERY").md"
   for r in $(seq 1 "$ROUNDS"); do
     for p in ${PROFILES//,/ }; do
       case $p in
@@ -193,20 +196,20 @@ if [ "$ROUNDS" -gt 0 ]; then
     echo "# Zero downtime under load, in rounds (issue #5)"
     echo
     echo "wrk (keep-alive connections, no retries) against SeedApp's \`/\` under corral \`-w $WORKERS\` (async class), Production, Redis running."
-    echo "Each run is a fresh corral; each round runs every profile's quiet, HUP-every-3-s and \`--max-requests 20000 --max-requests-jitter 2000\`"
+    echo "Each run is a fresh corral; each round runs every profile's quiet, HUP-every-$HUP_EVERY-s and \`--max-requests 20000 --max-requests-jitter 2000\`"
     echo "runs one after the other, and each ratio is against the same round's quiet run of the same profile. Profiles: \`default\` (the app as"
     echo "\`dotnet build\` leaves it), \`kernel\` (the same app, \`${KERNEL_FLAGS[*]}\`), \`warm\` (the same app, \`${WARM_FLAGS[*]}\`), \`fast\` (published ReadyToRun, workers with \`DOTNET_TieredPGO=0\` and \`DOTNET_TC_CallCountingDelayMs=0\`), \`aot\` (published as Native AOT:"
     echo "docs/deployment.md, \"Native AOT apps\"), \`jitprofile\` (the default app, \`${JITPROFILE_FLAGS[*]}\`), \`nice\` (the default app, \`${NICE_FLAGS[*]}\`), \`published\` (published ReadyToRun, nothing else)."
     echo "CPU s per boot: the run's CPU (master and every worker) less its requests at the round's quiet CPU per request, over the worker boots."
     echo
-    echo "- command: \`bench/zero-downtime.sh --rounds $ROUNDS --profiles $PROFILES --duration $DURATION --workers $WORKERS\`"
+    echo "- command: \`bench/zero-downtime.sh --rounds $ROUNDS --profiles $PROFILES --duration $DURATION --workers $WORKERS$([ "$HUP_EVERY" = 3 ] || echo " --hup-every $HUP_EVERY")\`"
     run_facts
     echo
     echo "| profile | scenario | req/s per round | vs the round's quiet run | median | corral's CPU µs per request, per round | median | CPU s per boot, per round | median | socket errors | non-2xx | reloads/recycles seen | worker boots |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     for p in ${PROFILES//,/ }; do
       sfx=""; [ "$p" != default ] && sfx="-$p"
-      for sc in baseline hup-every-3s max-requests; do
+      for sc in baseline "hup-every-${HUP_EVERY}s" max-requests; do
         printf '%s\n' "${ROWS[@]}" | awk -F'|' -v p="$p" -v sc="$sc$sfx-r" -v base="baseline$sfx-r" '
           index($1, base) == 1 { b[substr($1, length(base) + 1)] = $4; cpr[substr($1, length(base) + 1)] = $10 / $3 }
           index($1, sc) == 1 { n++; r[n] = substr($1, length(sc) + 1); rps[n] = $4; us[n] = 1e6 * $10 / $3; e += $6; x += $7; ev += $8; bo += $9; cpu[n] = $10; req[n] = $3; nb[n] = $9 }
@@ -226,7 +229,7 @@ if [ "$ROUNDS" -gt 0 ]; then
       done
     done
     echo
-    echo "Targets (#5): 0 socket errors and 0 non-2xx; HUP every 3 s and max-requests recycling at >= 90% of the quiet throughput."
+    echo "Targets (#5): 0 socket errors and 0 non-2xx; HUP every 3 s and max-requests recycling at >= 90% of the quiet throughput (#19, HUP every 15 s: >= 95%)."
     echo "CPU per request counts the master and every worker, the ones that exited during the run included: unlike req/s, it does not"
     echo "depend on what else the machine runs, so it shows what reloads and recycles cost even when the rounds' req/s scatter."
   } | tidy >"$ROUNDS_MD"
@@ -266,7 +269,7 @@ done
   echo "the \`-aot\` rows (SeedApp published as Native AOT: docs/deployment.md, \"Native AOT apps\") with \`baseline-aot\`."
   echo "Quiet baselines side by side: default $(printf '%.0f' "${BASE[x]}") req/s, fast $(printf '%.0f' "${BASE[x-fast]}") req/s, Native AOT $(printf '%.0f' "${BASE[x-aot]}") req/s."
   echo
-  echo "- command: \`bench/zero-downtime.sh --duration $DURATION --workers $WORKERS\`"
+  echo "- command: \`bench/zero-downtime.sh --duration $DURATION --workers $WORKERS$([ "$HUP_EVERY" = 3 ] || echo " --hup-every $HUP_EVERY")\`"
   run_facts
   echo
   echo "| scenario | extra flags | requests | req/s | vs baseline | p99 | socket errors | non-2xx | reloads/recycles/upgrades/kills seen | worker boots | CPU s (all corral processes) | CPU s per boot beyond the baseline's per-request cost |"
