@@ -56,12 +56,8 @@ T0=$SECONDS
 
 log "building bench/BenchApp"
 build_dotnet "$BENCH_DIR/BenchApp" || { log "BenchApp does not build"; exit 1; }
-if [[ -z $CORRAL_DLL ]]; then
-  log "building src/Corral"
-  CORRAL_DLL=$CORRAL_DLL_DEFAULT
-  build_dotnet "$ROOT_DIR/src/Corral" || { log "src/Corral does not build"; exit 1; }
-fi
-[[ -f $CORRAL_DLL ]] || { log "no such file: $CORRAL_DLL"; exit 1; }
+resolve_corral # builds src/Corral unless --corral DLL was given
+[[ -z $CORRAL_NOTE ]] || exit 1
 
 # children PID: the pids of PID's children.
 children() { pgrep -P "$1" || true; }

@@ -211,6 +211,13 @@ resolve_corral() {
   [[ -z $CORRAL_NOTE ]] || log "corral: not available ($CORRAL_NOTE)"
 }
 
+# build_testapp: builds tests/apps/TestApp (Release) and sets APP_DLL to its dll.
+build_testapp() {
+  log "building tests/apps/TestApp (Release)"
+  build_dotnet "$ROOT_DIR/tests/apps/TestApp"
+  APP_DLL="$ROOT_DIR/tests/apps/TestApp/bin/Release/net10.0/TestApp.dll"
+}
+
 # seedapp_with_redis OUTDIR LIMIT_S: builds corral and SeedApp (Release), sets SEED_DLL, starts a
 # throwaway redis-server (REDIS_PORT, REDIS_PID; no persistence, files in OUTDIR), and on exit kills it
 # and MASTER's process tree (the corral a script is running, if any). seedapp_corral starts that corral.

@@ -34,9 +34,7 @@ rm -rf "$OUT" && mkdir -p "$OUT"
 trap 'stop_all_servers' EXIT
 resolve_corral
 [[ -z $CORRAL_NOTE ]] || exit 1
-log "building tests/apps/TestApp (Release)"
-build_dotnet "$ROOT_DIR/tests/apps/TestApp"
-APP_DLL="$ROOT_DIR/tests/apps/TestApp/bin/Release/net10.0/TestApp.dll"
+build_testapp
 
 id=leak
 port=$(next_port)

@@ -31,9 +31,7 @@ rm -rf "$OUT" && mkdir -p "$OUT"
 trap 'stop_all_servers' EXIT
 resolve_corral
 [[ -z $CORRAL_NOTE ]] || exit 1
-log "building tests/apps/TestApp (Release)"
-build_dotnet "$ROOT_DIR/tests/apps/TestApp"
-APP_DLL="$ROOT_DIR/tests/apps/TestApp/bin/Release/net10.0/TestApp.dll"
+build_testapp
 BASE_FLAGS="-k sync -w 1 --warmup-requests 50 --warmup-path /pid --log-level debug"
 
 declare -A FLAGS=([none]="$BASE_FLAGS" [spare]="$BASE_FLAGS --spare-workers 1")
