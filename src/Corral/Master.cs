@@ -258,10 +258,11 @@ public sealed class Master
         using var systemd = new SystemdNotify(env.GetValueOrDefault("NOTIFY_SOCKET"));
         arbiter.Notify = systemd.Enabled ? systemd.Send : null;
         _serving = new ServingLog([.. listeners.Select(l => l.Name)], _log);
+        // One reader of the accept queues: the metrics show it, the autoscaler (SampleLoad) acts on it.
         _loadQueue = new Metrics.ListenQueue(listeners);
         using var ticker = new Timer(_ => _events.Writer.TryWrite(new MasterEvent.Tick()), null, TickInterval, TickInterval);
 
-        using var observability = Control.Observability.Start(config, _controlSocket, deferMetrics: !_tookOver, listeners, _log, Post);
+        using var observability = Control.Observability.Start(config, _controlSocket, deferMetrics: !_tookOver, _loadQueue, _log, Post);
         if (observability is null)
         {
             return ExitCodes.Error;

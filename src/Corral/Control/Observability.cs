@@ -1,5 +1,4 @@
 using System.Net.Sockets;
-using Corral.Listeners;
 using Corral.Logging;
 using Corral.Metrics;
 using Corral.Settings;
@@ -22,9 +21,10 @@ public sealed class Observability : IDisposable
     /// <summary>Starts them; null (after logging why) if a socket cannot be bound: the master then exits 1.</summary>
     /// <param name="controlSocket">The control socket path (after a USR2 upgrade, the new master's own).</param>
     /// <param name="deferMetrics">After a USR2 upgrade the old master still holds the metrics port: <see cref="StartMetrics"/> later.</param>
-    public static Observability? Start(CorralConfig config, string? controlSocket, bool deferMetrics, IReadOnlyList<Listener> listeners, IMasterLog log, Action<MasterEvent> post)
+    /// <param name="queue">The listeners' accept queues (the master's one reader, which also feeds -w MIN:MAX).</param>
+    public static Observability? Start(CorralConfig config, string? controlSocket, bool deferMetrics, ListenQueue queue, IMasterLog log, Action<MasterEvent> post)
     {
-        var o = new Observability(new Observatory(new ListenQueue(listeners), new MasterMetrics()));
+        var o = new Observability(new Observatory(queue, new MasterMetrics()));
         if (controlSocket is { } path)
         {
             var full = Path.GetFullPath(path);
